@@ -1,0 +1,63 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "swarm",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "swarmd", targets: ["swarmd"]),
+        .executable(name: "swarmctl", targets: ["swarmctl"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // The Linux calls Swift cannot reach directly: variadic syscall/prctl,
+        // signalfd/epoll/pidfd headers, posix_spawn set-up, SO_PEERCRED.
+        .target(name: "CSwarmLinux"),
+        .systemLibrary(
+            name: "CRdKafka",
+            pkgConfig: "rdkafka",
+            providers: [.apt(["librdkafka-dev"])]
+        ),
+        .systemLibrary(
+            name: "CSystemd",
+            pkgConfig: "libsystemd",
+            providers: [.apt(["libsystemd-dev"])]
+        ),
+        // What both binaries use: configuration, the control and report
+        // protocols, the Linux and librdkafka bindings, logging.
+        .target(
+            name: "Shared",
+            dependencies: [
+                "CSwarmLinux", "CRdKafka", "CSystemd",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The supervisor, the node runtime, its handlers and the embedded broker.
+        .target(
+            name: "SwarmdKit",
+            dependencies: ["Shared", "CSwarmLinux", "CRdKafka", "CSystemd"]
+        ),
+        .executableTarget(
+            name: "swarmd",
+            dependencies: [
+                "SwarmdKit", "Shared",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "swarmctl",
+            dependencies: [
+                "Shared",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(
+            name: "SwarmTests",
+            dependencies: ["Shared", "SwarmdKit", "swarmd", "swarmctl"],
+            exclude: ["Fixtures"]
+        ),
+    ]
+)

@@ -1,0 +1,257 @@
+/// Turns a TOML file into a validated `SwarmConfig`. Every error names the
+/// file, the line, the key and what is wrong, and unknown keys are refused:
+/// a misspelt `report_timout` must not silently fall back to a default.
+public struct ConfigLoader {
+    public var path: String
+
+    public init(path: String) { self.path = path }
+
+    /// Reads and validates the file at `path`.
+    public func load() throws -> SwarmConfig {
+        let text: String
+        do {
+            text = try readTextFile(path)
+        } catch let error as SwarmError {
+            throw SwarmError("config", "\(path): \(error.message)")
+        }
+        return try parse(text)
+    }
+
+    /// Validates a configuration given as TOML text.
+    public func parse(_ text: String) throws -> SwarmConfig {
+        let root: TOMLTable
+        do {
+            root = try TOMLParser.parse(text)
+        } catch let error as TOMLError {
+            throw SwarmError("config", "\(path):\(error.line): \(error.message)")
+        }
+        var config = SwarmConfig()
+        var top = Section(file: path, name: "", table: root)
+        try top.allow(["supervisor", "kafka", "handler", "embedded"])
+
+        if let t = try top.table("supervisor") {
+            var s = Section(file: path, name: "supervisor", table: t)
+            let d = config.supervisor
+            config.supervisor.nodes = try s.int("nodes", d.nodes, min: 1, max: 1024)
+            config.supervisor.nodeCommand = try s.strings("node_command", d.nodeCommand)
+            config.supervisor.instancePrefix = try s.string("instance_prefix", d.instancePrefix)
+            config.supervisor.reportInterval = try s.seconds("report_interval", d.reportInterval, min: 0.05)
+            config.supervisor.reportTimeout = try s.seconds("report_timeout", d.reportTimeout, min: 0.1)
+            config.supervisor.killTimeout = try s.seconds("kill_timeout", d.killTimeout, min: 0.1)
+            config.supervisor.shutdownTimeout = try s.seconds("shutdown_timeout", d.shutdownTimeout, min: 0.1)
+            config.supervisor.quitTimeout = try s.seconds("quit_timeout", d.quitTimeout, min: 0.1)
+            config.supervisor.memoryLimit = try s.bytes("memory_limit", d.memoryLimit)
+            config.supervisor.restartBackoffMax = try s.seconds("restart_backoff_max", d.restartBackoffMax, min: 0.1)
+            config.supervisor.restartResetAfter = try s.seconds("restart_reset_after", d.restartResetAfter, min: 0.1)
+            config.supervisor.crashLoopAfter = try s.int("crash_loop_after", d.crashLoopAfter, min: 1, max: 1000)
+            config.supervisor.socket = try s.string("socket", d.socket)
+            config.supervisor.socketMode = try s.mode("socket_mode", d.socketMode)
+            config.supervisor.socketGroup = try s.string("socket_group", d.socketGroup)
+            config.supervisor.controlTimeout = try s.seconds("control_timeout", d.controlTimeout, min: 0.1)
+            try s.finish()
+            if config.supervisor.reportTimeout <= config.supervisor.reportInterval {
+                throw SwarmError("config", "\(path):\(t.line(of: "report_timeout") ?? 0): [supervisor] report_timeout (\(config.supervisor.reportTimeout) s) must be longer than report_interval (\(config.supervisor.reportInterval) s)")
+            }
+        }
+        if let t = try top.table("kafka") {
+            var s = Section(file: path, name: "kafka", table: t)
+            config.kafka.topics = try s.strings("topics", config.kafka.topics)
+            if config.kafka.topics.isEmpty || config.kafka.topics.contains(where: \.isEmpty) {
+                throw s.error("topics", "needs at least one topic name, and no empty names")
+            }
+            config.kafka.groupId = try s.string("group_id", config.kafka.groupId)
+            if config.kafka.groupId.isEmpty { throw s.error("group_id", "must not be empty") }
+            if let p = try s.table("properties") {
+                var props = Section(file: path, name: "kafka.properties", table: p)
+                config.kafka.properties = try props.stringMap()
+                if config.kafka.properties["bootstrap.servers"] == nil {
+                    config.kafka.properties["bootstrap.servers"] = KafkaSettings.embeddedBootstrap
+                }
+                for reserved in ["group.id", "group.instance.id", "enable.auto.offset.store"] where config.kafka.properties[reserved] != nil {
+                    throw props.error(reserved, "is set by swarm itself (use [kafka] group_id; instance ids come from instance_prefix and the slot; offsets are stored only after handling)")
+                }
+            }
+            try s.finish()
+        }
+        if let t = try top.table("handler") {
+            var s = Section(file: path, name: "handler", table: t)
+            let d = config.handler
+            config.handler.kind = try s.choice("kind", d.kind)
+            config.handler.command = try s.strings("command", d.command)
+            config.handler.cpuRounds = try s.int("cpu_rounds", d.cpuRounds, min: 0, max: 100_000_000)
+            config.handler.batchSize = try s.int("batch_size", d.batchSize, min: 1, max: 100_000)
+            config.handler.batchTimeout = try s.seconds("batch_timeout", d.batchTimeout, min: 0.1)
+            config.handler.retries = try s.int("retries", d.retries, min: 0, max: 1000)
+            config.handler.retryBackoff = try s.seconds("retry_backoff", d.retryBackoff, min: 0)
+            config.handler.onFailure = try s.choice("on_failure", d.onFailure)
+            config.handler.deadLetterTopic = try s.string("dead_letter_topic", d.deadLetterTopic)
+            config.handler.commitInterval = try s.seconds("commit_interval", d.commitInterval, min: 0.1)
+            if config.handler.kind == .exec && config.handler.command.isEmpty {
+                throw s.error("command", "is required when kind = \"exec\": the handler program and its arguments, e.g. [\"python3\", \"handler.py\"]")
+            }
+            if config.handler.onFailure == .deadLetter && config.handler.deadLetterTopic.isEmpty {
+                throw s.error("dead_letter_topic", "is required when on_failure = \"dead-letter\"")
+            }
+            try s.finish()
+        }
+        if let t = try top.table("embedded") {
+            var s = Section(file: path, name: "embedded", table: t)
+            let d = config.embedded
+            config.embedded.brokers = try s.int("brokers", d.brokers, min: 1, max: 16)
+            config.embedded.partitions = try s.int("partitions", d.partitions, min: 1, max: 10_000)
+            config.embedded.produceRate = try s.int("produce_rate", d.produceRate, min: 0, max: 10_000_000)
+            config.embedded.messageSize = try s.int("message_size", d.messageSize, min: 0, max: 1_000_000)
+            try s.finish()
+        }
+        try top.finish()
+        return config
+    }
+}
+
+/// One table of the file being read: typed getters that remember which keys
+/// were used, so `finish()` can refuse the ones nobody asked for.
+struct Section {
+    var file: String
+    var name: String
+    var table: TOMLTable
+    var used: Set<String> = []
+
+    init(file: String, name: String, table: TOMLTable) {
+        self.file = file
+        self.name = name
+        self.table = table
+    }
+
+    func error(_ key: String, _ message: String) -> SwarmError {
+        let line = table.line(of: key).map { ":\($0)" } ?? ""
+        let where_ = name.isEmpty ? key : "[\(name)] \(key)"
+        return SwarmError("config", "\(file)\(line): \(where_) \(message)")
+    }
+
+    mutating func allow(_ keys: [String]) throws {
+        for key in table.keys where !keys.contains(key) {
+            throw error(key, "is not a known section; expected one of \(keys.map { "[\($0)]" }.joined(separator: ", "))")
+        }
+    }
+
+    mutating func finish() throws {
+        for key in table.keys where !used.contains(key) {
+            throw error(key, "is not a known setting (see swarmd.toml(5))")
+        }
+    }
+
+    mutating func value(_ key: String) -> TOMLValue? {
+        used.insert(key)
+        return table[key]
+    }
+
+    mutating func table(_ key: String) throws -> TOMLTable? {
+        guard let v = value(key) else { return nil }
+        guard case .table(let t) = v else { throw error(key, "must be a table, not \(v.typeName)") }
+        return t
+    }
+
+    mutating func int(_ key: String, _ def: Int, min: Int, max: Int) throws -> Int {
+        guard let v = value(key) else { return def }
+        guard case .integer(let i) = v else { throw error(key, "must be an integer, not \(v.typeName)") }
+        guard i >= min && i <= max else { throw error(key, "must be between \(min) and \(max), not \(i)") }
+        return Int(i)
+    }
+
+    mutating func seconds(_ key: String, _ def: Double, min: Double) throws -> Double {
+        guard let v = value(key) else { return def }
+        let d: Double
+        switch v {
+        case .integer(let i): d = Double(i)
+        case .float(let f): d = f
+        default: throw error(key, "must be a number of seconds, not \(v.typeName)")
+        }
+        guard d.isFinite, d >= min, d <= 86_400 * 365 else {
+            throw error(key, "must be a number of seconds from \(min) up to a year, not \(d)")
+        }
+        return d
+    }
+
+    mutating func string(_ key: String, _ def: String) throws -> String {
+        guard let v = value(key) else { return def }
+        guard case .string(let s) = v else { throw error(key, "must be a string, not \(v.typeName)") }
+        return s
+    }
+
+    mutating func strings(_ key: String, _ def: [String]) throws -> [String] {
+        guard let v = value(key) else { return def }
+        guard case .array(let items) = v else { throw error(key, "must be an array of strings, not \(v.typeName)") }
+        return try items.map {
+            guard case .string(let s) = $0 else { throw error(key, "must be an array of strings, but holds \($0.typeName)") }
+            return s
+        }
+    }
+
+    mutating func choice<T: RawRepresentable & CaseIterable>(_ key: String, _ def: T) throws -> T where T.RawValue == String {
+        let raw = try string(key, def.rawValue)
+        guard let v = T(rawValue: raw) else {
+            throw error(key, "must be one of \(T.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")), not \"\(raw)\"")
+        }
+        return v
+    }
+
+    /// Bytes, as an integer or a string with a unit: "512MiB", "2G", "100k".
+    mutating func bytes(_ key: String, _ def: Int64) throws -> Int64 {
+        guard let v = value(key) else { return def }
+        switch v {
+        case .integer(let i) where i >= 0: return i
+        case .string(let s):
+            if let b = parseByteSize(s) { return b }
+            throw error(key, "\"\(s)\" is not a size; write e.g. \"512MiB\", \"2GiB\" or a number of bytes")
+        default:
+            throw error(key, "must be a size such as \"512MiB\" or a number of bytes")
+        }
+    }
+
+    mutating func mode(_ key: String, _ def: UInt32) throws -> UInt32 {
+        guard let v = value(key) else { return def }
+        guard case .string(let s) = v, let m = UInt32(s, radix: 8), m <= 0o777 else {
+            throw error(key, "must be an octal file mode as a string, e.g. \"0660\"")
+        }
+        return m
+    }
+
+    /// A table of librdkafka properties: every value becomes the string librdkafka expects.
+    mutating func stringMap() throws -> [String: String] {
+        var out: [String: String] = [:]
+        for key in table.keys {
+            used.insert(key)
+            switch table[key]! {
+            case .string(let s): out[key] = s
+            case .integer(let i): out[key] = String(i)
+            case .float(let f): out[key] = String(f)
+            case .boolean(let b): out[key] = b ? "true" : "false"
+            case let other: throw error(key, "must be a string, number or boolean, not \(other.typeName)")
+            }
+        }
+        return out
+    }
+}
+
+/// Parses "512MiB", "2G", "100k", "1048576" into bytes.
+public func parseByteSize(_ text: String) -> Int64? {
+    let s = text.trimmingSpaces().lowercased()
+    let digits = s.prefix { $0.isNumber || $0 == "." }
+    guard let number = Double(digits), number >= 0 else { return nil }
+    let unit = s.dropFirst(digits.count).trimmingSpaces()
+    let scale: Double
+    switch unit {
+    case "", "b": scale = 1
+    case "k", "kb", "kib": scale = 1024
+    case "m", "mb", "mib": scale = 1024 * 1024
+    case "g", "gb", "gib": scale = 1024 * 1024 * 1024
+    default: return nil
+    }
+    return Int64(number * scale)
+}
+
+extension StringProtocol {
+    func trimmingSpaces() -> String {
+        String(drop { $0 == " " }.reversed().drop { $0 == " " }.reversed())
+    }
+}

@@ -1,0 +1,114 @@
+/// Everything swarmd and its nodes are configured with. Every field has a
+/// default, so an empty file (or none) is a valid configuration: one node per
+/// core of the built-in consumer on the embedded development broker.
+///
+/// The configuration travels to built-in nodes as JSON (`SWARMD_NODE_CONFIG`),
+/// so a node always runs exactly what its supervisor validated, even if the
+/// file changed on disk since.
+public struct SwarmConfig: Codable, Equatable, Sendable {
+    public var supervisor = SupervisorSettings()
+    public var kafka = KafkaSettings()
+    public var handler = HandlerSettings()
+    public var embedded = EmbeddedSettings()
+
+    public init() {}
+
+    /// True when swarmd should host librdkafka's mock cluster itself.
+    public var usesEmbeddedBroker: Bool {
+        kafka.properties["bootstrap.servers"] == KafkaSettings.embeddedBootstrap
+    }
+}
+
+public struct SupervisorSettings: Codable, Equatable, Sendable {
+    /// How many nodes to run.
+    public var nodes = 2
+    /// The node program as an argument vector; empty means swarmd's built-in Kafka node.
+    public var nodeCommand: [String] = []
+    /// The prefix of each node's stable id (and Kafka `group.instance.id`); default: the host name.
+    public var instancePrefix = ""
+    /// Seconds between a node's liveness reports.
+    public var reportInterval = 1.0
+    /// Seconds without a report after which a node is hung.
+    public var reportTimeout = 10.0
+    /// Seconds between TERM and KILL when a node is stopped or restarted.
+    public var killTimeout = 10.0
+    /// Seconds a graceful stop of the whole swarm may take before stragglers are killed.
+    public var shutdownTimeout = 30.0
+    /// Seconds an immediate stop (QUIT) gives nodes before KILL.
+    public var quitTimeout = 2.0
+    /// A node's resident memory limit in bytes; 0 means none.
+    public var memoryLimit: Int64 = 0
+    /// The longest wait between restarts of a node that keeps failing.
+    public var restartBackoffMax = 30.0
+    /// A node healthy for this many seconds has its backoff reset.
+    public var restartResetAfter = 10.0
+    /// Quick failures in a row after which a node is shown as crash-looping.
+    public var crashLoopAfter = 3
+    /// The control socket path; empty means the default lookup (see `SocketPath`).
+    public var socket = ""
+    /// The control socket's file mode.
+    public var socketMode: UInt32 = 0o600
+    /// A group whose members may use the control socket (besides root and swarmd's user).
+    public var socketGroup = ""
+    /// Seconds a control connection may stay silent before it is closed.
+    public var controlTimeout = 5.0
+
+    public init() {}
+}
+
+public struct KafkaSettings: Codable, Equatable, Sendable {
+    public static let embeddedBootstrap = "embedded"
+    /// Topics to subscribe to; a name starting with `^` is a regular expression.
+    public var topics: [String] = ["swarm-demo"]
+    /// The consumer group every node joins.
+    public var groupId = "swarm"
+    /// librdkafka properties passed through as written.
+    public var properties: [String: String] = ["bootstrap.servers": KafkaSettings.embeddedBootstrap]
+
+    public init() {}
+}
+
+public enum HandlerKind: String, Codable, Sendable, CaseIterable {
+    case sink, cpu, exec
+}
+
+public enum FailurePolicy: String, Codable, Sendable, CaseIterable {
+    case skip
+    case deadLetter = "dead-letter"
+}
+
+public struct HandlerSettings: Codable, Equatable, Sendable {
+    public var kind = HandlerKind.sink
+    /// For `exec`: the handler program as an argument vector.
+    public var command: [String] = []
+    /// For `cpu`: rounds of SHA-256 over each message's value.
+    public var cpuRounds = 100
+    /// The most messages handed to the handler at once.
+    public var batchSize = 100
+    /// Seconds one batch may stay in the handler before the node reports itself unhealthy.
+    public var batchTimeout = 60.0
+    /// How many times a failed message is retried before the failure policy applies.
+    public var retries = 2
+    /// Seconds before the first retry; doubles each time.
+    public var retryBackoff = 0.1
+    public var onFailure = FailurePolicy.skip
+    /// The dead-letter topic, for `on_failure = "dead-letter"`.
+    public var deadLetterTopic = ""
+    /// Seconds between offset commits.
+    public var commitInterval = 5.0
+
+    public init() {}
+}
+
+public struct EmbeddedSettings: Codable, Equatable, Sendable {
+    /// Brokers in the mock cluster.
+    public var brokers = 1
+    /// Partitions of each topic created in it.
+    public var partitions = 6
+    /// Synthetic messages per second produced to the first topic (0: none).
+    public var produceRate = 0
+    /// Size of each synthetic message's value, in bytes.
+    public var messageSize = 100
+
+    public init() {}
+}

@@ -1,0 +1,211 @@
+import CRdKafka
+
+/// A librdkafka high-level consumer in one consumer group, for one node.
+///
+/// Offsets are stored only by `store(_:)`, after the node's handler has
+/// handled a batch (`enable.auto.offset.store=false`); librdkafka commits
+/// what is stored every `auto.commit.interval.ms`, and `commit()` commits
+/// synchronously on revocation, drain and stop. Not thread-safe: one node
+/// thread owns it.
+public final class KafkaConsumer {
+    let handle: OpaquePointer
+    private var closed = false
+    /// Set by `pause()`: partitions assigned later are paused as they arrive.
+    public internal(set) var paused = false
+    /// Called from inside `poll` before partitions are taken away, so the
+    /// owner can commit what it handled while it still owns them.
+    public var onRevoke: (() -> Void)?
+    /// Called from inside `poll` after partitions were assigned or revoked.
+    public var onAssignmentChange: ((Int) -> Void)?
+    public private(set) var assignedCount = 0
+    private var assigned: [(topic: String, partition: Int32)] = []
+
+    public init(properties: [String: String]) throws {
+        var props = properties
+        props["enable.auto.offset.store"] = "false"
+        if props["enable.auto.commit"] == nil { props["enable.auto.commit"] = "true" }
+        if props["enable.partition.eof"] == nil { props["enable.partition.eof"] = "false" }
+        let conf = try makeKafkaConf(props)
+        rd_kafka_conf_set_rebalance_cb(conf, swarmRebalanceCallback)
+        var errbuf = [CChar](repeating: 0, count: 512)
+        guard let rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, &errbuf, errbuf.count) else {
+            rd_kafka_conf_destroy(conf)
+            throw KafkaError(name: "create", message: cString(errbuf), context: "creating the consumer")
+        }
+        handle = rk
+        rd_kafka_poll_set_consumer(rk)
+        registry[UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(rk)))] = Unmanaged.passUnretained(self).toOpaque()
+    }
+
+    deinit {
+        close()
+        registry[UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(handle)))] = nil
+        rd_kafka_destroy(handle)
+    }
+
+    /// Subscribes to topics; names starting with `^` are regular expressions.
+    public func subscribe(_ topics: [String]) throws {
+        let list = rd_kafka_topic_partition_list_new(Int32(topics.count))!
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for t in topics { rd_kafka_topic_partition_list_add(list, t, RD_KAFKA_PARTITION_UA) }
+        let err = rd_kafka_subscribe(handle, list)
+        guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(err, context: "subscribing to \(topics)") }
+    }
+
+    /// Polls for one message. Errors that librdkafka reports through messages
+    /// (broker down, and so on) come back as `.error`; they are usually transient.
+    public enum PollResult {
+        case message(KafkaMessage)
+        case error(KafkaError)
+        case none
+    }
+
+    public func poll(timeoutMs: Int32) -> PollResult {
+        guard let m = rd_kafka_consumer_poll(handle, timeoutMs) else { return .none }
+        defer { rd_kafka_message_destroy(m) }
+        if m.pointee.err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            if m.pointee.err == RD_KAFKA_RESP_ERR__PARTITION_EOF { return .none }
+            return .error(KafkaError(m.pointee.err, context: "consuming"))
+        }
+        return .message(KafkaMessage(m))
+    }
+
+    /// Stores, for each partition, the offset after the highest handled message.
+    public func store(_ handled: [(topic: String, partition: Int32, offset: Int64)]) {
+        guard !handled.isEmpty else { return }
+        var highest: [String: (String, Int32, Int64)] = [:]
+        for h in handled {
+            let key = "\(h.topic)\u{0}\(h.partition)"
+            if let cur = highest[key], cur.2 >= h.offset { continue }
+            highest[key] = (h.topic, h.partition, h.offset)
+        }
+        let list = rd_kafka_topic_partition_list_new(Int32(highest.count))!
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for (_, (topic, partition, offset)) in highest {
+            let tp = rd_kafka_topic_partition_list_add(list, topic, partition)!
+            tp.pointee.offset = offset + 1
+        }
+        // Fails only for partitions no longer assigned: their messages will be redelivered to
+        // their new owner, which is at-least-once.
+        _ = rd_kafka_offsets_store(handle, list)
+    }
+
+    /// Commits the stored offsets synchronously. "Nothing to commit" is success.
+    @discardableResult
+    public func commit() -> KafkaError? {
+        let err = rd_kafka_commit(handle, nil, 0)
+        if err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR__NO_OFFSET { return nil }
+        return KafkaError(err, context: "committing offsets")
+    }
+
+    /// Total lag over the assigned partitions, from librdkafka's cached
+    /// high watermarks (no broker round trip); -1 when unknown.
+    public func lag() -> Int64 {
+        guard !assigned.isEmpty else { return 0 }
+        let list = rd_kafka_topic_partition_list_new(Int32(assigned.count))!
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for a in assigned { rd_kafka_topic_partition_list_add(list, a.topic, a.partition) }
+        guard rd_kafka_position(handle, list) == RD_KAFKA_RESP_ERR_NO_ERROR else { return -1 }
+        var total: Int64 = 0
+        var known = false
+        for i in 0..<Int(list.pointee.cnt) {
+            let tp = list.pointee.elems[i]
+            var low: Int64 = 0, high: Int64 = 0
+            guard rd_kafka_get_watermark_offsets(handle, tp.topic, tp.partition, &low, &high) == RD_KAFKA_RESP_ERR_NO_ERROR,
+                  high >= 0 else { continue }
+            let position = tp.offset >= 0 ? tp.offset : low
+            total += max(0, high - position)
+            known = true
+        }
+        return known ? total : -1
+    }
+
+    /// Leaves the group. Commits nothing by itself beyond what librdkafka's
+    /// auto-commit does for stored offsets; callers commit first.
+    public func close() {
+        guard !closed else { return }
+        closed = true
+        rd_kafka_consumer_close(handle)
+    }
+
+    fileprivate func rebalance(_ err: rd_kafka_resp_err_t, _ partitions: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?) {
+        let cooperative = String(cString: rd_kafka_rebalance_protocol(handle)) == "COOPERATIVE"
+        var list: [(String, Int32)] = []
+        if let partitions {
+            for i in 0..<Int(partitions.pointee.cnt) {
+                let tp = partitions.pointee.elems[i]
+                list.append((String(cString: tp.topic), tp.partition))
+            }
+        }
+        if err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS {
+            if cooperative {
+                if let e = rd_kafka_incremental_assign(handle, partitions) { rd_kafka_error_destroy(e) }
+                assigned += list
+            } else {
+                rd_kafka_assign(handle, partitions)
+                assigned = list
+            }
+            if paused, let partitions { rd_kafka_pause_partitions(handle, partitions) }
+        } else {
+            onRevoke?()
+            if cooperative {
+                if let e = rd_kafka_incremental_unassign(handle, partitions) { rd_kafka_error_destroy(e) }
+                assigned.removeAll { a in list.contains { $0.0 == a.topic && $0.1 == a.partition } }
+            } else {
+                rd_kafka_assign(handle, nil)
+                assigned = []
+            }
+        }
+        assignedCount = assigned.count
+        onAssignmentChange?(assignedCount)
+    }
+}
+
+/// The consumer of each librdkafka handle, for the C rebalance callback
+/// (only ever touched from the thread that polls, one consumer per node).
+nonisolated(unsafe) private var registry: [UInt: UnsafeMutableRawPointer] = [:]
+
+private func swarmRebalanceCallback(
+    _ rk: OpaquePointer?, _ err: rd_kafka_resp_err_t,
+    _ partitions: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?, _ opaque: UnsafeMutableRawPointer?
+) {
+    guard let rk, let raw = registry[UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(rk)))] else { return }
+    Unmanaged<KafkaConsumer>.fromOpaque(raw).takeUnretainedValue().rebalance(err, partitions)
+}
+
+extension KafkaConsumer {
+    /// Checks consumer properties the way librdkafka will read them, without
+    /// connecting anywhere: swarmd refuses a bad property at start, not in every node.
+    public static func validate(properties: [String: String]) throws {
+        var props = properties
+        props["group.id"] = props["group.id"] ?? "validate"
+        let conf = try makeKafkaConf(props)
+        rd_kafka_conf_destroy(conf)
+    }
+
+    /// Stops fetching from every assigned partition (and any assigned later)
+    /// while staying in the group. librdkafka refetches from the last
+    /// consumed position on resume, so nothing is skipped.
+    public func pause() {
+        paused = true
+        withAssignment { rd_kafka_pause_partitions(handle, $0) }
+    }
+
+    public func resume() {
+        paused = false
+        withAssignment { rd_kafka_resume_partitions(handle, $0) }
+    }
+
+    /// Leaves the subscription (partitions go to the other members after the
+    /// revocation callback has committed); `subscribe` again to come back.
+    public func unsubscribe() {
+        rd_kafka_unsubscribe(handle)
+    }
+
+    func withAssignment(_ body: (UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) -> rd_kafka_resp_err_t) {
+        var list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?
+        guard rd_kafka_assignment(handle, &list) == RD_KAFKA_RESP_ERR_NO_ERROR, let list else { return }
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        if list.pointee.cnt > 0 { _ = body(list) }
+    }
+}

@@ -1,0 +1,67 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CSwarmLinux
+import FoundationEssentials
+
+/// A blocking client of the control socket: connect, send one request line,
+/// read one response line. Used by swarmctl and the tests.
+public struct ControlClient {
+    public var path: String
+    /// Seconds to wait for the answer.
+    public var timeout: Double
+
+    public init(path: String, timeout: Double = 10) {
+        self.path = path
+        self.timeout = timeout
+    }
+
+    public enum Failure: Error, Equatable {
+        /// Nobody answers on the socket (errno text attached).
+        case unavailable(String)
+        case permissionDenied(String)
+        case protocolError(String)
+    }
+
+    public func send(_ request: ControlRequest) throws -> ControlResponse {
+        let fd = swarm_unix_connect(path)
+        if fd < 0 {
+            let code = errno
+            if code == EACCES || code == EPERM {
+                throw Failure.permissionDenied("cannot connect to \(path): \(errnoText(code))")
+            }
+            throw Failure.unavailable("no swarmd answering on \(path) (\(errnoText(code))); is swarmd running?")
+        }
+        defer { close(fd) }
+        var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - Double(Int(timeout))) * 1e6))
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        guard writeAll(fd, ControlProtocol.line(request)) else {
+            throw Failure.unavailable("swarmd on \(path) closed the connection: \(errnoText())")
+        }
+        var lines = LineBuffer(limit: 16 << 20)
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                if errno == EAGAIN { throw Failure.protocolError("swarmd on \(path) did not answer within \(timeout) s") }
+                throw Failure.unavailable("reading from \(path): \(errnoText())")
+            }
+            if n == 0 { throw Failure.protocolError("swarmd on \(path) closed the connection without an answer") }
+            for item in lines.feed(Array(buffer[0..<n])) {
+                guard case .line(let line) = item else { throw Failure.protocolError("answer too long") }
+                do {
+                    let response = try ControlProtocol.decoder().decode(ControlResponse.self, from: Data(line))
+                    if response.error?.code == "permission-denied" {
+                        throw Failure.permissionDenied(response.error!.message)
+                    }
+                    return response
+                } catch let failure as Failure {
+                    throw failure
+                } catch {
+                    throw Failure.protocolError("unreadable answer from swarmd: \(error)")
+                }
+            }
+        }
+    }
+}

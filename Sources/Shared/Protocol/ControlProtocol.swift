@@ -1,0 +1,156 @@
+import FoundationEssentials
+
+/// The control socket's protocol: newline-delimited JSON, one request and one
+/// response per line, each carrying `"v": 1`. Documented in swarmctl(1) so
+/// scripts can speak it with `socat` or any language's JSON library.
+public enum ControlProtocol {
+    public static let version = 1
+    /// Requests longer than this are refused and the connection closed.
+    public static let maxRequestBytes = 64 * 1024
+
+    public static func encoder() -> JSONEncoder {
+        let e = JSONEncoder()
+        e.keyEncodingStrategy = .convertToSnakeCase
+        e.outputFormatting = [.sortedKeys]
+        return e
+    }
+
+    public static func decoder() -> JSONDecoder {
+        let d = JSONDecoder()
+        d.keyDecodingStrategy = .convertFromSnakeCase
+        return d
+    }
+
+    /// One JSON line (with its newline) for a value.
+    public static func line<T: Encodable>(_ value: T) -> [UInt8] {
+        let data = (try? encoder().encode(value)) ?? Data("{}".utf8)
+        return Array(data) + [UInt8(ascii: "\n")]
+    }
+}
+
+public enum ControlCommand: String, Codable, Sendable, CaseIterable {
+    case status, scale, drain, resume, restart, reload, stop
+}
+
+public struct ControlRequest: Codable, Equatable, Sendable {
+    public var v: Int
+    public var cmd: String
+    /// `scale`: the absolute number of nodes wanted.
+    public var nodes: Int?
+    /// `scale`: a change relative to the current number (+2, -1).
+    public var delta: Int?
+    /// `drain`, `resume`, `restart`: the slots; none means all.
+    public var slots: [Int]?
+    /// `stop`: true for an immediate stop (as QUIT).
+    public var now: Bool?
+
+    public init(cmd: ControlCommand, nodes: Int? = nil, delta: Int? = nil, slots: [Int]? = nil, now: Bool? = nil) {
+        self.v = ControlProtocol.version
+        self.cmd = cmd.rawValue
+        self.nodes = nodes
+        self.delta = delta
+        self.slots = slots
+        self.now = now
+    }
+}
+
+public struct ControlFailure: Codable, Equatable, Sendable, Error {
+    /// A stable code: bad-request, unknown-command, bad-argument, too-large,
+    /// permission-denied, busy, shutting-down, timeout.
+    public var code: String
+    public var message: String
+
+    public init(code: String, message: String) {
+        self.code = code
+        self.message = message
+    }
+}
+
+public struct ControlResponse: Codable, Equatable, Sendable {
+    public var v = ControlProtocol.version
+    public var ok: Bool
+    public var message: String?
+    public var error: ControlFailure?
+    public var status: SwarmStatus?
+
+    public init(ok: Bool, message: String? = nil, error: ControlFailure? = nil, status: SwarmStatus? = nil) {
+        self.ok = ok
+        self.message = message
+        self.error = error
+        self.status = status
+    }
+
+    public static func failure(_ code: String, _ message: String) -> ControlResponse {
+        ControlResponse(ok: false, error: ControlFailure(code: code, message: message))
+    }
+}
+
+/// What `swarmctl status --json` prints: the swarm and every node. The field
+/// names are a stable interface (swarmctl(1) lists them).
+public struct SwarmStatus: Codable, Equatable, Sendable {
+    public var pid: Int32
+    /// running, reloading, stopping.
+    public var state: String
+    public var wanted: Int
+    public var running: Int
+    public var healthy: Int
+    public var uptimeS: Double
+    public var restarts: Int
+    public var handled: Int64
+    public var failed: Int64
+    public var rate: Double
+    public var malformedReports: Int
+    public var nodes: [NodeStatus]
+
+    public init(pid: Int32, state: String, wanted: Int, running: Int, healthy: Int, uptimeS: Double, restarts: Int,
+                handled: Int64, failed: Int64, rate: Double, malformedReports: Int, nodes: [NodeStatus]) {
+        self.pid = pid
+        self.state = state
+        self.wanted = wanted
+        self.running = running
+        self.healthy = healthy
+        self.uptimeS = uptimeS
+        self.restarts = restarts
+        self.handled = handled
+        self.failed = failed
+        self.rate = rate
+        self.malformedReports = malformedReports
+        self.nodes = nodes
+    }
+}
+
+public struct NodeStatus: Codable, Equatable, Sendable {
+    public var slot: Int
+    public var pid: Int32?
+    /// starting, running, draining, drained, stopping, backoff, crash-looping.
+    public var state: String
+    public var uptimeS: Double
+    public var restarts: Int
+    public var lastExit: String?
+    public var rssBytes: Int64?
+    public var handled: Int64
+    public var failed: Int64
+    public var rate: Double
+    public var partitions: Int64
+    public var lag: Int64?
+    public var reportAgeMs: Int64?
+    public var health: String
+
+    public init(slot: Int, pid: Int32?, state: String, uptimeS: Double, restarts: Int, lastExit: String?, rssBytes: Int64?,
+                handled: Int64, failed: Int64, rate: Double, partitions: Int64, lag: Int64?, reportAgeMs: Int64?, health: String) {
+        self.slot = slot
+        self.pid = pid
+        self.state = state
+        self.uptimeS = uptimeS
+        self.restarts = restarts
+        self.lastExit = lastExit
+        self.rssBytes = rssBytes
+        self.handled = handled
+        self.failed = failed
+        self.rate = rate
+        self.partitions = partitions
+        self.lag = lag
+        self.reportAgeMs = reportAgeMs
+        self.health = health
+    }
+}

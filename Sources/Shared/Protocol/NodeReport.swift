@@ -1,0 +1,118 @@
+/// One liveness report, written by a node to its report pipe (fd 3) as one
+/// line of space-separated `key=value` pairs:
+///
+///     v=1 health=ok state=running handled=1200 failed=3 inflight=10 inflight_age_ms=40 partitions=3 poll_age_ms=12 lag=40
+///
+/// Why this format: a node in any language (even `echo … >&3` in a shell)
+/// can write it, and unknown keys are ignored so newer nodes keep working
+/// with older supervisors. `v` is required and must be 1. swarmd.8 documents it.
+public struct NodeReport: Equatable, Sendable {
+    public static let version = 1
+    /// Lines longer than this are malformed (and a pipe that floods us cannot grow our memory).
+    public static let maxLineLength = 4096
+
+    public enum Health: String, Sendable { case ok, unhealthy }
+    /// What a node says it is doing; the supervisor's own view of the node is `NodeState`.
+    public enum State: String, Sendable { case starting, running, draining, drained, stopping }
+
+    public var health = Health.ok
+    public var state = State.running
+    /// Why a node reports itself unhealthy (see `UnhealthyReason`).
+    public var reason = 0
+    public var detail = ""
+    public var handled: Int64 = 0
+    public var failed: Int64 = 0
+    public var inflight: Int64 = 0
+    public var inflightAgeMs: Int64 = 0
+    public var partitions: Int64 = 0
+    public var pollAgeMs: Int64 = 0
+    public var lag: Int64 = -1
+
+    public init() {}
+
+    public func encoded() -> String {
+        var s = "v=\(Self.version) health=\(health.rawValue) state=\(state.rawValue) handled=\(handled) failed=\(failed) inflight=\(inflight) inflight_age_ms=\(inflightAgeMs) partitions=\(partitions) poll_age_ms=\(pollAgeMs) lag=\(lag)"
+        if health == .unhealthy { s += " reason=\(reason)" }
+        if !detail.isEmpty { s += " detail=\(detail.map { $0 == " " ? "_" : $0 }.reduce(into: "") { $0.append($1) })" }
+        return s + "\n"
+    }
+
+    /// Parses one line; the error says what is wrong with it, for the log.
+    public static func parse(_ line: [UInt8]) throws -> NodeReport {
+        guard let text = String(validating: line, as: UTF8.self), !line.contains(0) else {
+            throw SwarmError("report", "not UTF-8")
+        }
+        var report = NodeReport()
+        var sawVersion = false
+        for field in text.split(separator: " ", omittingEmptySubsequences: true) {
+            guard let eq = field.firstIndex(of: "=") else {
+                throw SwarmError("report", "'\(field.prefix(40))' is not key=value")
+            }
+            let key = field[..<eq]
+            let value = String(field[field.index(after: eq)...])
+            func int() throws -> Int64 {
+                guard let v = Int64(value) else { throw SwarmError("report", "\(key)=\(value.prefix(40)) is not an integer") }
+                return v
+            }
+            switch key {
+            case "v":
+                guard value == String(Self.version) else {
+                    throw SwarmError("report", "version \(value.prefix(10)) is not supported (this swarmd speaks v=\(Self.version))")
+                }
+                sawVersion = true
+            case "health":
+                guard let h = Health(rawValue: value) else { throw SwarmError("report", "health=\(value.prefix(40)) is not ok or unhealthy") }
+                report.health = h
+            case "state":
+                guard let s = State(rawValue: value) else { throw SwarmError("report", "state=\(value.prefix(40)) is unknown") }
+                report.state = s
+            case "reason": report.reason = Int(try int())
+            case "detail": report.detail = String(value.prefix(200))
+            case "handled": report.handled = try int()
+            case "failed": report.failed = try int()
+            case "inflight": report.inflight = try int()
+            case "inflight_age_ms": report.inflightAgeMs = try int()
+            case "partitions": report.partitions = try int()
+            case "poll_age_ms": report.pollAgeMs = try int()
+            case "lag": report.lag = try int()
+            default: break  // forward compatible: newer keys are ignored
+            }
+        }
+        guard sawVersion else { throw SwarmError("report", "no v=\(Self.version) field") }
+        return report
+    }
+}
+
+/// The numbered reasons a node gives for reporting itself unhealthy.
+public enum UnhealthyReason: Int, Sendable {
+    case pollStalled = 1
+    case handlerStuck = 2
+    case memoryOverLimit = 3
+    case handlerFailing = 4
+
+    public static func describe(_ code: Int) -> String {
+        switch UnhealthyReason(rawValue: code) {
+        case .pollStalled: return "poll stalled"
+        case .handlerStuck: return "handler stuck on one batch"
+        case .memoryOverLimit: return "memory over limit"
+        case .handlerFailing: return "handler failing"
+        case nil: return "reason \(code)"
+        }
+    }
+}
+
+/// The fds and environment a node is started with. Documented in swarmd(8).
+public enum NodeEnvironment {
+    /// The node writes its reports here.
+    public static let reportFd: Int32 = 3
+    /// The supervisor writes commands here (`drain`, `resume`); EOF means the supervisor is gone.
+    public static let controlFd: Int32 = 4
+
+    public static let slot = "SWARM_SLOT"
+    public static let nodeId = "SWARM_NODE_ID"
+    public static let reportFdName = "SWARM_REPORT_FD"
+    public static let controlFdName = "SWARM_CONTROL_FD"
+    public static let reportInterval = "SWARM_REPORT_INTERVAL"
+    public static let supervisorPid = "SWARM_SUPERVISOR_PID"
+    public static let config = "SWARMD_NODE_CONFIG"
+}

@@ -1,0 +1,173 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CSwarmLinux
+import Logging
+import Shared
+
+/// Runs the user's own handler program, one per node, and talks to it over
+/// its stdin and stdout with the framing of swarm-handler(7):
+///
+///     batch <count>\n
+///     message <topic> <partition> <offset> <timestamp-ms> <key-len|-1> <value-len> <header-count>\n
+///     header <name-len> <value-len>\n<name><value>\n        (header-count times)
+///     <key><value>\n
+///
+/// and reads one answer line per message: `ok`, `ok <n>` (the next n
+/// messages), or `fail <reason>`. Its stderr is logged with the node's slot.
+/// If it dies, the messages it had not answered count as failed (and are
+/// retried by the failure policy, with a fresh process).
+public final class ExecHandler: MessageHandler {
+    let command: [String]
+    let slot: Int
+    let logger: Logger
+    private var pid: pid_t = 0
+    private var stdinFd: Int32 = -1
+    private var stdoutFd: Int32 = -1
+    private var answers = LineBuffer(limit: 64 * 1024)
+    private var stderrThread: pthread_t?
+    /// Times the program was (re)started, for the log.
+    public private(set) var starts = 0
+
+    public init(command: [String], slot: Int, logger: Logger) {
+        self.command = command
+        self.slot = slot
+        self.logger = logger
+    }
+
+    deinit { shutdown() }
+
+    private func start() throws {
+        guard let first = command.first, let program = resolveProgram(first, path: getenv("PATH").map { String(cString: $0) }) else {
+            throw SwarmError("handler", "handler program \"\(command.first ?? "")\" not found")
+        }
+        var input: [Int32] = [-1, -1], output: [Int32] = [-1, -1], errors: [Int32] = [-1, -1]
+        guard swarm_pipe(&input, 0, 0) == 0, swarm_pipe(&output, 0, 0) == 0, swarm_pipe(&errors, 0, 0) == 0 else {
+            throw SwarmError("handler", "pipe: \(errnoText())")
+        }
+        let maps = [swarm_fd_map(source: input[0], target: 0), swarm_fd_map(source: output[1], target: 1),
+                    swarm_fd_map(source: errors[1], target: 2)]
+        let env = currentEnvironment().map { "\($0.key)=\($0.value)" }
+        let child = withCStringArray(command) { argv in
+            withCStringArray(env) { envp in swarm_spawn(program, argv, envp, maps, 3) }
+        }
+        close(input[0]); close(output[1]); close(errors[1])
+        guard child > 0 else {
+            close(input[1]); close(output[0]); close(errors[0])
+            throw SwarmError("handler", "cannot start \(program): \(errnoText(-child))")
+        }
+        pid = child
+        stdinFd = input[1]
+        stdoutFd = output[0]
+        answers = LineBuffer(limit: 64 * 1024)
+        starts += 1
+        let errFd = errors[0]
+        let logger = self.logger
+        let slot = self.slot
+        let childPid = child
+        stderrThread = startThread(name: "handler-stderr") {
+            var lines = LineBuffer(limit: 8192)
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let n = buffer.withUnsafeMutableBytes { read(errFd, $0.baseAddress, $0.count) }
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { break }
+                for case .line(let l) in lines.feed(Array(buffer[0..<n])) {
+                    logger.warning("handler: \(String(decoding: l, as: UTF8.self))", metadata: ["slot": "\(slot)", "handler_pid": "\(childPid)"])
+                }
+            }
+            close(errFd)
+        }
+        logger.info("handler started", metadata: ["slot": "\(slot)", "handler_pid": "\(child)", "command": "\(command.joined(separator: " "))"])
+    }
+
+    /// Waits for the program to end (killing it if it will not) and says how it ended.
+    private func reap(kill force: Bool) -> String {
+        guard pid > 0 else { return "not running" }
+        if stdinFd >= 0 { close(stdinFd); stdinFd = -1 }
+        if stdoutFd >= 0 { close(stdoutFd); stdoutFd = -1 }
+        if force { kill(pid, SIGKILL) }
+        var status: Int32 = 0
+        var waited = 0.0
+        while waitpid(pid, &status, WNOHANG) == 0 {
+            if waited >= 2 { kill(pid, SIGKILL); waitpid(pid, &status, 0); break }
+            sleepSeconds(0.01)
+            waited += 0.01
+        }
+        pid = 0
+        if let t = stderrThread { pthread_join(t, nil); stderrThread = nil }
+        let low = status & 0x7f
+        if low == 0 { return "exited with status \((status >> 8) & 0xff)" }
+        return "killed by signal \(signalName(low))"
+    }
+
+    public func handle(_ batch: [KafkaMessage], shouldAbort: () -> Bool) -> [HandleOutcome] {
+        if pid == 0 {
+            do { try start() } catch {
+                logger.error("\(error)", metadata: ["slot": "\(slot)"])
+                return Array(repeating: .failed("\(error)"), count: batch.count)
+            }
+        }
+        var outcomes: [HandleOutcome] = []
+        outcomes.reserveCapacity(batch.count)
+        func crashed(_ why: String) -> [HandleOutcome] {
+            let cause = reap(kill: true)
+            logger.error("handler \(why): \(cause)", metadata: ["slot": "\(slot)"])
+            return outcomes + Array(repeating: .failed("handler \(why) (\(cause))"), count: batch.count - outcomes.count)
+        }
+        guard writeAll(stdinFd, Self.frame(batch)) else { return crashed("stopped reading its input") }
+
+        var buffer = [UInt8](repeating: 0, count: 16384)
+        while outcomes.count < batch.count {
+            if shouldAbort() { return outcomes }
+            var pfd = pollfd(fd: stdoutFd, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&pfd, 1, 100)
+            if ready == 0 || (ready < 0 && errno == EINTR) { continue }
+            let n = buffer.withUnsafeMutableBytes { read(stdoutFd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return crashed("exited") }
+            for item in answers.feed(Array(buffer[0..<n])) {
+                guard case .line(let bytes) = item else { return crashed("sent an answer longer than 64 KiB") }
+                let line = String(decoding: bytes, as: UTF8.self)
+                if line == "ok" {
+                    outcomes.append(.ok)
+                } else if line.hasPrefix("ok "), let count = Int(line.dropFirst(3)), count > 0 {
+                    outcomes += Array(repeating: .ok, count: count)
+                } else if line == "fail" || line.hasPrefix("fail ") {
+                    outcomes.append(.failed(String(line.dropFirst(5).prefix(500))))
+                } else if line.isEmpty {
+                    continue
+                } else {
+                    return crashed("broke the protocol with \"\(line.prefix(80))\"")
+                }
+                if outcomes.count > batch.count { return crashed("answered more messages than it was given") }
+            }
+        }
+        return outcomes
+    }
+
+    /// The bytes of one batch, as swarm-handler(7) describes.
+    static func frame(_ batch: [KafkaMessage]) -> [UInt8] {
+        var out = Array("batch \(batch.count)\n".utf8)
+        for m in batch {
+            out += Array("message \(m.topic) \(m.partition) \(m.offset) \(m.timestamp) \(m.key.map { String($0.count) } ?? "-1") \(m.value.count) \(m.headers.count)\n".utf8)
+            for h in m.headers {
+                let name = Array(h.name.utf8)
+                out += Array("header \(name.count) \(h.value.count)\n".utf8)
+                out += name
+                out += h.value
+                out.append(UInt8(ascii: "\n"))
+            }
+            out += m.key ?? []
+            out += m.value
+            out.append(UInt8(ascii: "\n"))
+        }
+        return out
+    }
+
+    public func shutdown() {
+        guard pid > 0 else { return }
+        let cause = reap(kill: false)
+        logger.info("handler stopped: \(cause)", metadata: ["slot": "\(slot)"])
+    }
+}

@@ -1,0 +1,29 @@
+import Shared
+
+/// What a handler says about one message.
+public enum HandleOutcome: Equatable, Sendable {
+    case ok
+    case failed(String)
+}
+
+/// Handles batches of messages for a node. A handler answers every message
+/// of a batch, in order; the node stores offsets only after that.
+public protocol MessageHandler: AnyObject {
+    /// Handles a batch. `shouldAbort` turns true when the node must leave at
+    /// once (QUIT): a handler that can stop early returns what it has, and the
+    /// unanswered messages count as not handled (so they are not committed).
+    func handle(_ batch: [KafkaMessage], shouldAbort: () -> Bool) -> [HandleOutcome]
+    /// Releases what the handler holds (an external process, say).
+    func shutdown()
+}
+
+/// Builds the configured handler.
+public func makeHandler(_ settings: HandlerSettings, slot: Int, logger: Logger) -> MessageHandler {
+    switch settings.kind {
+    case .sink: return SinkHandler()
+    case .cpu: return CPUHandler(rounds: settings.cpuRounds)
+    case .exec: return ExecHandler(command: settings.command, slot: slot, logger: logger)
+    }
+}
+
+import Logging

@@ -1,0 +1,274 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CSwarmLinux
+import FoundationEssentials
+import Logging
+import Shared
+
+/// swarmd's built-in node (`swarmd node`, started by the supervisor as
+/// `swarmd-node`): a Kafka consumer that hands batches to a handler and
+/// stores offsets only after the handler answered (at-least-once).
+///
+/// - TERM/INT: finish the batch, commit, leave the group, exit 0.
+/// - QUIT: abandon the batch (nothing unhandled is stored), leave, exit 0.
+/// - `pause` on fd 4: stop fetching, commit, report `drained`, stay in the group.
+/// - `drain` on fd 4: commit, leave the subscription so others take the partitions.
+/// - `resume` on fd 4: fetch again.
+/// - EOF on fd 4 (supervisor gone): as TERM.
+public final class NodeRuntime {
+    let config: SwarmConfig
+    let slot: Int
+    let nodeId: String
+    var logger: Logger
+    let reporter: NodeReporter
+    private var consumer: KafkaConsumer?
+    private var handler: MessageHandler
+    private var deadLetters: KafkaProducer?
+    private var mode = Mode.active
+    /// Set when the node leaves because a message could not be settled.
+    private var unsettledExit = false
+
+    enum Mode { case active, paused, drained }
+
+    public init(config: SwarmConfig, environment: [String: String], logger: Logger) throws {
+        self.config = config
+        guard let slotText = environment[NodeEnvironment.slot], let slot = Int(slotText) else {
+            throw SwarmError("usage", "swarmd node is started by swarmd itself (\(NodeEnvironment.slot) is not set)")
+        }
+        self.slot = slot
+        self.nodeId = environment[NodeEnvironment.nodeId] ?? "\(hostName())-\(slot)"
+        var logger = logger
+        logger[metadataKey: "slot"] = "\(slot)"
+        logger[metadataKey: "pid"] = "\(getpid())"
+        self.logger = logger
+        let interval = environment[NodeEnvironment.reportInterval].flatMap(Double.init) ?? config.supervisor.reportInterval
+        reporter = NodeReporter(reportFd: NodeEnvironment.reportFd, controlFd: NodeEnvironment.controlFd,
+                                interval: interval, batchTimeout: config.handler.batchTimeout)
+        handler = makeHandler(config.handler, slot: slot, logger: logger)
+    }
+
+    /// Reads the configuration the supervisor handed over in the environment.
+    public static func configuration(from environment: [String: String]) throws -> SwarmConfig {
+        guard let json = environment[NodeEnvironment.config] else {
+            throw SwarmError("usage", "swarmd node is started by swarmd itself (\(NodeEnvironment.config) is not set)")
+        }
+        return try JSONDecoder().decode(SwarmConfig.self, from: Data(json.utf8))
+    }
+
+    static let signals: [Int32] = [SIGTERM, SIGINT, SIGQUIT]
+
+    public func run() -> Int32 {
+        _ = Self.signals.withUnsafeBufferPointer { swarm_install_flag_handlers($0.baseAddress, Int32($0.count)) }
+        swarm_ignore_sigpipe()
+        // Belt and braces beside the control pipe: TERM when swarmd's main thread dies.
+        _ = swarm_set_parent_death_signal(SIGTERM)
+        reporter.start()
+        defer { reporter.stop() }
+        do {
+            try connect()
+        } catch {
+            logger.critical("node cannot start: \(error)")
+            return ExitStatus.config
+        }
+        let quit = consume()
+        finish(quit: quit)
+        return unsettledExit ? ExitStatus.failure : ExitStatus.ok
+    }
+
+    private func connect() throws {
+        var props = config.kafka.properties
+        props["group.id"] = config.kafka.groupId
+        props["group.instance.id"] = nodeId
+        props["client.id"] = props["client.id"] ?? "swarm-\(nodeId)"
+        props["auto.commit.interval.ms"] = String(Int(config.handler.commitInterval * 1000))
+        if props["log_level"] == nil { props["log_level"] = "3" }
+        let consumer = try KafkaConsumer(properties: props)
+        consumer.onRevoke = { [unowned self] in self.commit("partitions revoked") }
+        consumer.onAssignmentChange = { [unowned self] count in
+            self.logger.info("assignment changed", metadata: ["partitions": "\(count)"])
+            self.reporter.update { $0.partitions = count }
+        }
+        try consumer.subscribe(config.kafka.topics)
+        self.consumer = consumer
+        if config.handler.onFailure == .deadLetter {
+            var p = config.kafka.properties
+            p["log_level"] = p["log_level"] ?? "3"
+            deadLetters = try KafkaProducer(properties: p)
+        }
+        reporter.update { $0.state = .running }
+        logger.info("node consuming", metadata: ["group": "\(config.kafka.groupId)", "instance": "\(nodeId)",
+                                                 "topics": "\(config.kafka.topics.joined(separator: ","))",
+                                                 "handler": "\(config.handler.kind.rawValue)"])
+    }
+
+    private func commit(_ why: String) {
+        if let error = consumer?.commit() {
+            logger.warning("commit failed (\(why)): \(error)")
+        }
+    }
+
+    private var quitRequested: Bool {
+        (swarm_peek_signal_flags() & (1 << UInt64(SIGQUIT))) != 0
+    }
+
+    /// The main loop; returns true for an immediate stop (QUIT).
+    private func consume() -> Bool {
+        guard let consumer else { return false }
+        var lastLag = monotonicNow()
+        while true {
+            let flags = swarm_take_signal_flags()
+            if flags & (1 << UInt64(SIGQUIT)) != 0 { logger.info("QUIT: leaving now"); return true }
+            if flags & (1 << UInt64(SIGTERM) | 1 << UInt64(SIGINT)) != 0 { logger.info("TERM: finishing and leaving"); return false }
+            if reporter.supervisorGone.load(ordering: .relaxed) { logger.warning("supervisor gone: finishing and leaving"); return false }
+            for command in reporter.takeCommands() { apply(command) }
+
+            var batch: [KafkaMessage] = []
+            var result = consumer.poll(timeoutMs: 100)
+            while true {
+                switch result {
+                case .message(let m): batch.append(m)
+                case .error(let e): logger.warning("consumer: \(e)")
+                case .none: break
+                }
+                guard case .message = result, batch.count < config.handler.batchSize else { break }
+                result = consumer.poll(timeoutMs: 0)
+            }
+            let now = monotonicNow()
+            reporter.update { $0.lastPollAt = now }
+            if now - lastLag >= 1 {
+                let lag = consumer.lag()
+                reporter.update { $0.lag = lag }
+                lastLag = now
+            }
+            if !batch.isEmpty && !process(batch) {
+                if quitRequested { return true }
+                logger.error("a message could not be settled; leaving so that the group delivers it again")
+                unsettledExit = true
+                return false
+            }
+            if mode == .drained && consumer.assignedCount == 0 {
+                reporter.update { if $0.state != .drained { $0.state = .drained } }
+            }
+        }
+    }
+
+    private func apply(_ command: NodeCommand) {
+        guard let consumer else { return }
+        switch command {
+        case .pause where mode == .active:
+            consumer.pause()
+            commit("pause")
+            mode = .paused
+            reporter.update { $0.state = .drained }
+            reporter.reportNow()
+            logger.info("paused: not fetching, everything handled is committed")
+        case .drain where mode != .drained:
+            commit("drain")
+            consumer.unsubscribe()
+            mode = .drained
+            logger.info("draining: committed; leaving the subscription so the others take the partitions")
+        case .resume where mode != .active:
+            if mode == .paused { consumer.resume() }
+            if mode == .drained { try? consumer.subscribe(config.kafka.topics) }
+            mode = .active
+            reporter.update { $0.state = .running }
+            reporter.reportNow()
+            logger.info("resumed")
+        default:
+            break
+        }
+    }
+
+    /// Hands a batch to the handler, applies the failure policy to what
+    /// failed, and only then stores the offsets. Returns false when a message
+    /// could not be settled: the node must then leave (after committing what
+    /// was settled before it), so the group redelivers it from there.
+    private func process(_ batch: [KafkaMessage]) -> Bool {
+        let started = monotonicNow()
+        reporter.update { $0.inflight = batch.count; $0.batchStartedAt = started }
+        let outcomes = handler.handle(batch, shouldAbort: { self.quitPending() })
+        var settled: [(topic: String, partition: Int32, offset: Int64)] = []
+        var ok: Int64 = 0, failed: Int64 = 0
+        var complete = true
+        for (i, message) in batch.enumerated() {
+            // Fewer answers than messages: aborted by QUIT, the rest is not handled.
+            guard i < outcomes.count else { complete = false; break }
+            var outcome = outcomes[i]
+            if case .failed(let reason) = outcome { outcome = retry(message, firstFailure: reason) }
+            if case .failed(let reason) = outcome {
+                // Nothing after an unsettled message may be stored: offsets are per partition high-water marks.
+                guard !quitPending(), settle(message, reason: reason) else { complete = false; break }
+                failed += 1
+            } else {
+                ok += 1
+            }
+            settled.append((message.topic, message.partition, message.offset))
+        }
+        consumer?.store(settled)
+        reporter.update {
+            $0.handled += ok
+            $0.failed += failed
+            $0.inflight = 0
+            $0.batchStartedAt = nil
+        }
+        return complete
+    }
+
+    /// QUIT seen (without consuming the flag, which the main loop reads).
+    private func quitPending() -> Bool { quitRequested }
+
+    private func retry(_ message: KafkaMessage, firstFailure: String) -> HandleOutcome {
+        var reason = firstFailure
+        var delay = config.handler.retryBackoff
+        for attempt in 0..<config.handler.retries {
+            if quitPending() { break }
+            logger.info("retrying failed message", metadata: ["topic": "\(message.topic)", "partition": "\(message.partition)",
+                                                              "offset": "\(message.offset)", "attempt": "\(attempt + 1)", "reason": "\(reason)"])
+            sleepSeconds(delay)
+            delay *= 2
+            let outcome = handler.handle([message], shouldAbort: { self.quitPending() }).first ?? .failed("aborted")
+            if outcome == .ok { return .ok }
+            if case .failed(let r) = outcome { reason = r }
+        }
+        return .failed(reason)
+    }
+
+    /// Applies the failure policy to a message that failed every retry.
+    /// Returns false when it could not be settled (dead-letter produce failed):
+    /// then it is not stored and will be delivered again.
+    private func settle(_ message: KafkaMessage, reason: String) -> Bool {
+        let where_: Logger.Metadata = ["topic": "\(message.topic)", "partition": "\(message.partition)",
+                                       "offset": "\(message.offset)", "reason": "\(reason)"]
+        switch config.handler.onFailure {
+        case .skip:
+            logger.error("message failed every retry: skipped", metadata: where_)
+            return true
+        case .deadLetter:
+            guard let producer = deadLetters else { return false }
+            var headers = message.headers.map { ($0.name, $0.value) }
+            headers.append(("swarm.error", Array(reason.utf8)))
+            headers.append(("swarm.source", Array("\(message.topic)/\(message.partition)/\(message.offset)".utf8)))
+            if let error = producer.produce(topic: config.handler.deadLetterTopic, key: message.key, value: message.value, headers: headers) {
+                logger.error("dead-letter produce failed: \(error); the message will be delivered again", metadata: where_)
+                return false
+            }
+            guard producer.flush(timeoutMs: 10_000) else {
+                logger.error("dead-letter produce not confirmed; the message will be delivered again", metadata: where_)
+                return false
+            }
+            logger.error("message failed every retry: sent to \(config.handler.deadLetterTopic)", metadata: where_)
+            return true
+        }
+    }
+
+    private func finish(quit: Bool) {
+        reporter.update { $0.state = .stopping }
+        handler.shutdown()
+        guard let consumer else { return }
+        if !quit { commit("stop") }
+        consumer.close()
+        deadLetters?.flush(timeoutMs: 5000)
+        logger.info(quit ? "node left at once" : "node stopped: everything handled is committed")
+    }
+}

@@ -1,0 +1,246 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CSwarmLinux
+import FoundationEssentials
+import Logging
+import Shared
+
+/// The control socket, served from the supervisor's epoll loop. Hostile or
+/// broken clients are the normal case here: every connection has a size
+/// limit, an idle deadline and a bounded output buffer, the number of
+/// connections is capped, and every failure only ever closes that one connection.
+final class ControlServer {
+    struct Peer {
+        let pid: Int32
+        let uid: UInt32
+        let gid: UInt32
+    }
+
+    final class Connection {
+        let fd: Int32
+        let peer: Peer
+        var input = LineBuffer(limit: ControlProtocol.maxRequestBytes)
+        var output: [UInt8] = []
+        var deadline: Double
+        var closeAfterWrite = false
+        init(fd: Int32, peer: Peer, deadline: Double) {
+            self.fd = fd
+            self.peer = peer
+            self.deadline = deadline
+        }
+    }
+
+    static let maxConnections = 256
+    static let maxPendingOutput = 4 << 20
+
+    let path: String
+    let listenFd: Int32
+    let idleTimeout: Double
+    let allowedGroup: gid_t?
+    let logger: Logger
+    private var connections: [Int: Connection] = [:]
+    private var nextId = 1
+
+    init(path: String, mode: UInt32, group: String, idleTimeout: Double, logger: Logger) throws {
+        self.path = path
+        self.idleTimeout = idleTimeout
+        self.logger = logger
+        if group.isEmpty {
+            allowedGroup = nil
+        } else {
+            guard let g = getgrnam(group) else {
+                throw SwarmError("config", "[supervisor] socket_group: there is no group named \"\(group)\"")
+            }
+            allowedGroup = g.pointee.gr_gid
+        }
+        try Self.claim(path)
+        let fd = swarm_unix_listen(path, 128)
+        guard fd >= 0 else {
+            throw SwarmError("socket", "cannot listen on \(path): \(errnoText()) (set --socket or SWARMD_SOCKET to a writable place)")
+        }
+        listenFd = fd
+        chmod(path, mode_t(mode))
+        if let gid = allowedGroup { _ = chown(path, uid_t.max, gid) }
+    }
+
+    /// Makes sure no other swarmd serves `path`: a live one is an error naming
+    /// its pid, a stale socket file is removed, a missing directory is created.
+    static func claim(_ path: String) throws {
+        if let slash = path.lastIndex(of: "/"), slash != path.startIndex {
+            let dir = String(path[..<slash])
+            if access(dir, F_OK) != 0 {
+                var prefix = ""
+                for part in dir.split(separator: "/") {
+                    prefix += "/" + part
+                    mkdir(prefix, 0o755)
+                }
+            }
+        }
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return }
+        guard (st.st_mode & S_IFMT) == S_IFSOCK else {
+            throw SwarmError("socket", "\(path) exists and is not a socket; remove it or choose another --socket")
+        }
+        let fd = swarm_unix_connect(path)
+        if fd >= 0 {
+            close(fd)
+            let pid = (try? ControlClient(path: path, timeout: 2).send(ControlRequest(cmd: .status)))?.status?.pid
+            throw SwarmError("socket", "another swarmd\(pid.map { " (pid \($0))" } ?? "") is already serving \(path); stop it first or use another --socket")
+        }
+        unlink(path)
+    }
+
+    var nextDeadline: Double? { connections.values.map(\.deadline).min() }
+
+    func acceptAll(loop: EventLoop) {
+        while true {
+            let fd = swarm_accept(listenFd)
+            if fd < 0 {
+                if errno == EMFILE || errno == ENFILE {
+                    logger.error("control: out of file descriptors; refusing connections")
+                }
+                return
+            }
+            var pid: Int32 = 0, uid: UInt32 = 0, gid: UInt32 = 0
+            guard swarm_peercred(fd, &pid, &uid, &gid) == 0 else { close(fd); continue }
+            let peer = Peer(pid: pid, uid: uid, gid: gid)
+            if !permitted(peer) {
+                logger.warning("control: connection refused: permission denied", metadata: ["peer_uid": "\(uid)", "peer_pid": "\(pid)"])
+                refuse(fd, .failure("permission-denied", "permission denied: uid \(uid) may not control this swarmd (root, uid \(geteuid())\(allowedGroup.map { " and group \($0)" } ?? ""))"))
+                continue
+            }
+            if connections.count >= Self.maxConnections {
+                refuse(fd, .failure("busy", "too many control connections (\(Self.maxConnections)); try again"))
+                continue
+            }
+            let id = nextId
+            nextId += 1
+            let conn = Connection(fd: fd, peer: peer, deadline: monotonicNow() + idleTimeout)
+            do {
+                try loop.add(fd, .connection(id: id), events: SWARM_EPOLLIN | SWARM_EPOLLRDHUP)
+                connections[id] = conn
+            } catch {
+                close(fd)
+            }
+        }
+    }
+
+    /// Answers a refused client without blocking and hangs up.
+    private func refuse(_ fd: Int32, _ response: ControlResponse) {
+        let bytes = ControlProtocol.line(response)
+        _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL)) }
+        close(fd)
+    }
+
+    private func permitted(_ peer: Peer) -> Bool {
+        if peer.uid == 0 || peer.uid == geteuid() { return true }
+        guard let gid = allowedGroup else { return false }
+        if peer.gid == gid { return true }
+        guard let pw = getpwuid(peer.uid) else { return false }
+        var count: Int32 = 64
+        var groups = [gid_t](repeating: 0, count: 64)
+        guard getgrouplist(pw.pointee.pw_name, pw.pointee.pw_gid, &groups, &count) >= 0 else { return false }
+        return groups.prefix(Int(count)).contains(gid)
+    }
+
+    func service(id: Int, events: UInt32, loop: EventLoop, handler: (ControlRequest, Peer) -> ControlResponse) {
+        guard let conn = connections[id] else { return }
+        if events & (SWARM_EPOLLERR) != 0 { drop(id, loop: loop); return }
+        if events & SWARM_EPOLLOUT != 0 { flush(id, loop: loop) }
+        guard connections[id] != nil else { return }
+        if events & (SWARM_EPOLLIN | SWARM_EPOLLHUP | SWARM_EPOLLRDHUP) != 0 {
+            var buffer = [UInt8](repeating: 0, count: 16384)
+            var peerClosed = false
+            var items: [LineBuffer.Item] = []
+            while !conn.closeAfterWrite {
+                let n = buffer.withUnsafeMutableBytes { recv(conn.fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+                if n > 0 {
+                    items += buffer.withUnsafeBytes { conn.input.feed(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+                    if items.count > 64 { break }
+                    continue
+                }
+                if n == 0 { peerClosed = true }
+                else if errno == EINTR { continue }
+                else if errno != EAGAIN { peerClosed = true }
+                break
+            }
+            conn.deadline = monotonicNow() + idleTimeout
+            for item in items where !conn.closeAfterWrite {
+                switch item {
+                case .overflow:
+                    queue(conn, .failure("too-large", "request longer than \(ControlProtocol.maxRequestBytes) bytes"))
+                    conn.closeAfterWrite = true
+                case .line(let line):
+                    if line.allSatisfy({ $0 == 32 || $0 == 9 }) { continue }
+                    let response: ControlResponse
+                    do {
+                        let request = try ControlProtocol.decoder().decode(ControlRequest.self, from: Data(line))
+                        response = handler(request, conn.peer)
+                    } catch let DecodingError.typeMismatch(_, ctx), let DecodingError.valueNotFound(_, ctx) {
+                        response = .failure("bad-argument", "wrong type for \"\(ctx.codingPath.map(\.stringValue).joined(separator: "."))\"")
+                    } catch DecodingError.keyNotFound(let key, _) {
+                        response = .failure("bad-request", "missing \"\(key.stringValue)\"; a request looks like {\"v\":1,\"cmd\":\"status\"}")
+                    } catch {
+                        response = .failure("bad-request", "not a JSON request; a request looks like {\"v\":1,\"cmd\":\"status\"}")
+                    }
+                    queue(conn, response)
+                }
+            }
+            if peerClosed && !conn.input.isEmpty {
+                // A last request without its newline is still answered.
+                conn.closeAfterWrite = true
+            }
+            flush(id, loop: loop)
+            if peerClosed, connections[id] != nil, conn.output.isEmpty { drop(id, loop: loop) }
+        }
+    }
+
+    private func queue(_ conn: Connection, _ response: ControlResponse) {
+        conn.output += ControlProtocol.line(response)
+        if conn.output.count > Self.maxPendingOutput { conn.output.removeAll(); conn.closeAfterWrite = true }
+    }
+
+    private func flush(_ id: Int, loop: EventLoop) {
+        guard let conn = connections[id] else { return }
+        while !conn.output.isEmpty {
+            let n = conn.output.withUnsafeBytes { send(conn.fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL)) }
+            if n > 0 { conn.output.removeFirst(n); continue }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 && errno == EAGAIN {
+                loop.modify(conn.fd, .connection(id: id), events: SWARM_EPOLLIN | SWARM_EPOLLOUT | SWARM_EPOLLRDHUP)
+                return
+            }
+            drop(id, loop: loop)
+            return
+        }
+        loop.modify(conn.fd, .connection(id: id), events: SWARM_EPOLLIN | SWARM_EPOLLRDHUP)
+        if conn.closeAfterWrite { drop(id, loop: loop) }
+    }
+
+    func expire(now: Double, loop: EventLoop) {
+        for (id, conn) in connections where now >= conn.deadline {
+            if conn.output.isEmpty && conn.input.isEmpty == false {
+                queue(conn, .failure("timeout", "request not finished within \(idleTimeout) s"))
+                conn.closeAfterWrite = true
+                flush(id, loop: loop)
+            }
+            if connections[id] != nil { drop(id, loop: loop) }
+        }
+    }
+
+    private func drop(_ id: Int, loop: EventLoop) {
+        guard let conn = connections.removeValue(forKey: id) else { return }
+        loop.remove(conn.fd)
+        close(conn.fd)
+    }
+
+    var connectionCount: Int { connections.count }
+
+    func shutdown() {
+        for (_, conn) in connections { close(conn.fd) }
+        connections.removeAll()
+        close(listenFd)
+        unlink(path)
+    }
+}

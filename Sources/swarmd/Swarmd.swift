@@ -1,0 +1,130 @@
+import ArgumentParser
+import Logging
+import Shared
+import SwarmdKit
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `swarmd`: runs a Kafka consumer as a swarm of processes. Synchronous on
+/// purpose: an async main would park the main thread with an empty signal
+/// mask and break signalfd.
+struct Swarmd: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "swarmd",
+        abstract: "Run a Kafka consumer as a supervised swarm of processes.",
+        discussion: "See swarmd(8) and swarmd.toml(5).",
+        subcommands: [Run.self, Node.self, Broker.self],
+        defaultSubcommand: Run.self
+    )
+}
+
+extension Swarmd {
+    struct Run: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "run",
+            abstract: "Start the supervisor and its nodes (the default)."
+        )
+
+        @Option(name: .shortAndLong, help: ArgumentHelp("The configuration file (TOML).", valueName: "file"))
+        var config: String?
+
+        @Option(name: .shortAndLong, help: "How many nodes to run (overrides the file).")
+        var nodes: Int?
+
+        @Option(help: ArgumentHelp("The control socket (default: $SWARMD_SOCKET, $RUNTIME_DIRECTORY/swarmd.sock, /run/swarmd/swarmd.sock).", valueName: "path"))
+        var socket: String?
+
+        @Flag(help: "Check the configuration and exit (0 valid, 78 invalid).")
+        var check = false
+
+        @Argument(parsing: .postTerminator, help: ArgumentHelp("A node program and its arguments, after --, instead of the built-in node.", valueName: "node-command"))
+        var nodeCommand: [String] = []
+
+        func run() throws {
+            StderrLogHandler.bootstrap(label: "swarmd")
+            let logger = Logger(label: "swarmd")
+            let env = currentEnvironment()
+            let path = config ?? env["SWARMD_CONFIG"]
+            let overrides = Supervisor.Overrides(nodes: nodes, nodeCommand: nodeCommand.isEmpty ? nil : nodeCommand)
+            let settings: SwarmConfig
+            do {
+                if let nodes, nodes < 1 || nodes > 1024 {
+                    throw SwarmError("config", "--nodes must be between 1 and 1024, not \(nodes)")
+                }
+                let loaded = try path.map { try ConfigLoader(path: $0).load() } ?? SwarmConfig()
+                settings = Supervisor.apply(overrides, to: loaded)
+                try SwarmdValidation.validate(settings, environment: env)
+            } catch let error as SwarmError {
+                writeAll(2, "swarmd: \(error.message)\n")
+                throw ExitCode(ExitStatus.config)
+            }
+            if check {
+                print("\(path ?? "(defaults)"): configuration is valid")
+                return
+            }
+            let socketPath = SocketPath.resolve(option: socket, configured: settings.supervisor.socket, environment: env)
+            let supervisor: Supervisor
+            do {
+                supervisor = try Supervisor(config: settings, configPath: path, overrides: overrides, socketPath: socketPath, logger: logger)
+            } catch {
+                writeAll(2, "swarmd: \(error)\n")
+                throw ExitCode(ExitStatus.software)
+            }
+            let status = supervisor.run()
+            if status != 0 { throw ExitCode(status) }
+        }
+    }
+
+    struct Node: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "node",
+            abstract: "Run one node (started by swarmd itself, as swarmd-node).",
+            shouldDisplay: false
+        )
+
+        func run() throws {
+            NodeProcessSetup.prepare()
+            StderrLogHandler.bootstrap(label: "swarmd-node")
+            let logger = Logger(label: "swarmd-node")
+            let env = currentEnvironment()
+            do {
+                let config = try NodeRuntime.configuration(from: env)
+                let runtime = try NodeRuntime(config: config, environment: env, logger: logger)
+                let status = runtime.run()
+                if status != 0 { throw ExitCode(status) }
+            } catch let error as SwarmError {
+                writeAll(2, "swarmd-node: \(error.message)\n")
+                throw ExitCode(ExitStatus.usage)
+            }
+        }
+    }
+
+    struct Broker: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "broker",
+            abstract: "Host a development Kafka broker (librdkafka's mock cluster) until stopped.",
+            discussion: "Prints the bootstrap address on the first line of standard output, then serves until TERM, INT, or EOF on standard input."
+        )
+
+        @Option(name: .long, help: ArgumentHelp("A topic to create, as name:partitions (repeatable).", valueName: "name:partitions"))
+        var topic: [String] = []
+
+        @Option(help: "Brokers in the cluster.")
+        var brokers = 1
+
+        func run() throws {
+            var topics: [(String, Int)] = []
+            for t in topic {
+                let parts = t.split(separator: ":")
+                guard parts.count == 2, let n = Int(parts[1]), n > 0 else {
+                    throw ValidationError("--topic takes name:partitions, e.g. events:6, not \"\(t)\"")
+                }
+                topics.append((String(parts[0]), n))
+            }
+            let status = BrokerCommand.run(brokers: brokers, topics: topics)
+            if status != 0 { throw ExitCode(status) }
+        }
+    }
+}
