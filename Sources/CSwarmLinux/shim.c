@@ -151,6 +151,14 @@ pid_t swarm_spawn(const char *path, char *const argv[], char *const envp[],
         if ((rc = posix_spawn_file_actions_adddup2(&actions, source, maps[i].target)) != 0) goto out;
     }
 
+    // Whatever swarmd inherited without close-on-exec (a parent's stray fds)
+    // must not reach the child either: close everything above the mapped fds.
+    int highest = 2;
+    for (int i = 0; i < map_count; i++) {
+        if (maps[i].target > highest) highest = maps[i].target;
+    }
+    if ((rc = posix_spawn_file_actions_addclosefrom_np(&actions, highest + 1)) != 0) goto out;
+
     pid_t pid;
     rc = posix_spawn(&pid, path, &actions, &attr, argv, envp);
 out:

@@ -1,1 +1,1 @@
-print("swarmctl")
+SwarmCtl.main()

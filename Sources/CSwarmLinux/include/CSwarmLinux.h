@@ -44,8 +44,8 @@ typedef struct {
 } swarm_fd_map;
 
 /// posix_spawn with a clean signal mask, default dispositions for every signal,
-/// its own process group, and `maps` dup2'ed into place. Every other fd of the
-/// parent must be close-on-exec. Returns the pid, or -errno.
+/// its own process group, and `maps` dup2'ed into place. Every fd above the
+/// highest mapped one is closed in the child. Returns the pid, or -errno.
 pid_t swarm_spawn(const char *path, char *const argv[], char *const envp[],
                   const swarm_fd_map *maps, int map_count);
 

@@ -114,3 +114,11 @@ public func signalName(_ sig: Int32) -> String {
     default: return "\(sig)"
     }
 }
+
+/// True while a process with this pid runs (for swarmctl stop's wait). A
+/// zombie has finished: it only waits for its parent to reap it.
+public func processExists(_ pid: Int32) -> Bool {
+    guard kill(pid, 0) == 0 || errno == EPERM else { return false }
+    guard let stat = try? readTextFile("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return true }
+    return stat[stat.index(after: close)...].trimmingSpaces().first != "Z"
+}

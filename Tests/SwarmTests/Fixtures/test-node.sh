@@ -1,16 +1,23 @@
 #!/bin/sh
 # A tiny node for the supervision tests: reports on fd 3 every 0.2 s.
-# TEST_NODE_MODE=exit   exits at once with status 3 (a crash loop)
-# TEST_NODE_MODE=silent never reports (a hung node)
-# TEST_NODE_MODE=garbage writes malformed reports between good ones
-# TEST_NODE_MODE=unhealthy reports health=unhealthy reason=2 after the first report
-# TEST_NODE_MODE=leak   reports, and grows its memory past the limit (see test)
+# TEST_NODE_MODE:
+#   exit       exits at once with status 3 (a crash loop)
+#   silent     never reports (a hung node)
+#   garbage    writes malformed reports between good ones
+#   unhealthy  reports health=unhealthy reason=2 after its first report
+#   stubborn   ignores TERM (only KILL ends it)
+#   slowstart  waits 1.5 s before its first report
 case "$TEST_NODE_MODE" in
   exit) exit 3 ;;
   silent) while :; do sleep 1; done ;;
+  slowstart) sleep 1.5 ;;
 esac
 n=0
-trap 'echo "v=1 health=ok state=stopping handled=$n" >&3; exit 0' TERM
+if [ "$TEST_NODE_MODE" = stubborn ]; then
+  trap '' TERM
+else
+  trap 'echo "v=1 health=ok state=stopping handled=$n" >&3; exit 0' TERM
+fi
 while :; do
   n=$((n + 1))
   if [ "$TEST_NODE_MODE" = unhealthy ] && [ $n -gt 1 ]; then

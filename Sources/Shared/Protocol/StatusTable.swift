@@ -1,0 +1,46 @@
+/// Renders `SwarmStatus` as the table `swarmctl status` prints. In Shared so
+/// that swarmd's tests and swarmctl print the same thing.
+public enum StatusTable {
+    public static func render(_ s: SwarmStatus) -> String {
+        var out = "swarmd pid \(s.pid), \(s.state), up \(duration(s.uptimeS)): \(s.running)/\(s.wanted) nodes running, "
+        out += "\(s.healthy) healthy, \(s.handled) handled, \(s.failed) failed, \(format(s.rate)) msg/s, \(s.restarts) restarts\n"
+        let header = ["SLOT", "PID", "STATE", "UPTIME", "RESTARTS", "RSS", "HANDLED", "MSG/S", "PARTS", "LAG", "REPORT", "LAST EXIT"]
+        var rows = [header]
+        for n in s.nodes {
+            rows.append([
+                String(n.slot), n.pid.map(String.init) ?? "-", n.state, n.pid == nil ? "-" : duration(n.uptimeS),
+                String(n.restarts), n.rssBytes.map(bytes) ?? "-", String(n.handled), format(n.rate),
+                String(n.partitions), n.lag.map(String.init) ?? "-",
+                n.reportAgeMs.map { format(Double($0) / 1000) + "s" } ?? "-", n.lastExit ?? "-",
+            ])
+        }
+        var widths = [Int](repeating: 0, count: header.count)
+        for row in rows { for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) } }
+        for row in rows {
+            var line = ""
+            for (i, cell) in row.enumerated() {
+                line += i == row.count - 1 ? cell : cell + String(repeating: " ", count: widths[i] - cell.count + 2)
+            }
+            out += line + "\n"
+        }
+        return out
+    }
+
+    static func duration(_ seconds: Double) -> String {
+        let s = Int(seconds)
+        if s < 120 { return "\(s)s" }
+        if s < 7200 { return "\(s / 60)m" }
+        if s < 172_800 { return "\(s / 3600)h" }
+        return "\(s / 86400)d"
+    }
+
+    static func bytes(_ b: Int64) -> String {
+        let mib = Double(b) / 1_048_576
+        return mib >= 1024 ? format(mib / 1024) + "G" : format(mib) + "M"
+    }
+
+    static func format(_ v: Double) -> String {
+        let tenths = Int((v * 10).rounded())
+        return "\(tenths / 10).\(abs(tenths % 10))"
+    }
+}

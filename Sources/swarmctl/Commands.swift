@@ -1,0 +1,157 @@
+import ArgumentParser
+import FoundationEssentials
+import Shared
+
+extension SwarmCtl {
+    struct Status: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show every node of the swarm.")
+        @OptionGroup var connection: ConnectionOptions
+        @Flag(help: "Print JSON (the schema is in swarmctl(1)).") var json = false
+        @Flag(help: "Refresh every second until interrupted.") var watch = false
+
+        func run() throws {
+            repeat {
+                let status = try connection.send(ControlRequest(cmd: .status)).status!
+                let text: String
+                if json {
+                    let data = try ControlProtocol.encoder().encode(status)
+                    text = String(decoding: data, as: UTF8.self) + "\n"
+                } else {
+                    text = StatusTable.render(status)
+                }
+                writeAll(1, (watch ? "\u{1B}[H\u{1B}[2J" : "") + text)
+                if watch { sleepSeconds(1) }
+            } while watch
+        }
+    }
+
+    struct Scale: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Set the number of nodes: N, +N or -N.",
+            discussion: "Waits until the new nodes report healthy and the removed ones are gone, unless --no-wait."
+        )
+        @OptionGroup var connection: ConnectionOptions
+        @Argument(help: ArgumentHelp("N (absolute), +N or -N (relative).", valueName: "count"))
+        var count: String
+        @Flag(help: "Return once swarmd accepted the change.") var noWait = false
+
+        func validate() throws {
+            guard Int(count.hasPrefix("+") ? String(count.dropFirst()) : count) != nil else {
+                throw ValidationError("count must be a number, +N or -N, not \"\(count)\"")
+            }
+        }
+
+        func run() throws {
+            let request: ControlRequest
+            if count.hasPrefix("+") || count.hasPrefix("-") {
+                let delta = Int(count.hasPrefix("+") ? String(count.dropFirst()) : count)!
+                request = ControlRequest(cmd: .scale, delta: delta)
+            } else {
+                request = ControlRequest(cmd: .scale, nodes: Int(count)!)
+            }
+            _ = try connection.send(request)
+            let target = try connection.send(ControlRequest(cmd: .status)).status!.wanted
+            if !noWait {
+                try connection.wait(for: "\(target) healthy nodes") { s in
+                    s.nodes.count == target && s.nodes.allSatisfy { ["running", "drained", "draining"].contains($0.state) }
+                }
+            }
+            print("swarm at \(target) node\(target == 1 ? "" : "s")\(noWait ? " (requested)" : "")")
+        }
+    }
+
+    struct Drain: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Stop fetching, finish in-flight work and commit; all nodes, or the given slots.",
+            discussion: "Drained nodes stay up, idle, until resumed. Waits until they report drained, unless --no-wait."
+        )
+        @OptionGroup var connection: ConnectionOptions
+        @Argument(help: "Slots to drain (default: all).") var slot: [Int] = []
+        @Flag(help: "Return once swarmd accepted the request.") var noWait = false
+
+        func run() throws {
+            let response = try connection.send(ControlRequest(cmd: .drain, slots: slots(slot)))
+            if !noWait {
+                try connection.wait(for: "the nodes to drain") { s in
+                    s.nodes.filter { slot.isEmpty || slot.contains($0.slot) }.allSatisfy { $0.state == "drained" }
+                }
+            }
+            print(noWait ? response.message ?? "draining" : "drained")
+        }
+    }
+
+    struct Resume: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Resume drained nodes: all, or the given slots.")
+        @OptionGroup var connection: ConnectionOptions
+        @Argument(help: "Slots to resume (default: all).") var slot: [Int] = []
+
+        func run() throws {
+            let response = try connection.send(ControlRequest(cmd: .resume, slots: slots(slot)))
+            print(response.message ?? "resumed")
+        }
+    }
+
+    struct Restart: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Gracefully restart the given slots, or all nodes one at a time (rolling).",
+            discussion: "Waits until every restarted node's replacement reports healthy, unless --no-wait."
+        )
+        @OptionGroup var connection: ConnectionOptions
+        @Argument(help: "Slots to restart (default: all, one at a time).") var slot: [Int] = []
+        @Flag(help: "Return once swarmd accepted the request.") var noWait = false
+
+        func run() throws {
+            let before = try connection.send(ControlRequest(cmd: .status)).status!
+            let targets = Set(slot.isEmpty ? before.nodes.map(\.slot) : slot)
+            let oldPids = Dictionary(uniqueKeysWithValues: before.nodes.compactMap { n in n.pid.map { (n.slot, $0) } })
+            let response = try connection.send(ControlRequest(cmd: .restart, slots: slots(slot)))
+            if !noWait {
+                try connection.wait(for: "the restarted nodes to report healthy") { s in
+                    s.nodes.filter { targets.contains($0.slot) }.allSatisfy { n in
+                        n.pid != nil && n.pid != oldPids[n.slot] && ["running", "drained"].contains(n.state)
+                    }
+                }
+            }
+            print(noWait ? response.message ?? "restarting" : "restarted \(targets.count) node\(targets.count == 1 ? "" : "s")")
+        }
+    }
+
+    struct Reload: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Re-read the configuration file and replace the nodes one at a time (as SIGHUP).",
+            discussion: "An invalid file changes nothing: swarmd keeps running as before and this prints why (exit 1)."
+        )
+        @OptionGroup var connection: ConnectionOptions
+
+        func run() throws {
+            let response = try connection.send(ControlRequest(cmd: .reload))
+            print(response.message ?? "reloading")
+        }
+    }
+
+    struct Stop: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Stop the swarm gracefully (as SIGTERM), or at once with --now (as SIGQUIT).",
+            discussion: "Waits until swarmd has exited, unless --no-wait."
+        )
+        @OptionGroup var connection: ConnectionOptions
+        @Flag(help: "Stop at once: in-flight work is abandoned (and redelivered later).") var now = false
+        @Flag(help: "Return once swarmd accepted the request.") var noWait = false
+
+        func run() throws {
+            let pid = try connection.send(ControlRequest(cmd: .status)).status!.pid
+            _ = try connection.send(ControlRequest(cmd: .stop, now: now))
+            if !noWait {
+                let deadline = monotonicNow() + connection.timeout
+                while processExists(pid) {
+                    if monotonicNow() >= deadline {
+                        printError("swarmctl: swarmd (pid \(pid)) still running after \(connection.timeout) s")
+                        throw ExitCode(ExitStatus.failure)
+                    }
+                    sleepSeconds(0.05)
+                }
+            }
+            print(noWait ? "swarmd (pid \(pid)) stopping" : "swarmd (pid \(pid)) stopped")
+        }
+    }
+}

@@ -1,0 +1,154 @@
+import Foundation
+import Shared
+import XCTest
+
+final class ConfigTests: XCTestCase {
+    func load(_ text: String) throws -> SwarmConfig {
+        try ConfigLoader(path: "swarmd.toml").parse(text)
+    }
+
+    func assertRefused(_ text: String, _ expected: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertThrowsError(try load(text), file: file, line: line) { error in
+            let message = (error as? SwarmError)?.message ?? "\(error)"
+            XCTAssertTrue(message.contains(expected), "\"\(message)\" does not say \"\(expected)\"", file: file, line: line)
+        }
+    }
+
+    func testAnEmptyFileGivesTheDocumentedDefaults() throws {
+        let c = try load("")
+        XCTAssertEqual(c, SwarmConfig())
+        XCTAssertEqual(c.supervisor.reportInterval, 1)
+        XCTAssertEqual(c.supervisor.reportTimeout, 10)
+        XCTAssertTrue(c.usesEmbeddedBroker)
+    }
+
+    func testEverySectionIsRead() throws {
+        let c = try load("""
+        # a comment
+        [supervisor]
+        nodes = 4
+        node_command = ["/usr/bin/env", "mynode"]   # trailing comment
+        report_timeout = 5.5
+        memory_limit = "512MiB"
+        socket_mode = "0660"
+
+        [kafka]
+        topics = ["a", "^b.*"]
+        group_id = "g"
+        [kafka.properties]
+        "bootstrap.servers" = "k1:9092"
+        "session.timeout.ms" = 6000
+        "enable.partition.eof" = false
+
+        [handler]
+        kind = "exec"
+        command = ['python3', 'h.py']
+        on_failure = "dead-letter"
+        dead_letter_topic = "a.dlq"
+
+        [embedded]
+        partitions = 3
+        produce_rate = 1_000
+        """)
+        XCTAssertEqual(c.supervisor.nodes, 4)
+        XCTAssertEqual(c.supervisor.nodeCommand, ["/usr/bin/env", "mynode"])
+        XCTAssertEqual(c.supervisor.reportTimeout, 5.5)
+        XCTAssertEqual(c.supervisor.memoryLimit, 512 * 1024 * 1024)
+        XCTAssertEqual(c.supervisor.socketMode, 0o660)
+        XCTAssertEqual(c.kafka.topics, ["a", "^b.*"])
+        XCTAssertEqual(c.kafka.properties, ["bootstrap.servers": "k1:9092", "session.timeout.ms": "6000", "enable.partition.eof": "false"])
+        XCTAssertEqual(c.handler.kind, .exec)
+        XCTAssertEqual(c.handler.command, ["python3", "h.py"])
+        XCTAssertEqual(c.handler.onFailure, .deadLetter)
+        XCTAssertEqual(c.embedded.produceRate, 1000)
+        XCTAssertFalse(c.usesEmbeddedBroker)
+    }
+
+    func testMistakesAreRefusedWithTheFileLineKeyAndWhatIsWrong() {
+        assertRefused("[supervisor]\nnodes = 0\n", "swarmd.toml:2: [supervisor] nodes must be between 1 and 1024, not 0")
+        assertRefused("[supervisor]\nnodes = \"4\"\n", "swarmd.toml:2: [supervisor] nodes must be an integer, not a string")
+        assertRefused("[supervisor]\nreport_timout = 3\n", "swarmd.toml:2: [supervisor] report_timout is not a known setting")
+        assertRefused("[supervisr]\n", "supervisr is not a known section")
+        assertRefused("[supervisor]\nnodes = 3\nnodes = 4\n", "swarmd.toml:3: the key 'nodes' is defined twice")
+        assertRefused("[supervisor]\nnodes = \n", "swarmd.toml:2:")
+        assertRefused("[handler]\nkind = \"java\"\n", "kind must be one of \"sink\", \"cpu\", \"exec\", not \"java\"")
+        assertRefused("[handler]\nkind = \"exec\"\n", "[handler] command is required when kind = \"exec\"")
+        assertRefused("[handler]\non_failure = \"dead-letter\"\n", "dead_letter_topic is required")
+        assertRefused("[supervisor]\nmemory_limit = \"lots\"\n", "\"lots\" is not a size")
+        assertRefused("[supervisor]\nreport_interval = 5\nreport_timeout = 2\n", "must be longer than report_interval")
+        assertRefused("[kafka.properties]\n\"group.id\" = \"x\"\n", "is set by swarm itself")
+        assertRefused("[kafka]\ntopics = []\n", "needs at least one topic")
+        assertRefused("[supervisor]\nnodes = 1979-05-27\n", "dates and times are not supported")
+        assertRefused("title = \"unterminated\n", "unterminated string")
+    }
+
+    func testTOMLParserReadsStringsNumbersArraysAndInlineTables() throws {
+        let t = try TOMLParser.parse("""
+        a = "tab\\tquote\\" \\u00e9"
+        b = 'C:\\path'
+        c = [1, 2,
+             3,]
+        d = { x = 1, y.z = "w" }
+        e = -0x10
+        f = 1e3
+        g.h = true
+        """)
+        XCTAssertEqual(t["a"], .string("tab\tquote\" é"))
+        XCTAssertEqual(t["b"], .string("C:\\path"))
+        XCTAssertEqual(t["c"], .array([.integer(1), .integer(2), .integer(3)]))
+        guard case .table(let d) = t["d"], case .table(let y) = d["y"] else { return XCTFail("d is not a table") }
+        XCTAssertEqual(d["x"], .integer(1))
+        XCTAssertEqual(y["z"], .string("w"))
+        XCTAssertEqual(t["f"], .float(1000))
+        guard case .table(let g) = t["g"] else { return XCTFail("g is not a table") }
+        XCTAssertEqual(g["h"], .boolean(true))
+    }
+
+    func testByteSizes() {
+        XCTAssertEqual(parseByteSize("512MiB"), 512 << 20)
+        XCTAssertEqual(parseByteSize("2G"), 2 << 30)
+        XCTAssertEqual(parseByteSize("100k"), 102_400)
+        XCTAssertEqual(parseByteSize("42"), 42)
+        XCTAssertNil(parseByteSize("lots"))
+    }
+
+    // MARK: The real binary
+
+    func testSwarmdRefusesABadFileWithExitStatus78AndStartsNothing() throws {
+        let dir = makeTempDir()
+        let path = dir.appendingPathComponent("bad.toml").path
+        try "[supervisor]\nnodes = 3\nreport_timout = 4\n".write(toFile: path, atomically: true, encoding: .utf8)
+        let r = try runCommand(swarmdPath, ["--config", path, "--socket", dir.appendingPathComponent("s").path])
+        XCTAssertEqual(r.status, 78)
+        XCTAssertEqual(r.stderr, "swarmd: \(path):3: [supervisor] report_timout is not a known setting (see swarmd.toml(5))\n")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("s").path), "nothing was started")
+    }
+
+    func testSwarmdRefusesAMissingFileAndAnInvalidKafkaProperty() throws {
+        let dir = makeTempDir()
+        let missing = try runCommand(swarmdPath, ["--config", dir.appendingPathComponent("nope.toml").path])
+        XCTAssertEqual(missing.status, 78)
+        XCTAssertTrue(missing.stderr.contains("nope.toml: cannot open: No such file or directory"), missing.stderr)
+
+        let path = dir.appendingPathComponent("kafka.toml").path
+        try "[kafka.properties]\n\"fetch.wait.max.mss\" = 5\n".write(toFile: path, atomically: true, encoding: .utf8)
+        let r = try runCommand(swarmdPath, ["--config", path, "--check"])
+        XCTAssertEqual(r.status, 78)
+        XCTAssertTrue(r.stderr.contains("No such configuration property: \"fetch.wait.max.mss\""), r.stderr)
+    }
+
+    func testCheckSaysAValidFileIsValid() throws {
+        let dir = makeTempDir()
+        let path = dir.appendingPathComponent("ok.toml").path
+        try "[supervisor]\nnodes = 2\n".write(toFile: path, atomically: true, encoding: .utf8)
+        let r = try runCommand(swarmdPath, ["--config", path, "--check"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(r.stdout, "\(path): configuration is valid\n")
+    }
+
+    func testNodeCountOutOfRangeOnTheCommandLine() throws {
+        let r = try runCommand(swarmdPath, ["--nodes", "0", "--check"])
+        XCTAssertEqual(r.status, 78)
+        XCTAssertEqual(r.stderr, "swarmd: --nodes must be between 1 and 1024, not 0\n")
+    }
+}

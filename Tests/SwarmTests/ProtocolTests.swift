@@ -1,0 +1,68 @@
+import Foundation
+import Shared
+@testable import SwarmdKit
+import XCTest
+
+final class ProtocolTests: XCTestCase {
+    func testReportsRoundTripAndIgnoreUnknownKeys() throws {
+        var r = NodeReport()
+        r.handled = 12
+        r.failed = 1
+        r.partitions = 3
+        r.lag = 7
+        r.health = .unhealthy
+        r.reason = 2
+        r.detail = "stuck for 70 s"
+        let parsed = try NodeReport.parse(Array(r.encoded().dropLast().utf8))
+        XCTAssertEqual(parsed.handled, 12)
+        XCTAssertEqual(parsed.reason, 2)
+        XCTAssertEqual(parsed.detail, "stuck_for_70_s")
+        XCTAssertEqual(try NodeReport.parse(Array("v=1 health=ok future_key=9".utf8)).health, .ok)
+    }
+
+    func testMalformedReportsSayWhatIsWrong() {
+        func reason(_ line: String) -> String {
+            do { _ = try NodeReport.parse(Array(line.utf8)); return "accepted" } catch { return "\(error)" }
+        }
+        XCTAssertEqual(reason("health=ok"), "no v=1 field")
+        XCTAssertEqual(reason("v=2 health=ok"), "version 2 is not supported (this swarmd speaks v=1)")
+        XCTAssertEqual(reason("v=1 handled=lots"), "handled=lots is not an integer")
+        XCTAssertEqual(reason("v=1 health=meh"), "health=meh is not ok or unhealthy")
+        XCTAssertEqual(reason("v=1 garbage"), "'garbage' is not key=value")
+    }
+
+    func testLineBufferSplitsLinesAndCapsTheirLength() {
+        var b = LineBuffer(limit: 8)
+        XCTAssertEqual(b.feed(Array("ab\ncd".utf8)), [.line(Array("ab".utf8))])
+        XCTAssertEqual(b.feed(Array("e\r\n".utf8)), [.line(Array("cde".utf8))])
+        XCTAssertEqual(b.feed(Array("0123456789".utf8)), [.overflow])
+        XCTAssertEqual(b.feed(Array("xx\nok\n".utf8)), [.line(Array("ok".utf8))])
+    }
+
+    func testBackoffRestartsAtOnceThenDoublesUpToTheCap() {
+        let b = Backoff(cap: 5)
+        XCTAssertEqual((1...6).map { b.delay(afterFailures: $0) }, [0, 0.5, 1, 2, 4, 5])
+    }
+
+    func testSHA256MatchesTheStandardVectors() {
+        func hex(_ s: String) -> String { SHA256.hash(Array(s.utf8)).map { String(format: "%02x", $0) }.joined() }
+        XCTAssertEqual(hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        XCTAssertEqual(hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        XCTAssertEqual(hex(String(repeating: "a", count: 1000)), "41edece42d63e8d9bf515a9ba6932e1c20cbc9f5a5d134645adb5db1b9737ea3")
+    }
+
+    func testExecFramingIsBinarySafe() {
+        let m = KafkaMessage(topic: "t", partition: 2, offset: 40, key: [0, 10], value: Array("a\nb".utf8), timestamp: 5,
+                             headers: [(name: "h", value: [1])])
+        let frame = ExecHandler.frame([m])
+        let expected: [UInt8] = Array("batch 1\nmessage t 2 40 5 2 3 1\nheader 1 1\nh".utf8) + [1, 10] + [0, 10] + Array("a\nb\n".utf8)
+        XCTAssertEqual(frame, expected)
+    }
+
+    func testSocketPathLookupOrder() {
+        XCTAssertEqual(SocketPath.resolve(option: "/x.sock", environment: ["SWARMD_SOCKET": "/y"]), "/x.sock")
+        XCTAssertEqual(SocketPath.resolve(option: nil, environment: ["SWARMD_SOCKET": "/y", "RUNTIME_DIRECTORY": "/run/a"]), "/y")
+        XCTAssertEqual(SocketPath.resolve(option: nil, environment: ["RUNTIME_DIRECTORY": "/run/a:/run/b"]), "/run/a/swarmd.sock")
+        XCTAssertEqual(SocketPath.resolve(option: nil, environment: [:]), "/run/swarmd/swarmd.sock")
+    }
+}

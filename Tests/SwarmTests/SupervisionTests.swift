@@ -1,0 +1,199 @@
+import Foundation
+import Shared
+import XCTest
+
+/// swarmd supervising real node processes (the shell node in Fixtures),
+/// with real signals.
+final class SupervisionTests: XCTestCase {
+    func testSpawnsNodesThatReportWithStableSlots() throws {
+        let swarmd = try SwarmdUnderTest(config: testNodeConfig(nodes: 3))
+        swarmd.waitForHealthy(3)
+        let s = try XCTUnwrap(swarmd.status())
+        XCTAssertEqual(s.nodes.map(\.slot), [0, 1, 2])
+        XCTAssertEqual(Set(s.nodes.compactMap(\.pid)).count, 3)
+        XCTAssertEqual(s.wanted, 3)
+    }
+
+    func testNodesGetOnlyTheirOwnFdsACleanSignalMaskAndTheirOwnProcessGroup() throws {
+        let swarmd = try SwarmdUnderTest(config: testNodeConfig(nodes: 1))
+        swarmd.waitForHealthy(1)
+        let pid = try XCTUnwrap(swarmd.nodePids().first)
+        let fds = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")
+        for fd in fds {
+            let target = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(fd)")) ?? ""
+            XCTAssertFalse(target.contains("eventpoll") || target.contains("signalfd") || target.contains("pidfd")
+                           || target.contains("timerfd") || target.hasPrefix("socket:"),
+                           "fd \(fd) of the node is swarmd's \(target)")
+        }
+        XCTAssertTrue(fds.contains("3"), "the report pipe is fd 3")
+        XCTAssertTrue(fds.contains("4"), "the control pipe is fd 4")
+        let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+        let sigBlk = status.split(separator: "\n").first { $0.hasPrefix("SigBlk:") }
+        XCTAssertEqual(sigBlk.map { $0.split(separator: "\t").last.map(String.init) }, "0000000000000000")
+        XCTAssertEqual(getpgid(pid), pid, "each node leads its own process group")
+    }
+
+    func testKilledNodeIsReplacedInItsSlotAndTheExitIsLogged() throws {
+        let swarmd = try SwarmdUnderTest(config: testNodeConfig(nodes: 2))
+        swarmd.waitForHealthy(2)
+        let victim = try XCTUnwrap(swarmd.status()?.nodes.first { $0.slot == 1 }?.pid)
+        kill(victim, SIGKILL)
+        swarmd.waitForLog("node exited: killed by signal KILL")
+        eventually("slot 1 to run a new process") {
+            guard let n = swarmd.status()?.nodes.first(where: { $0.slot == 1 }) else { return false }
+            return n.pid != nil && n.pid != victim && n.state == "running" && n.restarts == 1
+        }
+        XCTAssertEqual(swarmd.status()?.nodes.first { $0.slot == 1 }?.lastExit, "killed by signal KILL")
+    }
+
+    func testStoppedNodeIsDeclaredHungKilledAndReplaced() throws {
+        let swarmd = try SwarmdUnderTest(config: testNodeConfig(nodes: 1))
+        swarmd.waitForHealthy(1)
+        let victim = try XCTUnwrap(swarmd.nodePids().first)
+        kill(victim, SIGSTOP)
+        swarmd.waitForLog("node hung: no report")
+        swarmd.waitForLog("node did not stop in time: KILL")
+        eventually("the hung node to be replaced") {
+            guard let n = swarmd.status()?.nodes.first else { return false }
+            return n.pid != victim && n.state == "running"
+        }
+        XCTAssertFalse(alive(victim))
+        XCTAssertTrue(swarmd.log.contains("after stop: hung (no report)"))
+    }
+
+    func testNodeThatDiesAtOnceBacksOffAndShowsAsCrashLooping() throws {
+        let swarmd = try SwarmdUnderTest(config: testNodeConfig(nodes: 1, extra: "crash_loop_after = 3"),
+                                         environment: ["TEST_NODE_MODE": "exit"])
+        eventually("the node to show as crash-looping") { swarmd.status()?.nodes.first?.state == "crash-looping" }
+        swarmd.waitForLog("restart in 0.5 s")
+        swarmd.waitForLog("restart in 1.0 s")
+        XCTAssertTrue(swarmd.log.contains("exited with status 3"))
+        // The first failure restarts at once, then the delays double up to the cap (2 s here).
+        swarmd.waitForLog("restart in 2.0 s", timeout: 30)
+        XCTAssertFalse(swarmd.log.contains("restart in 4.0 s"), "the backoff is capped by restart_backoff_max")
+    }
+
+    func testTTINAddsANodeAndTTOURemovesTheHighestButNeverTheLast() throws {
+        let swarmd = try SwarmdUnderTest(config: testNodeConfig(nodes: 2))
+        swarmd.waitForHealthy(2)
+        swarmd.signal(SIGTTIN)
+        swarmd.waitForHealthy(3)
+        swarmd.signal(SIGTTOU)
+        swarmd.waitForHealthy(2)
+        XCTAssertEqual(swarmd.status()?.nodes.map(\.slot), [0, 1])
+        swarmd.signal(SIGTTOU)
+        swarmd.waitForHealthy(1)
+        swarmd.signal(SIGTTOU)
+        swarmd.waitForLog("TTOU ignored")
+        XCTAssertEqual(swarmd.status()?.wanted, 1)
+    }
+
+    func testTermStopsEveryNodeGracefullyAndExitsZero() throws {
+        let swarmd = try SwarmdUnderTest(config: testNodeConfig(nodes: 3))
+        swarmd.waitForHealthy(3)
+        let pids = swarmd.nodePids()
+        swarmd.signal(SIGTERM)
+        XCTAssertEqual(swarmd.waitForExit(), 0)
+        for pid in pids { XCTAssertFalse(alive(pid)) }
+        XCTAssertEqual(swarmd.logCount("after stop: swarm stopping"), 3)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: swarmd.socket), "the socket file is removed on exit")
+    }
+
+    func testStragglersAreKilledAtTheShutdownTimeoutAndTheExitStatusSaysSo() throws {
+        let swarmd = try SwarmdUnderTest(config: testNodeConfig(nodes: 2, extra: "shutdown_timeout = 1"),
+                                         environment: ["TEST_NODE_MODE": "stubborn"])
+        swarmd.waitForHealthy(2)
+        swarmd.signal(SIGTERM)
+        XCTAssertEqual(swarmd.waitForExit(), 1)
+        XCTAssertTrue(swarmd.log.contains("node did not stop in time: KILL"))
+    }
+
+    func testSecondTermMakesTheStopImmediate() throws {
+        let swarmd = try SwarmdUnderTest(config: testNodeConfig(nodes: 1, extra: "shutdown_timeout = 60\nquit_timeout = 0.5"),
+                                         environment: ["TEST_NODE_MODE": "stubborn"])
+        swarmd.waitForHealthy(1)
+        swarmd.signal(SIGTERM)
+        swarmd.waitForLog("graceful stop requested")
+        swarmd.signal(SIGTERM)
+        swarmd.waitForLog("second stop signal: stopping now")
+        // QUIT's default action ends the shell node even though it ignores TERM.
+        XCTAssertNotNil(swarmd.waitForExit(timeout: 10))
+    }
+
+    func testQuitStopsAtOnce() throws {
+        let swarmd = try SwarmdUnderTest(config: testNodeConfig(nodes: 2, extra: "shutdown_timeout = 60"),
+                                         environment: ["TEST_NODE_MODE": "stubborn"])
+        swarmd.waitForHealthy(2)
+        let pids = swarmd.nodePids()
+        swarmd.signal(SIGQUIT)
+        XCTAssertNotNil(swarmd.waitForExit(timeout: 10))
+        XCTAssertTrue(swarmd.log.contains("immediate stop requested"))
+        for pid in pids { XCTAssertFalse(alive(pid)) }
+    }
+
+    func testKillingTheSupervisorTakesEveryNodeWithIt() throws {
+        let swarmd = try SwarmdUnderTest(config: testNodeConfig(nodes: 3))
+        swarmd.waitForHealthy(3)
+        let pids = swarmd.nodePids()
+        swarmd.signal(SIGKILL)
+        eventually("every node to be gone", timeout: 5) { pids.allSatisfy { !alive($0) } }
+    }
+
+    func testHupAppliesAValidFileByRollingAndKeepsRunningOnAnInvalidOne() throws {
+        let swarmd = try SwarmdUnderTest(config: testNodeConfig(nodes: 2))
+        swarmd.waitForHealthy(2)
+        let before = Set(swarmd.nodePids())
+        try testNodeConfig(nodes: 3).write(toFile: swarmd.configPath, atomically: true, encoding: .utf8)
+        swarmd.signal(SIGHUP)
+        swarmd.waitForLog("reload complete")
+        swarmd.waitForHealthy(3)
+        let after = Set(swarmd.nodePids())
+        XCTAssertTrue(after.isDisjoint(with: before), "every node was replaced")
+
+        try "[supervisor]\nnodes = \"many\"\n".write(toFile: swarmd.configPath, atomically: true, encoding: .utf8)
+        swarmd.signal(SIGHUP)
+        swarmd.waitForLog("reload refused, keeping the running configuration")
+        XCTAssertTrue(swarmd.log.contains("nodes must be an integer"))
+        swarmd.waitForHealthy(3)
+        XCTAssertEqual(Set(swarmd.nodePids()), after, "nothing was restarted")
+    }
+
+    func testMalformedReportsAreCountedAndLoggedNeverFatal() throws {
+        let swarmd = try SwarmdUnderTest(config: testNodeConfig(nodes: 1), environment: ["TEST_NODE_MODE": "garbage"])
+        swarmd.waitForHealthy(1)
+        eventually("malformed reports to be counted") { (swarmd.status()?.malformedReports ?? 0) >= 3 }
+        XCTAssertTrue(swarmd.log.contains("malformed report ignored"))
+        XCTAssertEqual(swarmd.status()?.nodes.first?.restarts, 0)
+    }
+
+    func testNodeReportingItselfUnhealthyIsRestartedGracefully() throws {
+        let swarmd = try SwarmdUnderTest(config: testNodeConfig(nodes: 1), environment: ["TEST_NODE_MODE": "unhealthy"])
+        swarmd.waitForLog("node reports itself unhealthy: handler stuck on one batch")
+        swarmd.waitForLog("after stop: unhealthy: handler stuck on one batch")
+        eventually("a restart") { (swarmd.status()?.nodes.first?.restarts ?? 0) >= 1 }
+    }
+
+    func testNodeOverTheMemoryLimitIsRestartedGracefully() throws {
+        // A shell's resident set is well over 64 KiB.
+        let swarmd = try SwarmdUnderTest(config: testNodeConfig(nodes: 2, extra: "memory_limit = \"64k\""))
+        swarmd.waitForLog("node over memory limit")
+        swarmd.waitForLog("after stop: over memory limit")
+        XCTAssertFalse(swarmd.log.contains("killed by signal KILL"), "the restart is graceful")
+    }
+
+    func testUsr1LogsAFullStatusReport() throws {
+        let swarmd = try SwarmdUnderTest(config: testNodeConfig(nodes: 2))
+        swarmd.waitForHealthy(2)
+        swarmd.signal(SIGUSR1)
+        swarmd.waitForLog("status: node", count: 2)
+        XCTAssertTrue(swarmd.log.contains("status: 2/2 nodes running"))
+    }
+
+    func testUnknownSignalIsLoggedAndIgnored() throws {
+        let swarmd = try SwarmdUnderTest(config: testNodeConfig(nodes: 1))
+        swarmd.waitForHealthy(1)
+        swarmd.signal(SIGUSR2)
+        swarmd.waitForLog("signal ignored")
+        swarmd.waitForHealthy(1)
+    }
+}
