@@ -56,7 +56,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SwarmTests",
-            dependencies: ["Shared", "SwarmdKit", "swarmd", "swarmctl"],
+            dependencies: ["Shared", "SwarmdKit", "CSwarmLinux", "swarmd", "swarmctl"],
             exclude: ["Fixtures"]
         ),
     ]

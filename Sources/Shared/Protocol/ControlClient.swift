@@ -35,8 +35,14 @@ public struct ControlClient {
         defer { close(fd) }
         var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - Double(Int(timeout))) * 1e6))
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        guard writeAll(fd, ControlProtocol.line(request)) else {
-            throw Failure.unavailable("swarmd on \(path) closed the connection: \(errnoText())")
+        // MSG_NOSIGNAL: a daemon that refuses us closes the socket, and its answer is still there to read.
+        let bytes = ControlProtocol.line(request)
+        var sent = 0
+        while sent < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            sent += n
         }
         var lines = LineBuffer(limit: 16 << 20)
         var buffer = [UInt8](repeating: 0, count: 65536)

@@ -110,9 +110,9 @@ final class ControlServer {
                 refuse(fd, .failure("permission-denied", "permission denied: uid \(uid) may not control this swarmd (root, uid \(geteuid())\(allowedGroup.map { " and group \($0)" } ?? ""))"))
                 continue
             }
-            if connections.count >= Self.maxConnections {
-                refuse(fd, .failure("busy", "too many control connections (\(Self.maxConnections)); try again"))
-                continue
+            if connections.count >= Self.maxConnections, let idlest = connections.min(by: { $0.value.deadline < $1.value.deadline }) {
+                // A flood of idle clients must not lock the operator out: the one idle longest makes room.
+                drop(idlest.key, loop: loop)
             }
             let id = nextId
             nextId += 1

@@ -1,11 +1,13 @@
-#!/bin/sh
-# A tiny node for the supervision tests: reports on fd 3 every 0.2 s.
+#!/bin/bash
+# A tiny node for the supervision tests, speaking swarmd's node protocol:
+# a report on fd 3 every 0.2 s, commands (drain, pause, resume) on fd 4,
+# EOF on fd 4 = the supervisor is gone.
 # TEST_NODE_MODE:
 #   exit       exits at once with status 3 (a crash loop)
 #   silent     never reports (a hung node)
 #   garbage    writes malformed reports between good ones
 #   unhealthy  reports health=unhealthy reason=2 after its first report
-#   stubborn   ignores TERM (only KILL ends it)
+#   stubborn   ignores TERM (only KILL or QUIT end it)
 #   slowstart  waits 1.5 s before its first report
 case "$TEST_NODE_MODE" in
   exit) exit 3 ;;
@@ -13,6 +15,7 @@ case "$TEST_NODE_MODE" in
   slowstart) sleep 1.5 ;;
 esac
 n=0
+state=running
 if [ "$TEST_NODE_MODE" = stubborn ]; then
   trap '' TERM
 else
@@ -23,9 +26,15 @@ while :; do
   if [ "$TEST_NODE_MODE" = unhealthy ] && [ $n -gt 1 ]; then
     echo "v=1 health=unhealthy reason=2 handled=$n" >&3
   else
-    echo "v=1 health=ok state=running handled=$n slot=$SWARM_SLOT" >&3
+    echo "v=1 health=ok state=$state handled=$n slot=$SWARM_SLOT" >&3
   fi
   [ "$TEST_NODE_MODE" = garbage ] && echo "this is not a report" >&3
-  sleep 0.2 &
-  wait $!
+  if read -r -t 0.2 command <&4; then
+    case "$command" in
+      drain|pause) state=drained ;;
+      resume) state=running ;;
+    esac
+  elif [ $? -le 128 ]; then
+    exit 0  # EOF on fd 4: swarmd is gone
+  fi
 done

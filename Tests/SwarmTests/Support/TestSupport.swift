@@ -64,8 +64,9 @@ func runCommand(_ path: String, _ arguments: [String], environment: [String: Str
                          stderr: (try? String(contentsOf: errURL, encoding: .utf8)) ?? "")
 }
 
+/// Runs swarmctl COMMAND --socket SOCKET ARGUMENTS….
 func swarmctl(_ arguments: [String], socket: String) throws -> CommandResult {
-    try runCommand(swarmctlPath, arguments + ["--socket", socket])
+    try runCommand(swarmctlPath, Array(arguments.prefix(1)) + ["--socket", socket] + arguments.dropFirst())
 }
 
 /// A swarmd started by a test, with its log in a file the test can search.
@@ -156,7 +157,7 @@ func testNodeConfig(nodes: Int, extra: String = "") -> String {
     """
     [supervisor]
     nodes = \(nodes)
-    node_command = ["/bin/sh", "\(testNode)"]
+    node_command = ["/bin/bash", "\(testNode)"]
     report_interval = 0.2
     report_timeout = 2
     kill_timeout = 2
