@@ -1,0 +1,51 @@
+#!/usr/bin/env python3
+"""A handler for the Kafka tests, speaking swarm-handler(7).
+
+Appends one line per message it sees to $RECORD_FILE:
+    <slot> <topic> <partition> <offset> <key> <ok|fail>
+FAIL_KEYS=k1,k2   those keys always fail ("fail injected failure")
+CRASH_KEY=k3      exit(1) the first time that key is seen (a marker file remembers)
+SLOW_MS=n         sleep n ms per message
+"""
+import os
+import sys
+import time
+
+inp = sys.stdin.buffer
+out = sys.stdout
+record = open(os.environ["RECORD_FILE"], "a", buffering=1)
+slot = os.environ.get("SWARM_SLOT", "?")
+fail_keys = set(filter(None, os.environ.get("FAIL_KEYS", "").split(",")))
+crash_key = os.environ.get("CRASH_KEY")
+crash_marker = os.environ.get("RECORD_FILE") + ".crashed"
+slow = int(os.environ.get("SLOW_MS", "0")) / 1000.0
+
+while True:
+    line = inp.readline()
+    if not line:
+        break  # EOF: the node is gone or stopping
+    kind, count = line.split()
+    assert kind == b"batch", line
+    answers = []
+    for _ in range(int(count)):
+        header = inp.readline().split()
+        assert header[0] == b"message", header
+        topic, partition, offset = header[1].decode(), int(header[2]), int(header[3])
+        key_len, value_len, header_count = int(header[5]), int(header[6]), int(header[7])
+        for _ in range(header_count):
+            _, name_len, hv_len = inp.readline().split()
+            inp.read(int(name_len) + int(hv_len) + 1)
+        key = inp.read(key_len).decode() if key_len >= 0 else ""
+        inp.read(value_len)
+        inp.read(1)  # the newline after the value
+        if crash_key and key == crash_key and not os.path.exists(crash_marker):
+            open(crash_marker, "w").close()
+            record.write(f"{slot} {topic} {partition} {offset} {key} crash\n")
+            os._exit(1)
+        if slow:
+            time.sleep(slow)
+        status = "fail" if key in fail_keys else "ok"
+        record.write(f"{slot} {topic} {partition} {offset} {key} {status}\n")
+        answers.append("fail injected failure" if status == "fail" else "ok")
+    out.write("\n".join(answers) + "\n")
+    out.flush()

@@ -1,0 +1,107 @@
+import Foundation
+import Shared
+import XCTest
+
+let recordHandler = fixtures.appendingPathComponent("record-handler.py").path
+
+/// `swarmd broker`: a development broker that outlives the swarms of a test.
+final class BrokerUnderTest {
+    let process = Process()
+    let bootstrap: String
+    private let input = Pipe()
+
+    init(topics: [String: Int]) throws {
+        let output = Pipe()
+        process.executableURL = URL(fileURLWithPath: swarmdPath)
+        process.arguments = ["broker"] + topics.flatMap { ["--topic", "\($0.key):\($0.value)"] }
+        process.standardOutput = output
+        process.standardInput = input
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        var line = Data()
+        while true {
+            let byte = output.fileHandleForReading.readData(ofLength: 1)
+            if byte.isEmpty || byte == Data("\n".utf8) { break }
+            line += byte
+        }
+        bootstrap = String(decoding: line, as: UTF8.self)
+        precondition(bootstrap.contains(":"), "swarmd broker printed no bootstrap address")
+    }
+
+    deinit {
+        try? input.fileHandleForWriting.close()  // EOF on stdin stops it
+        process.waitUntilExit()
+    }
+
+    /// Produces `key:value` lines with kcat, the independent client, to one partition or by key.
+    func produce(_ topic: String, keys: [String], partition: Int? = nil) throws {
+        let lines = keys.map { "\($0):value-of-\($0)" }.joined(separator: "\n") + "\n"
+        var args = ["-P", "-b", bootstrap, "-t", topic, "-K", ":"]
+        if let partition { args += ["-p", String(partition)] }
+        let r = try runCommand("/usr/bin/kcat", args, stdin: Data(lines.utf8))
+        XCTAssertEqual(r.status, 0, "kcat: \(r.stderr)")
+    }
+
+    /// Reads a whole topic with kcat: one "key|headers" line per message.
+    func consumeAll(_ topic: String) throws -> [String] {
+        let r = try runCommand("/usr/bin/kcat", ["-C", "-b", bootstrap, "-t", topic, "-e", "-q", "-f", "%k|%h\n"])
+        return r.stdout.split(separator: "\n").map(String.init)
+    }
+
+    func committedAndEnd(group: String, topic: String, partitions: Int) throws -> (committed: [Int64], end: [Int64]) {
+        let c = try KafkaConsumer(properties: ["bootstrap.servers": bootstrap, "group.id": group, "log_level": "0"])
+        defer { c.close() }
+        return (try c.committed(topic: topic, partitions: partitions), try c.highWatermarks(topic: topic, partitions: partitions))
+    }
+}
+
+/// What the record handler wrote: one entry per message seen.
+struct Record {
+    struct Entry: Hashable {
+        var slot: String
+        var partition: Int
+        var offset: Int
+        var key: String
+        var outcome: String
+    }
+
+    let path: String
+    var entries: [Entry] {
+        let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").compactMap { line in
+            let f = line.split(separator: " ").map(String.init)
+            guard f.count == 6, let p = Int(f[2]), let o = Int(f[3]) else { return nil }
+            return Entry(slot: f[0], partition: p, offset: o, key: f[4], outcome: f[5])
+        }
+    }
+    var okKeys: Set<String> { Set(entries.filter { $0.outcome == "ok" }.map(\.key)) }
+}
+
+/// A swarm configuration of built-in nodes with the record handler, against a broker.
+func kafkaConfig(bootstrap: String, nodes: Int, topic: String, extraHandler: String = "", extraSupervisor: String = "") -> String {
+    """
+    [supervisor]
+    nodes = \(nodes)
+    report_interval = 0.5
+    kill_timeout = 10
+    shutdown_timeout = 30
+    \(extraSupervisor)
+
+    [kafka]
+    topics = ["\(topic)"]
+    group_id = "swarm-test"
+
+    [kafka.properties]
+    "bootstrap.servers" = "\(bootstrap)"
+    "session.timeout.ms" = 6000
+    "heartbeat.interval.ms" = 500
+    "auto.offset.reset" = "earliest"
+
+    [handler]
+    kind = "exec"
+    command = ["/usr/bin/python3", "\(recordHandler)"]
+    batch_size = 20
+    commit_interval = 0.5
+    \(extraHandler)
+    """
+}
