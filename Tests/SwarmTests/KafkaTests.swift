@@ -155,4 +155,21 @@ final class KafkaTests: XCTestCase {
         swarmd.signal(SIGTERM)
         XCTAssertEqual(swarmd.waitForExit(), 0)
     }
+
+    func testTheExampleHandlersInPythonAndBashHandleEveryMessage() throws {
+        let examples = fixtures.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("examples")
+        for (name, command) in [("python", "[\"/usr/bin/python3\", \"\(examples.path)/handler.py\"]"),
+                                ("bash", "[\"/bin/bash\", \"\(examples.path)/handler.sh\"]")] {
+            let broker = try BrokerUnderTest(topics: [topic: 2])
+            try broker.produce(topic, keys: (0..<40).map { "\(name)\($0)" })
+            let swarmd = try SwarmdUnderTest(config: kafkaConfig(bootstrap: broker.bootstrap, nodes: 1, topic: topic)
+                .replacingOccurrences(of: "command = [\"/usr/bin/python3\", \"\(recordHandler)\"]", with: "command = \(command)"))
+            eventually("the \(name) example to handle 40 messages", timeout: 60) { swarmd.status()?.handled == 40 }
+            XCTAssertEqual(swarmd.status()?.failed, 0)
+            if name == "bash" { XCTAssertTrue(swarmd.log.contains("key=bash7 value=value-of-bash7"), "the handler's stderr is logged") }
+            swarmd.signal(SIGTERM)
+            XCTAssertEqual(swarmd.waitForExit(), 0)
+        }
+    }
 }
