@@ -14,11 +14,12 @@ import time
 inp = sys.stdin.buffer
 out = sys.stdout
 record = open(os.environ["RECORD_FILE"], "a", buffering=1)
+record_fd = os.open(os.environ["RECORD_FILE"], os.O_WRONLY | os.O_APPEND)
 slot = os.environ.get("SWARM_SLOT", "?")
 fail_keys = set(filter(None, os.environ.get("FAIL_KEYS", "").split(",")))
 crash_key = os.environ.get("CRASH_KEY")
 crash_marker = os.environ.get("RECORD_FILE") + ".crashed"
-slow = int(os.environ.get("SLOW_MS", "0")) / 1000.0
+slow = float(os.environ.get("SLOW_MS", "0")) / 1000.0
 
 while True:
     line = inp.readline()
@@ -27,6 +28,7 @@ while True:
     kind, count = line.split()
     assert kind == b"batch", line
     answers = []
+    lines = []
     for _ in range(int(count)):
         header = inp.readline().split()
         assert header[0] == b"message", header
@@ -40,12 +42,14 @@ while True:
         inp.read(1)  # the newline after the value
         if crash_key and key == crash_key and not os.path.exists(crash_marker):
             open(crash_marker, "w").close()
-            record.write(f"{slot} {topic} {partition} {offset} {key} crash\n")
+            record.write("".join(lines) + f"{slot} {topic} {partition} {offset} {key} crash\n")
             os._exit(1)
         if slow:
             time.sleep(slow)
         status = "fail" if key in fail_keys else "ok"
-        record.write(f"{slot} {topic} {partition} {offset} {key} {status}\n")
+        lines.append(f"{slot} {topic} {partition} {offset} {key} {status}\n")
         answers.append("fail injected failure" if status == "fail" else "ok")
+    # One write per batch, before answering: what is recorded was seen.
+    os.write(record_fd, "".join(lines).encode())
     out.write("\n".join(answers) + "\n")
     out.flush()

@@ -42,6 +42,19 @@ final class BrokerUnderTest {
         XCTAssertEqual(r.status, 0, "kcat: \(r.stderr)")
     }
 
+    /// Starts kcat producing `keys` from a file and returns it running.
+    func produceInBackground(_ topic: String, keys: [String], dir: URL, name: String = "") throws -> Process {
+        let file = dir.appendingPathComponent("produce-\(topic)\(name)")
+        try (keys.map { "\($0):value-of-\($0)" }.joined(separator: "\n") + "\n").write(to: file, atomically: true, encoding: .utf8)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/kcat")
+        p.arguments = ["-P", "-b", bootstrap, "-t", topic, "-K", ":"]
+        p.standardInput = try FileHandle(forReadingFrom: file)
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        return p
+    }
+
     /// Reads a whole topic with kcat: one "key|headers" line per message.
     func consumeAll(_ topic: String) throws -> [String] {
         let r = try runCommand("/usr/bin/kcat", ["-C", "-b", bootstrap, "-t", topic, "-e", "-q", "-f", "%k|%h\n"])
@@ -78,7 +91,7 @@ struct Record {
 }
 
 /// A swarm configuration of built-in nodes with the record handler, against a broker.
-func kafkaConfig(bootstrap: String, nodes: Int, topic: String, extraHandler: String = "", extraSupervisor: String = "") -> String {
+func kafkaConfig(bootstrap: String, nodes: Int, topic: String, batchSize: Int = 20, extraHandler: String = "", extraSupervisor: String = "") -> String {
     """
     [supervisor]
     nodes = \(nodes)
@@ -100,7 +113,7 @@ func kafkaConfig(bootstrap: String, nodes: Int, topic: String, extraHandler: Str
     [handler]
     kind = "exec"
     command = ["/usr/bin/python3", "\(recordHandler)"]
-    batch_size = 20
+    batch_size = \(batchSize)
     commit_interval = 0.5
     \(extraHandler)
     """

@@ -161,7 +161,7 @@ func testNodeConfig(nodes: Int, extra: String = "") -> String {
     report_interval = 0.2
     report_timeout = 2
     kill_timeout = 2
-    restart_backoff_max = 2
+    \(extra.contains("restart_backoff_max") ? "" : "restart_backoff_max = 2")
     \(extra)
     """
 }

@@ -1,0 +1,189 @@
+import CSwarmLinux
+import Foundation
+import Shared
+import XCTest
+
+/// Faults, load and hostile input, with real processes. The long variants run
+/// with SWARM_LONG=1 (results in RELIABILITY.md).
+final class ReliabilityTests: XCTestCase {
+    let long = ProcessInfo.processInfo.environment["SWARM_LONG"] == "1"
+    let topic = "chaos"
+
+    /// Keys k0…k(n-1), produced in chunks by kcat.
+    func produce(_ broker: BrokerUnderTest, count: Int, from start: Int = 0) throws {
+        var i = start
+        while i < start + count {
+            let chunk = min(50_000, start + count - i)
+            try broker.produce(topic, keys: (i..<(i + chunk)).map { "k\($0)" })
+            i += chunk
+        }
+    }
+
+    func testNoMessageIsLostWhileNodesAreKilledScaledDrainedAndResumedAtRandom() throws {
+        let total = long ? 1_000_000 : 100_000
+        let broker = try BrokerUnderTest(topics: [topic: 6])
+        let dir = makeTempDir()
+        let record = Record(path: dir.appendingPathComponent("record").path)
+        let swarmd = try SwarmdUnderTest(
+            config: kafkaConfig(bootstrap: broker.bootstrap, nodes: 3, topic: topic, batchSize: 200),
+            // 0.3 ms a message keeps the nodes busy, so kills hit work in flight.
+            environment: ["RECORD_FILE": record.path, "SWARM_LOG_LEVEL": "info", "SLOW_MS": "0.3"])
+        swarmd.waitForHealthy(3)
+        // Produce in chunks through the chaos, so that nodes die while they hold
+        // work (and the mock broker's ~5 MiB per partition is never exceeded).
+        let chaosSeconds = long ? 300.0 : 60.0
+        let chunk = total / Int(chaosSeconds / 4)
+        var produced = 0
+        var producers: [Process] = []
+
+        var rng = SystemRandomNumberGenerator()
+        var actions: [String: Int] = [:]
+        let chaosUntil = Date().addingTimeInterval(chaosSeconds)
+        while Date() < chaosUntil || produced < total {
+            if produced < total {
+                let n = min(chunk, total - produced)
+                producers.append(try broker.produceInBackground(topic, keys: (produced..<(produced + n)).map { "k\($0)" }, dir: dir, name: "\(produced)"))
+                produced += n
+            }
+            guard let status = swarmd.status() else { XCTFail("swarmd stopped answering"); return }
+            switch Int.random(in: 0..<10, using: &rng) {
+            case 0..<4:
+                if let victim = status.nodes.compactMap(\.pid).randomElement(using: &rng) {
+                    kill(victim, SIGKILL); actions["kill", default: 0] += 1
+                }
+            case 4..<6:
+                let n = Int.random(in: 1...4, using: &rng)
+                _ = try swarmctl(["scale", String(n), "--no-wait"], socket: swarmd.socket); actions["scale", default: 0] += 1
+            case 6..<8:
+                if let slot = status.nodes.randomElement(using: &rng)?.slot {
+                    _ = try swarmctl(["drain", String(slot), "--no-wait"], socket: swarmd.socket); actions["drain", default: 0] += 1
+                }
+            default:
+                _ = try swarmctl(["resume"], socket: swarmd.socket); actions["resume", default: 0] += 1
+            }
+            // Each action starts a rebalance of the group, which takes the mock broker
+            // about session.timeout.ms: leave the nodes time to work in between.
+            usleep(UInt32.random(in: 2_000_000...6_000_000, using: &rng))
+        }
+        _ = try swarmctl(["resume"], socket: swarmd.socket)
+        _ = try swarmctl(["scale", "3"], socket: swarmd.socket)
+        for p in producers {
+            p.waitUntilExit()
+            XCTAssertEqual(p.terminationStatus, 0, "kcat failed to produce")
+        }
+        eventually("every key handled", timeout: long ? 1200 : 300) { record.okKeys.count >= total }
+        let entries = record.entries
+        let keys = Set(entries.map(\.key))
+        XCTAssertEqual(keys.count, total, "messages lost")
+        print("chaos: \(total) messages, \(entries.count - keys.count) handled twice, actions \(actions)")
+        swarmd.waitForHealthy(3, timeout: 60)
+        swarmd.signal(SIGTERM)
+        XCTAssertEqual(swarmd.waitForExit(timeout: 60), 0)
+        let offsets = try broker.committedAndEnd(group: "swarm-test", topic: topic, partitions: 6)
+        XCTAssertEqual(offsets.committed, offsets.end, "the committed offsets reached the end")
+    }
+
+    func testSwarmdKilledUnderLoadTakesItsNodesAndAFreshOneResumesWithNothingLost() throws {
+        let total = 20_000
+        let broker = try BrokerUnderTest(topics: [topic: 4])
+        try produce(broker, count: total)
+        let dir = makeTempDir()
+        let record = Record(path: dir.appendingPathComponent("record").path)
+        var first: SwarmdUnderTest? = try SwarmdUnderTest(
+            config: kafkaConfig(bootstrap: broker.bootstrap, nodes: 2, topic: topic),
+            environment: ["RECORD_FILE": record.path, "SLOW_MS": "1"])
+        eventually("load", timeout: 60) { record.entries.count > 2_000 }
+        let pids = first!.nodePids()
+        first!.signal(SIGKILL)
+        eventually("every node gone within about a second", timeout: 3) { pids.allSatisfy { !alive($0) } }
+        first = nil
+        let second = try SwarmdUnderTest(config: kafkaConfig(bootstrap: broker.bootstrap, nodes: 2, topic: topic),
+                                         environment: ["RECORD_FILE": record.path])
+        eventually("every key handled", timeout: 120) { record.okKeys.count == total }
+        second.signal(SIGTERM)
+        XCTAssertEqual(second.waitForExit(), 0)
+        let offsets = try broker.committedAndEnd(group: "swarm-test", topic: topic, partitions: 4)
+        XCTAssertEqual(offsets.committed, offsets.end)
+    }
+
+    func testACrashLoopingNodeCostsTheSupervisorAlmostNothing() throws {
+        let swarmd = try SwarmdUnderTest(config: testNodeConfig(nodes: 2),
+                                         environment: ["TEST_NODE_MODE": "exit", "SWARM_LOG_LEVEL": "info"])
+        eventually("crash-looping") { swarmd.status()?.nodes.allSatisfy { $0.state == "crash-looping" } == true }
+        let before = try cpuSeconds(swarmd.pid)
+        let start = Date()
+        eventually("many restarts", timeout: 30) { (swarmd.status()?.restarts ?? 0) >= 20 }
+        let used = try cpuSeconds(swarmd.pid) - before
+        let elapsed = Date().timeIntervalSince(start)
+        print("crash loop: swarmd used \(used) s of CPU in \(elapsed) s")
+        XCTAssertLessThan(used / elapsed, 0.10, "swarmd was busy during a crash loop")
+    }
+
+    func testThousandsOfHostileClientsLeaveStatusFastAndNothingLeaked() throws {
+        let swarmd = try SwarmdUnderTest(config: testNodeConfig(nodes: 2, extra: "control_timeout = 1"),
+                                         environment: ["SWARM_LOG_LEVEL": "info"])
+        swarmd.waitForHealthy(2)
+        let fds = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(swarmd.pid)/fd").count
+        let rss = residentBytes(pid: swarmd.pid) ?? 0
+        let payloads: [[UInt8]] = [
+            Array("garbage\n".utf8), Array("{\"v\":1,\"cmd\":\"status\"".utf8), [UInt8](repeating: 123, count: 70_000),
+            Array("{\"v\":1,\"cmd\":\"scale\",\"nodes\":[]}\n".utf8), [0, 0, 0, 10], Array("{}\n".utf8), [],
+        ]
+        var slowest = 0.0
+        for i in 0..<(long ? 20_000 : 3_000) {
+            let fd = swarm_unix_connect(swarmd.socket)
+            if fd >= 0 {
+                _ = writeAll(fd, payloads[i % payloads.count])
+                if i % 3 == 0 { shutdown(fd, Int32(SHUT_WR)) }
+                close(fd)
+            }
+            if i % 500 == 0 {
+                let t = Date()
+                XCTAssertNotNil(swarmd.status())
+                slowest = max(slowest, Date().timeIntervalSince(t))
+            }
+        }
+        var flood: [Int32] = []
+        for _ in 0..<1_000 { let fd = swarm_unix_connect(swarmd.socket); if fd >= 0 { flood.append(fd) } }
+        let t = Date()
+        XCTAssertNotNil(swarmd.status(), "status answers during a connection flood")
+        slowest = max(slowest, Date().timeIntervalSince(t))
+        for fd in flood { close(fd) }
+        print("hostile clients: slowest status \(Int(slowest * 1000)) ms")
+        XCTAssertLessThan(slowest, 1.0)
+        eventually("fds back to \(fds)") {
+            (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(swarmd.pid)/fd").count) == fds
+        }
+        let grown = (residentBytes(pid: swarmd.pid) ?? 0) - rss
+        print("hostile clients: rss grew \(grown / 1024) KiB")
+        XCTAssertLessThan(grown, 8 << 20, "memory did not come back")
+        swarmd.waitForHealthy(2)
+    }
+
+    func testSignalStormsEndAtAConsistentReportedSize() throws {
+        let swarmd = try SwarmdUnderTest(config: testNodeConfig(nodes: 3), environment: ["SWARM_LOG_LEVEL": "info"])
+        swarmd.waitForHealthy(3)
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<(long ? 2_000 : 300) {
+            swarmd.signal([SIGTTIN, SIGTTOU, SIGUSR1, SIGHUP, SIGTTIN, SIGTTOU].randomElement(using: &rng)!)
+            if Bool.random(using: &rng) { usleep(UInt32.random(in: 0...3_000, using: &rng)) }
+        }
+        // The kernel merges repeated signals, so the final size is not known in
+        // advance: the swarm must settle at the size it reports.
+        eventually("the swarm to settle", timeout: 90) {
+            guard let s = swarmd.status(), s.state == "running" else { return false }
+            return s.nodes.count == s.wanted && s.nodes.allSatisfy { $0.state == "running" }
+        }
+        let wanted = try XCTUnwrap(swarmd.status()?.wanted)
+        XCTAssertGreaterThanOrEqual(wanted, 1)
+        XCTAssertEqual(swarmd.nodePids().count, wanted)
+        swarmd.signal(SIGTERM)
+        XCTAssertEqual(swarmd.waitForExit(), 0)
+    }
+
+    func cpuSeconds(_ pid: Int32) throws -> Double {
+        let stat = try String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)
+        let fields = stat[stat.index(after: stat.lastIndex(of: ")")!)...].split(separator: " ")
+        return (Double(fields[11])! + Double(fields[12])!) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+}
