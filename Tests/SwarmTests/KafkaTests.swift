@@ -126,6 +126,12 @@ final class KafkaTests: XCTestCase {
         for pid in pids {
             let cmdline = try String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)
             XCTAssertTrue(cmdline.hasPrefix("swarmd-node\u{0}node"), cmdline)
+            // The supervisor's signals, sent to a whole unit by `systemctl kill`, must not hurt a node.
+            let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+            let ignored = UInt64(status.split(separator: "\n").first { $0.hasPrefix("SigIgn:") }!.split(separator: "\t").last!, radix: 16)!
+            for sig in [SIGHUP, SIGUSR1, SIGUSR2, SIGTTIN, SIGTTOU] {
+                XCTAssertNotEqual(ignored & (1 << UInt64(sig - 1)), 0, "node does not ignore signal \(sig)")
+            }
         }
         let pidof = try runCommand("/usr/bin/pidof", ["swarmd"])
         XCTAssertTrue(pidof.stdout.split(separator: " ").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }.contains("\(swarmd.pid)"))

@@ -16,6 +16,7 @@ import Shared
 /// - `drain` on fd 4: commit, leave the subscription so others take the partitions.
 /// - `resume` on fd 4: fetch again.
 /// - EOF on fd 4 (supervisor gone): as TERM.
+/// - HUP, USR1, USR2, TTIN, TTOU: ignored (they are the supervisor's).
 public final class NodeRuntime {
     let config: SwarmConfig
     let slot: Int
@@ -61,6 +62,9 @@ public final class NodeRuntime {
     public func run() -> Int32 {
         _ = Self.signals.withUnsafeBufferPointer { swarm_install_flag_handlers($0.baseAddress, Int32($0.count)) }
         swarm_ignore_sigpipe()
+        // Signals meant for the supervisor can reach a node too (`systemctl kill`
+        // sends to the whole unit by default): they must not stop or kill it.
+        for sig in [SIGHUP, SIGUSR1, SIGUSR2, SIGTTIN, SIGTTOU] { signal(sig, SIG_IGN) }
         // Belt and braces beside the control pipe: TERM when swarmd's main thread dies.
         _ = swarm_set_parent_death_signal(SIGTERM)
         reporter.start()
