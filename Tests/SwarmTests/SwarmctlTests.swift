@@ -169,13 +169,14 @@ final class SwarmctlTests: XCTestCase {
         swarmd.waitForHealthy(1)
         let fdsBefore = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(swarmd.pid)/fd").count
 
-        func exchange(_ bytes: [UInt8]) -> String {
+        func exchange(_ bytes: [UInt8], thenShutdown: Bool = false) -> String {
             let fd = swarm_unix_connect(swarmd.socket)
             XCTAssertGreaterThanOrEqual(fd, 0)
             defer { close(fd) }
             var tv = timeval(tv_sec: 5, tv_usec: 0)
             setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
             _ = writeAll(fd, bytes)
+            if thenShutdown { shutdown(fd, Int32(SHUT_WR)) }
             var out = [UInt8]()
             var buffer = [UInt8](repeating: 0, count: 4096)
             while true {
@@ -192,6 +193,8 @@ final class SwarmctlTests: XCTestCase {
         XCTAssertTrue(exchange(Array("{\"v\":9,\"cmd\":\"status\"}\n".utf8)).contains("is not supported"))
         XCTAssertTrue(exchange([UInt8](repeating: 65, count: 70_000)).contains("\"code\":\"too-large\""))
         XCTAssertTrue(exchange([0xff, 0xfe, 0, 10]).contains("\"code\":\"bad-request\""))
+        XCTAssertTrue(exchange(Array("{\"v\":1,\"cmd\":\"status\"}".utf8), thenShutdown: true).contains("\"ok\":true"),
+                      "a last request without its newline is answered")
 
         // Silent clients and a flood of connections: each is closed after control_timeout.
         var silent: [Int32] = []

@@ -166,6 +166,10 @@ final class ControlServer {
                 break
             }
             conn.deadline = monotonicNow() + idleTimeout
+            if peerClosed && !conn.input.isEmpty && !conn.closeAfterWrite {
+                // A last request without its newline is still answered.
+                items += conn.input.feed([UInt8(ascii: "\n")])
+            }
             for item in items where !conn.closeAfterWrite {
                 switch item {
                 case .overflow:
@@ -187,12 +191,8 @@ final class ControlServer {
                     queue(conn, response)
                 }
             }
-            if peerClosed && !conn.input.isEmpty {
-                // A last request without its newline is still answered.
-                conn.closeAfterWrite = true
-            }
+            if peerClosed { conn.closeAfterWrite = true }  // hang up once the answers are out
             flush(id, loop: loop)
-            if peerClosed, connections[id] != nil, conn.output.isEmpty { drop(id, loop: loop) }
         }
     }
 

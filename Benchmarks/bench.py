@@ -1,0 +1,530 @@
+#!/usr/bin/env python3
+"""swarm's benchmarks, side by side with circus and supervisord in one run.
+
+Run by hand (never in CI):  Benchmarks/run [--quick] [--only NAME ...]
+Prints a Markdown report for BENCHMARKS.md. Ratios between tools measured in
+the same run are what to compare: absolute numbers move with the machine.
+
+Builds swarm in release mode, the trivial worker and the plain C consumer
+with cc, and installs circus and supervisor from PyPI into a virtual
+environment under .build-bench/. Every server listens on loopback or on Unix
+sockets only.
+"""
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import queue
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT = os.path.join(REPO, ".build-bench")
+VENV = os.path.join(OUT, "venv")
+WORKER = os.path.join(OUT, "worker")
+C_CONSUMER = os.path.join(OUT, "c-consumer")
+SWARMD = SWARMCTL = None
+
+
+def sh(*args, **kw):
+    return subprocess.run(args, check=True, **kw)
+
+
+def setup():
+    global SWARMD, SWARMCTL
+    os.makedirs(OUT, exist_ok=True)
+    sh("swift", "build", "-c", "release", cwd=REPO, stdout=subprocess.DEVNULL)
+    bin_path = subprocess.check_output(["swift", "build", "-c", "release", "--show-bin-path"], cwd=REPO, text=True).strip()
+    SWARMD, SWARMCTL = os.path.join(bin_path, "swarmd"), os.path.join(bin_path, "swarmctl")
+    sh("cc", "-O2", "-o", WORKER, os.path.join(REPO, "Benchmarks/worker.c"))
+    sh("cc", "-O2", "-o", C_CONSUMER, os.path.join(REPO, "Benchmarks/c-consumer.c"), "-lrdkafka")
+    if not os.path.exists(os.path.join(VENV, "bin/circusd")):
+        sh(sys.executable, "-m", "venv", VENV)
+        sh(os.path.join(VENV, "bin/pip"), "install", "-q", "circus", "supervisor")
+
+
+def median(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+def ms(seconds):
+    return f"{seconds * 1000:.1f} ms"
+
+
+class Fifo:
+    """Collects "<pid> <monotonic ns>" lines that workers write when they start."""
+
+    def __init__(self, d):
+        self.path = os.path.join(d, "starts")
+        os.mkfifo(self.path)
+        self.q = queue.Queue()
+        self.fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
+        self.keep = os.open(self.path, os.O_WRONLY)  # never EOF
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self):
+        os.set_blocking(self.fd, True)
+        with os.fdopen(self.fd, "r") as f:
+            for line in f:
+                pid, ns = line.split()
+                self.q.put((int(pid), int(ns) / 1e9))
+
+    def take(self, timeout=30):
+        return self.q.get(timeout=timeout)
+
+    def drain(self):
+        while not self.q.empty():
+            self.q.get()
+
+
+def proc_stat(pid):
+    """(cpu seconds, context switches of all threads, rss bytes)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    switches = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/status") as f:
+                for line in f:
+                    if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                        switches += int(line.split()[1])
+        except FileNotFoundError:
+            pass
+    with open(f"/proc/{pid}/statm") as f:
+        rss = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    return cpu, switches, rss
+
+
+# --- The supervisors under test -------------------------------------------------
+
+class Swarm:
+    name = "swarm"
+
+    def __init__(self, d, fifo, nodes, builtin_config=None):
+        self.d = d
+        self.sock = os.path.join(d, "swarmd.sock")
+        cfg = os.path.join(d, "swarmd.toml")
+        with open(cfg, "w") as f:
+            f.write(builtin_config or f'[supervisor]\nnodes = {nodes}\nnode_command = ["{WORKER}"]\nreport_interval = 1\n')
+        env = dict(os.environ, BENCH_FIFO=fifo.path if fifo else "", SWARM_LOG_LEVEL="warning")
+        self.p = subprocess.Popen([SWARMD, "--config", cfg, "--socket", self.sock], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=open(os.path.join(d, "swarmd.log"), "w"))
+        self.pid = self.p.pid
+        wait_for(lambda: self.status() is not None)
+
+    def request(self, req):
+        try:
+            s = socket.socket(socket.AF_UNIX)
+            s.connect(self.sock)
+            s.sendall((json.dumps(req) + "\n").encode())
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            s.close()
+            return json.loads(data)
+        except OSError:
+            return None
+
+    def status(self):
+        r = self.request({"v": 1, "cmd": "status"})
+        return r and r.get("status")
+
+    def running(self):
+        s = self.status()
+        return [n for n in s["nodes"] if n["state"] == "running"] if s else []
+
+    def worker_pids(self):
+        return [n["pid"] for n in self.status()["nodes"] if n.get("pid")]
+
+    def scale_cmd(self, n):
+        return [SWARMCTL, "scale", str(n), "--no-wait", "--socket", self.sock]
+
+    def status_cmd(self):
+        return [SWARMCTL, "status", "--socket", self.sock]
+
+    def stop(self):
+        self.p.send_signal(signal.SIGTERM)
+        self.p.wait(60)
+
+
+class Circus:
+    name = "circus"
+
+    def __init__(self, d, fifo, nodes):
+        self.d = d
+        self.ini = os.path.join(d, "circus.ini")
+        with open(self.ini, "w") as f:
+            f.write(f"""[circus]
+endpoint = ipc://{d}/circus-ctl.sock
+pubsub_endpoint = ipc://{d}/circus-pub.sock
+stats_endpoint = ipc://{d}/circus-stats.sock
+statsd = False
+loglevel = WARNING
+
+[watcher:worker]
+cmd = {WORKER}
+numprocesses = {nodes}
+copy_env = True
+""")
+        env = dict(os.environ, BENCH_FIFO=fifo.path)
+        self.p = subprocess.Popen([os.path.join(VENV, "bin/circusd"), self.ini], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.pid = self.p.pid
+
+    def ctl(self):
+        return [os.path.join(VENV, "bin/circusctl"), "--endpoint", f"ipc://{self.d}/circus-ctl.sock"]
+
+    def worker_pids(self):
+        out = subprocess.check_output(self.ctl() + ["list", "worker"], text=True)
+        return [int(x) for x in out.replace(",", " ").split()]
+
+    def scale_cmd(self, n):
+        return self.ctl() + ["incr", "worker", str(n - len(self.worker_pids()))]
+
+    def reset(self, n):
+        subprocess.run(self.ctl() + ["set", "worker", "numprocesses", str(n)], stdout=subprocess.DEVNULL)
+
+    def status_cmd(self):
+        return self.ctl() + ["status"]
+
+    def stop(self):
+        self.p.send_signal(signal.SIGTERM)
+        self.p.wait(60)
+
+
+class Supervisord:
+    name = "supervisord"
+
+    def __init__(self, d, fifo, nodes, autostart=True):
+        self.d = d
+        self.conf = os.path.join(d, "supervisord.conf")
+        with open(self.conf, "w") as f:
+            f.write(f"""[unix_http_server]
+file = {d}/supervisor.sock
+[supervisord]
+nodaemon = true
+logfile = {d}/supervisord.log
+pidfile = {d}/supervisord.pid
+loglevel = warn
+[rpcinterface:supervisor]
+supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+[supervisorctl]
+serverurl = unix://{d}/supervisor.sock
+[program:worker]
+command = {WORKER}
+numprocs = {nodes}
+process_name = %(program_name)s_%(process_num)02d
+autostart = {"true" if autostart else "false"}
+autorestart = true
+startsecs = 0
+environment = BENCH_FIFO="{fifo.path}"
+""")
+        self.p = subprocess.Popen([os.path.join(VENV, "bin/supervisord"), "-c", self.conf],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.pid = self.p.pid
+        wait_for(lambda: os.path.exists(f"{d}/supervisor.sock"))
+
+    def ctl(self):
+        return [os.path.join(VENV, "bin/supervisorctl"), "-c", self.conf]
+
+    def worker_pids(self):
+        out = subprocess.run(self.ctl() + ["pid", "all"], capture_output=True, text=True).stdout
+        return [int(x) for x in out.split() if x.isdigit() and int(x) > 0]
+
+    def status_cmd(self):
+        return self.ctl() + ["status"]
+
+    def stop(self):
+        self.p.send_signal(signal.SIGTERM)
+        self.p.wait(60)
+
+
+def wait_for(cond, timeout=60, step=0.0005):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(step)
+    raise TimeoutError("condition not met")
+
+
+# --- Measurements -------------------------------------------------------------------
+
+def started(cls, d, workers):
+    """A supervisor of `cls` with `workers` workers, returned once all have exec'd."""
+    fifo = Fifo(d)
+    sup = cls(d, fifo, workers)
+    for _ in range(workers):
+        fifo.take()
+    return sup, fifo
+
+
+def bench_respawn(reps):
+    rows = []
+    for cls in (Swarm, Circus, Supervisord):
+        with tempfile.TemporaryDirectory() as d:
+            sup, fifo = started(cls, d, 1)
+            time.sleep(1)
+            exec_times, healthy_times = [], []
+            for _ in range(reps):
+                fifo.drain()
+                victim = sup.worker_pids()[0]
+                t0 = time.monotonic()
+                os.kill(victim, signal.SIGKILL)
+                pid, t1 = fifo.take()
+                exec_times.append(t1 - t0)
+                if cls is Swarm:
+                    wait_for(lambda: any(n["pid"] == pid for n in sup.running()))
+                    healthy_times.append(time.monotonic() - t0)
+                time.sleep(0.3)
+            sup.stop()
+            rows.append((cls.name, median(exec_times), median(healthy_times) if healthy_times else None))
+    print(f"\n### Respawn latency (SIGKILL to replacement; median of {reps})\n")
+    print("| supervisor | exec'd | reports healthy | vs swarm (exec) |\n|---|---|---|---|")
+    base = rows[0][1]
+    for name, e, h in rows:
+        print(f"| {name} | {ms(e)} | {ms(h) if h else '–'} | {e / base:.0f}× |")
+
+
+def bench_scale_out(reps):
+    rows = []
+    for cls in (Swarm, Circus, Supervisord):
+        times, healthy = [], []
+        for _ in range(reps):
+            with tempfile.TemporaryDirectory() as d:
+                if cls is Supervisord:
+                    fifo = Fifo(d)
+                    sup = Supervisord(d, fifo, 12, autostart=False)
+                    cmd = sup.ctl() + ["start", "worker:*"]
+                    need = 12
+                else:
+                    sup, fifo = started(cls, d, 1)
+                    cmd = sup.scale_cmd(12)
+                    need = 11
+                time.sleep(0.5)
+                t0 = time.monotonic()
+                subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                last = max(fifo.take()[1] for _ in range(need))
+                times.append(last - t0)
+                if cls is Swarm:
+                    wait_for(lambda: len(sup.running()) == 12)
+                    healthy.append(time.monotonic() - t0)
+                sup.stop()
+        rows.append((cls.name, median(times), median(healthy) if healthy else None))
+    print(f"\n### Scale-out 1 → 12 (the whole command, until all 12 exec'd; median of {reps})\n")
+    print("| supervisor | how | all exec'd | all healthy |\n|---|---|---|---|")
+    how = {"swarm": "`swarmctl scale 12 --no-wait`", "circus": "`circusctl incr worker 11`",
+           "supervisord": "`supervisorctl start 'worker:*'` (numprocs=12 declared)"}
+    for name, t, h in rows:
+        print(f"| {name} | {how[name]} | {ms(t)} | {ms(h) if h else '–'} |")
+
+
+def bench_control(reps):
+    rows = []
+    for cls in (Swarm, Circus, Supervisord):
+        with tempfile.TemporaryDirectory() as d:
+            sup, _ = started(cls, d, 12)
+            time.sleep(1)
+            times = []
+            for _ in range(reps):
+                t0 = time.monotonic()
+                subprocess.run(sup.status_cmd(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                times.append(time.monotonic() - t0)
+            rpc = []
+            if cls is Swarm:
+                for _ in range(reps):
+                    t0 = time.monotonic()
+                    sup.status()
+                    rpc.append(time.monotonic() - t0)
+            sup.stop()
+            rows.append((cls.name, median(times), median(rpc) if rpc else None))
+    print(f"\n### Control latency: a whole status command against 12 workers (median of {reps})\n")
+    print("| supervisor | status command | request alone |\n|---|---|---|")
+    for name, t, r in rows:
+        print(f"| {name} | {ms(t)} | {ms(r) if r else '–'} |")
+
+
+def bench_idle(seconds):
+    rows = []
+    for cls in (Swarm, Circus, Supervisord):
+        with tempfile.TemporaryDirectory() as d:
+            sup, _ = started(cls, d, 12)
+            time.sleep(2)
+            c0, s0, _ = proc_stat(sup.pid)
+            time.sleep(seconds)
+            c1, s1, rss = proc_stat(sup.pid)
+            sup.stop()
+            rows.append((cls.name, (c1 - c0) / seconds * 100, (s1 - s0) / seconds, rss))
+    print(f"\n### Idle cost: the supervisor with 12 idle workers over {seconds} s\n")
+    print("| supervisor | CPU | wake-ups/s | RSS |\n|---|---|---|---|")
+    for name, cpu, wakes, rss in rows:
+        print(f"| {name} | {cpu:.3f} % | {wakes:.1f} | {rss / 1e6:.1f} MB |")
+    print("\nswarm's wake-ups are its 12 nodes' reports (report_interval = 1 s): one read per report; "
+          "no timer ticks in between.")
+    # A built-in Kafka node, idle on the embedded broker.
+    with tempfile.TemporaryDirectory() as d:
+        cfg = '[supervisor]\nnodes = 2\n[kafka.properties]\n"session.timeout.ms" = 6000\n'
+        sw = Swarm(d, None, 2, builtin_config=cfg)
+        wait_for(lambda: len(sw.running()) == 2)
+        time.sleep(8)
+        node_rss = [n["rss_bytes"] for n in sw.status()["nodes"]]
+        sup_rss = proc_stat(sw.pid)[2]
+        sw.stop()
+    print(f"\nIdle built-in Kafka node (librdkafka consumer, sink handler): RSS {median(node_rss) / 1e6:.1f} MB each; "
+          f"swarmd hosting the embedded broker: {sup_rss / 1e6:.1f} MB.")
+
+
+def bench_stop(reps):
+    rows = []
+    for cls in (Swarm, Circus, Supervisord):
+        times = []
+        for _ in range(reps):
+            with tempfile.TemporaryDirectory() as d:
+                sup, _ = started(cls, d, 12)
+                time.sleep(0.5)
+                t0 = time.monotonic()
+                sup.stop()
+                times.append(time.monotonic() - t0)
+        rows.append((cls.name, median(times)))
+    print(f"\n### Stop: TERM to exit with 12 idle workers (median of {reps})\n")
+    print("| supervisor | stop |\n|---|---|")
+    for name, t in rows:
+        print(f"| {name} | {ms(t)} |")
+
+
+# --- Kafka ----------------------------------------------------------------------------
+
+class Broker:
+    def __init__(self, topics):
+        args = [SWARMD, "broker"] + sum((["--topic", f"{t}:{p}"] for t, p in topics.items()), [])
+        self.p = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self.bootstrap = self.p.stdout.readline().decode().strip()
+
+    def produce(self, topic, count, size, start=0):
+        value = "x" * size
+        data = "".join(f"k{i}:{value}\n" for i in range(start, start + count)).encode()
+        subprocess.run(["kcat", "-P", "-b", self.bootstrap, "-t", topic, "-K", ":", "-X", "linger.ms=20"],
+                       input=data, check=True)
+
+    def close(self):
+        self.p.stdin.close()
+        self.p.wait()
+
+
+def swarm_config(bootstrap, nodes, topic, group, handler):
+    return f"""[supervisor]
+nodes = {nodes}
+report_interval = 0.05
+report_timeout = 30
+[kafka]
+topics = ["{topic}"]
+group_id = "{group}"
+[kafka.properties]
+"bootstrap.servers" = "{bootstrap}"
+"session.timeout.ms" = 6000
+"auto.offset.reset" = "earliest"
+[handler]
+{handler}
+"""
+
+
+def swarm_rate(broker, topic, count, nodes, handler, group, produce=None):
+    """Messages/s of a swarm from its first handled message to the last (status every 50 ms)."""
+    with tempfile.TemporaryDirectory() as d:
+        sw = Swarm(d, None, nodes, builtin_config=swarm_config(broker.bootstrap, nodes, topic, group, handler))
+        if produce:
+            wait_for(lambda: (s := sw.status()) and all(n["partitions"] > 0 for n in s["nodes"]) and len(s["nodes"]) == nodes,
+                     timeout=60, step=0.05)
+            threading.Thread(target=produce, daemon=True).start()
+        first = None
+        while True:
+            s = sw.status()
+            handled = s["handled"] if s else 0
+            now = time.monotonic()
+            if handled > 0 and first is None:
+                first = (now, handled)
+            if handled >= count:
+                break
+            time.sleep(0.01)
+        sw.stop()
+    return (count - first[1]) / (now - first[0])
+
+
+def bench_consumer(count, reps):
+    size = 64
+    c_rates, s_rates = [], []
+    for i in range(reps):
+        broker = Broker({"bench": 6})
+        broker.produce("bench", count, size)
+        out = subprocess.check_output([C_CONSUMER, broker.bootstrap, f"c{i}", "bench", str(count)], text=True)
+        c_rates.append(float(out.split()[2]))
+        s_rates.append(swarm_rate(broker, "bench", count, 1, 'kind = "sink"\nbatch_size = 500', f"s{i}"))
+        broker.close()
+    c, s = median(c_rates), median(s_rates)
+    print(f"\n### Consumer speed: {count} messages of {size} bytes, 6 partitions, embedded mock broker (median of {reps})\n")
+    print("| consumer | messages/s |\n|---|---|")
+    print(f"| plain C librdkafka consumer | {c:,.0f} |")
+    print(f"| swarm, 1 node, `sink` | {s:,.0f} ({s / c * 100:.0f} % of C) |")
+
+
+def bench_scaling(count):
+    cores = os.cpu_count()
+    rates = {}
+    for nodes in (1, cores):
+        broker = Broker({"cpu": 6})
+        rates[nodes] = swarm_rate(broker, "cpu", count, nodes, 'kind = "cpu"\ncpu_rounds = 200\nbatch_size = 100',
+                                  f"cpu{nodes}", produce=lambda b=broker: b.produce("cpu", count, 64))
+        broker.close()
+    print(f"\n### Scaling on CPU-bound work: `cpu` handler, 200 rounds of SHA-256 per message, {count} messages\n")
+    print("| nodes | messages/s | vs 1 node |\n|---|---|---|")
+    for n, r in rates.items():
+        print(f"| {n} | {r:,.0f} | {r / rates[1]:.2f}× (target ≥ {0.9 * n:.1f}×) |")
+    sink_rate = exec_rate = None
+    for kind in ("sink", "exec"):
+        broker = Broker({"x": 6})
+        handler = 'kind = "sink"\nbatch_size = 500' if kind == "sink" else \
+            f'kind = "exec"\ncommand = ["{sys.executable}", "{REPO}/examples/handler.py"]\nbatch_size = 500'
+        r = swarm_rate(broker, "x", count * 4, 1, handler, f"{kind}1", produce=lambda b=broker: b.produce("x", count * 4, 64))
+        broker.close()
+        if kind == "sink":
+            sink_rate = r
+        else:
+            exec_rate = r
+    print(f"\n`exec` handler (examples/handler.py, batches of 500): {exec_rate:,.0f} messages/s, "
+          f"{exec_rate / sink_rate * 100:.0f} % of `sink` ({sink_rate:,.0f}/s) on 1 node.")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="fewer repetitions and shorter windows")
+    ap.add_argument("--only", nargs="*", default=[], help="respawn scale control idle stop consumer scaling")
+    a = ap.parse_args()
+    setup()
+    reps = 7 if a.quick else 21
+    print(f"## Run of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n")
+    print(f"`Benchmarks/run{' --quick' if a.quick else ''}` on {platform.node()}: {os.cpu_count()} cores, "
+          f"{os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE') / 2**30:.0f} GiB, {platform.release()}; "
+          f"circus and supervisord from PyPI in the same run.")
+    want = lambda n: not a.only or n in a.only
+    if want("respawn"): bench_respawn(reps)
+    if want("scale"): bench_scale_out(3 if a.quick else 7)
+    if want("control"): bench_control(reps)
+    if want("idle"): bench_idle(10 if a.quick else 60)
+    if want("stop"): bench_stop(3 if a.quick else 7)
+    if want("consumer"): bench_consumer(100_000 if a.quick else 300_000, 1 if a.quick else 3)
+    if want("scaling"): bench_scaling(10_000 if a.quick else 30_000)
+
+
+if __name__ == "__main__":
+    main()

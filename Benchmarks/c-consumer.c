@@ -1,0 +1,47 @@
+/* A plain librdkafka high-level consumer, the baseline for swarm's consumer
+ * speed: the same settings a swarm node uses (offsets stored after each
+ * message, auto commit), no handler. Usage: c-consumer BOOTSTRAP GROUP TOPIC COUNT
+ * Prints: messages seconds messages_per_second (timed from the first message). */
+#include <librdkafka/rdkafka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+int main(int argc, char **argv) {
+    if (argc != 5) { fprintf(stderr, "usage: %s bootstrap group topic count\n", argv[0]); return 64; }
+    char err[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", argv[1], err, sizeof err);
+    rd_kafka_conf_set(conf, "group.id", argv[2], err, sizeof err);
+    rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", err, sizeof err);
+    rd_kafka_conf_set(conf, "enable.auto.offset.store", "false", err, sizeof err);
+    rd_kafka_conf_set(conf, "session.timeout.ms", "6000", err, sizeof err);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+    if (!rk) { fprintf(stderr, "%s\n", err); return 1; }
+    rd_kafka_poll_set_consumer(rk);
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(topics, argv[3], RD_KAFKA_PARTITION_UA);
+    rd_kafka_subscribe(rk, topics);
+    long want = atol(argv[4]), got = 0;
+    double first = 0;
+    while (got < want) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        if (!m) continue;
+        if (!m->err) {
+            if (got++ == 0) first = now();
+            rd_kafka_offset_store(m->rkt, m->partition, m->offset);
+        }
+        rd_kafka_message_destroy(m);
+    }
+    double secs = now() - first;
+    printf("%ld %.3f %.0f\n", got, secs, got / secs);
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    return 0;
+}
