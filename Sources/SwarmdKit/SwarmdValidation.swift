@@ -1,4 +1,5 @@
 import Shared
+import SwarmKafka
 
 /// Checks that go beyond the file's syntax, done once at start (and on
 /// reload) so that a mistake is refused with exit 78 instead of becoming a

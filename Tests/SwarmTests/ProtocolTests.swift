@@ -1,5 +1,6 @@
 import Foundation
 import Shared
+import SwarmKafka
 @testable import SwarmdKit
 import XCTest
 

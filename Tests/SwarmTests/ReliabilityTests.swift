@@ -123,12 +123,7 @@ final class ReliabilityTests: XCTestCase {
         let swarmd = try SwarmdUnderTest(config: testNodeConfig(nodes: 2, extra: "control_timeout = 1"),
                                          environment: ["SWARM_LOG_LEVEL": "info"])
         swarmd.waitForHealthy(2)
-        // Sockets only: node restarts under this load may change the count of node pipes.
-        func sockets() -> Int {
-            let names = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(swarmd.pid)/fd")) ?? []
-            return names.filter { ((try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(swarmd.pid)/fd/\($0)")) ?? "").hasPrefix("socket:") }.count
-        }
-        let fds = sockets()
+        let sockets = idleSockets(swarmd.pid)
         let rss = residentBytes(pid: swarmd.pid) ?? 0
         let payloads: [[UInt8]] = [
             Array("garbage\n".utf8), Array("{\"v\":1,\"cmd\":\"status\"".utf8), [UInt8](repeating: 123, count: 70_000),
@@ -156,11 +151,7 @@ final class ReliabilityTests: XCTestCase {
         for fd in flood { close(fd) }
         print("hostile clients: slowest status \(Int(slowest * 1000)) ms")
         XCTAssertLessThan(slowest, 1.0)
-        func fdList() -> String {
-            let names = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(swarmd.pid)/fd")) ?? []
-            return names.sorted().map { "\($0)->\((try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(swarmd.pid)/fd/\($0)")) ?? "?")" }.joined(separator: " ")
-        }
-        eventually("socket fds back to \(fds): \(fdList())") { sockets() == fds }
+        eventually("sockets back to \(sockets): \(openFiles(swarmd.pid))") { openSockets(swarmd.pid) == sockets }
         let grown = (residentBytes(pid: swarmd.pid) ?? 0) - rss
         print("hostile clients: rss grew \(grown / 1024) KiB")
         XCTAssertLessThan(grown, 8 << 20, "memory did not come back")

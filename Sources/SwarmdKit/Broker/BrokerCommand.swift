@@ -3,6 +3,7 @@ import Glibc
 #endif
 import CSwarmLinux
 import Shared
+import SwarmKafka
 
 /// `swarmd broker`: a stand-alone development broker for tests and demos
 /// that must outlive one swarmd (a restart that resumes from committed offsets).

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Logging
 import Shared
+import SwarmKafka
 import Synchronization
 
 /// librdkafka's mock cluster hosted inside swarmd (`"bootstrap.servers" =

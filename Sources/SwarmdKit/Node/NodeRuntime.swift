@@ -5,6 +5,7 @@ import CSwarmLinux
 import FoundationEssentials
 import Logging
 import Shared
+import SwarmKafka
 
 /// swarmd's built-in node (`swarmd node`, started by the supervisor as
 /// `swarmd-node`): a Kafka consumer that hands batches to a handler and
@@ -60,6 +61,8 @@ public final class NodeRuntime {
     static let signals: [Int32] = [SIGTERM, SIGINT, SIGQUIT]
 
     public func run() -> Int32 {
+        // `ps -e` and `top` show the process name, which would be "exe" (from /proc/self/exe).
+        _ = swarm_set_thread_name("swarmd-node")
         _ = Self.signals.withUnsafeBufferPointer { swarm_install_flag_handlers($0.baseAddress, Int32($0.count)) }
         swarm_ignore_sigpipe()
         // Signals meant for the supervisor can reach a node too (`systemctl kill`
@@ -127,17 +130,8 @@ public final class NodeRuntime {
             if reporter.supervisorGone.load(ordering: .relaxed) { logger.warning("supervisor gone: finishing and leaving"); return false }
             for command in reporter.takeCommands() { apply(command) }
 
-            var batch: [KafkaMessage] = []
-            var result = consumer.poll(timeoutMs: 100)
-            while true {
-                switch result {
-                case .message(let m): batch.append(m)
-                case .error(let e): logger.warning("consumer: \(e)")
-                case .none: break
-                }
-                guard case .message = result, batch.count < config.handler.batchSize else { break }
-                result = consumer.poll(timeoutMs: 0)
-            }
+            let (batch, errors) = consumer.pollBatch(max: config.handler.batchSize, timeoutMs: 100)
+            for e in errors { logger.warning("consumer: \(e)") }
             let now = monotonicNow()
             reporter.update { $0.lastPollAt = now }
             if now - lastLag >= 1 {

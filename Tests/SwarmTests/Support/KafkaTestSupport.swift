@@ -1,5 +1,6 @@
 import Foundation
 import Shared
+import SwarmKafka
 import XCTest
 
 let recordHandler = fixtures.appendingPathComponent("record-handler.py").path

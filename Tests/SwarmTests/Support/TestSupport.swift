@@ -149,6 +149,29 @@ final class SwarmdUnderTest {
     }
 }
 
+/// What each fd of a process points to ("socket:[123]", "pipe:[45]", …), by fd number.
+func openFiles(_ pid: Int32) -> [String: String] {
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []
+    var out: [String: String] = [:]
+    for n in names { out[n] = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(n)")) ?? "?" }
+    return out
+}
+
+/// The sockets a process holds: swarmd's listener and its control connections.
+/// (Node pipes come and go with node restarts, which a loaded machine may cause.)
+func openSockets(_ pid: Int32) -> Int { openFiles(pid).values.filter { $0.hasPrefix("socket:") }.count }
+
+/// swarmd's sockets when no client is connected: the fewest seen over half a
+/// second (a client that just hung up may not have been noticed yet).
+func idleSockets(_ pid: Int32) -> Int {
+    var fewest = Int.max
+    for _ in 0..<10 {
+        fewest = min(fewest, openSockets(pid))
+        usleep(50_000)
+    }
+    return fewest
+}
+
 /// True while the process exists and is not a zombie.
 func alive(_ pid: Int32) -> Bool { processExists(pid) }
 

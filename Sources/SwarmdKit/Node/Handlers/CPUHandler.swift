@@ -1,4 +1,5 @@
 import Shared
+import SwarmKafka
 
 /// `rounds` of SHA-256 over each message's value: the CPU-bound work swarm
 /// exists for, in a form whose cost is the same on every run.

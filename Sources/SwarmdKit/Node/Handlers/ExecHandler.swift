@@ -4,6 +4,7 @@ import Glibc
 import CSwarmLinux
 import Logging
 import Shared
+import SwarmKafka
 
 /// Runs the user's own handler program, one per node, and talks to it over
 /// its stdin and stdout with the framing of swarm-handler(7):
@@ -150,16 +151,19 @@ public final class ExecHandler: MessageHandler {
     static func frame(_ batch: [KafkaMessage]) -> [UInt8] {
         var out = Array("batch \(batch.count)\n".utf8)
         for m in batch {
-            out += Array("message \(m.topic) \(m.partition) \(m.offset) \(m.timestamp) \(m.key.map { String($0.count) } ?? "-1") \(m.value.count) \(m.headers.count)\n".utf8)
-            for h in m.headers {
+            let headers = m.headers
+            let keyLength = m.withKey { $0.map { $0.count } ?? -1 }
+            let valueLength = m.withValue { $0.count }
+            out += Array("message \(m.topic) \(m.partition) \(m.offset) \(m.timestamp) \(keyLength) \(valueLength) \(headers.count)\n".utf8)
+            for h in headers {
                 let name = Array(h.name.utf8)
                 out += Array("header \(name.count) \(h.value.count)\n".utf8)
                 out += name
                 out += h.value
                 out.append(UInt8(ascii: "\n"))
             }
-            out += m.key ?? []
-            out += m.value
+            m.withKey { if let k = $0 { out.append(contentsOf: k) } }
+            m.withValue { out.append(contentsOf: $0) }
             out.append(UInt8(ascii: "\n"))
         }
         return out

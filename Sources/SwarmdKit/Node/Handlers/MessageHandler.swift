@@ -1,4 +1,5 @@
 import Shared
+import SwarmKafka
 
 /// What a handler says about one message.
 public enum HandleOutcome: Equatable, Sendable {

@@ -1,4 +1,5 @@
 import Shared
+import SwarmKafka
 
 /// Accepts and discards every message: measures the consumer's own speed.
 public final class SinkHandler: MessageHandler {

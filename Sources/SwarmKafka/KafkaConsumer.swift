@@ -18,6 +18,12 @@ public final class KafkaConsumer {
     /// Called from inside `poll` after partitions were assigned or revoked.
     public var onAssignmentChange: ((Int) -> Void)?
     public private(set) var assignedCount = 0
+    /// Topic names by librdkafka topic handle: a String per message is a
+    /// measurable share of the cost of consuming small messages.
+    private var topicNames: [OpaquePointer: String] = [:]
+    private var lastTopic: (handle: OpaquePointer, name: String)?
+    private let consumerQueue: OpaquePointer
+    private var batchBuffer: [UnsafeMutablePointer<rd_kafka_message_t>?] = []
     private var assigned: [(topic: String, partition: Int32)] = []
 
     public init(properties: [String: String]) throws {
@@ -34,11 +40,13 @@ public final class KafkaConsumer {
         }
         handle = rk
         rd_kafka_poll_set_consumer(rk)
+        consumerQueue = rd_kafka_queue_get_consumer(rk)
         registry[UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(rk)))] = Unmanaged.passUnretained(self).toOpaque()
     }
 
     deinit {
         close()
+        rd_kafka_queue_destroy(consumerQueue)
         registry[UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(handle)))] = nil
         rd_kafka_destroy(handle)
     }
@@ -62,26 +70,65 @@ public final class KafkaConsumer {
 
     public func poll(timeoutMs: Int32) -> PollResult {
         guard let m = rd_kafka_consumer_poll(handle, timeoutMs) else { return .none }
-        defer { rd_kafka_message_destroy(m) }
         if m.pointee.err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            defer { rd_kafka_message_destroy(m) }
             if m.pointee.err == RD_KAFKA_RESP_ERR__PARTITION_EOF { return .none }
             return .error(KafkaError(m.pointee.err, context: "consuming"))
         }
-        return .message(KafkaMessage(m))
+        return .message(KafkaMessage(m, topic: topicName(m.pointee.rkt)))
+    }
+
+    private func topicName(_ rkt: OpaquePointer?) -> String {
+        guard let rkt else { return "" }
+        if rkt == lastTopic?.handle { return lastTopic!.name }
+        if let name = topicNames[rkt] { lastTopic = (rkt, name); return name }
+        let name = String(cString: rd_kafka_topic_name(rkt))
+        topicNames[rkt] = name
+        return name
+    }
+
+    /// Up to `max` messages in one call (one lock round trip for the lot, as
+    /// confluent-kafka-python's `consume(n)` does), waiting at most
+    /// `timeoutMs` for the first. Serves rebalance callbacks like `poll`.
+    /// Errors come back in `errors`; they are usually transient.
+    public func pollBatch(max: Int, timeoutMs: Int32) -> (messages: [KafkaMessage], errors: [KafkaError]) {
+        if batchBuffer.count < max {
+            batchBuffer = [UnsafeMutablePointer<rd_kafka_message_t>?](repeating: nil, count: max)
+        }
+        let n = batchBuffer.withUnsafeMutableBufferPointer {
+            rd_kafka_consume_batch_queue(consumerQueue, Int32(timeoutMs), $0.baseAddress, max)
+        }
+        guard n > 0 else { return ([], []) }
+        var messages: [KafkaMessage] = []
+        messages.reserveCapacity(n)
+        var errors: [KafkaError] = []
+        for i in 0..<n {
+            let m = batchBuffer[i]!
+            if m.pointee.err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                if m.pointee.err != RD_KAFKA_RESP_ERR__PARTITION_EOF { errors.append(KafkaError(m.pointee.err, context: "consuming")) }
+                rd_kafka_message_destroy(m)
+            } else {
+                messages.append(KafkaMessage(m, topic: topicName(m.pointee.rkt)))
+            }
+        }
+        return (messages, errors)
     }
 
     /// Stores, for each partition, the offset after the highest handled message.
     public func store(_ handled: [(topic: String, partition: Int32, offset: Int64)]) {
         guard !handled.isEmpty else { return }
-        var highest: [String: (String, Int32, Int64)] = [:]
+        // A batch spans few partitions: a linear scan beats hashing strings.
+        var highest: [(topic: String, partition: Int32, offset: Int64)] = []
         for h in handled {
-            let key = "\(h.topic)\u{0}\(h.partition)"
-            if let cur = highest[key], cur.2 >= h.offset { continue }
-            highest[key] = (h.topic, h.partition, h.offset)
+            if let i = highest.firstIndex(where: { $0.partition == h.partition && $0.topic == h.topic }) {
+                if highest[i].offset < h.offset { highest[i].offset = h.offset }
+            } else {
+                highest.append(h)
+            }
         }
         let list = rd_kafka_topic_partition_list_new(Int32(highest.count))!
         defer { rd_kafka_topic_partition_list_destroy(list) }
-        for (_, (topic, partition, offset)) in highest {
+        for (topic, partition, offset) in highest {
             let tp = rd_kafka_topic_partition_list_add(list, topic, partition)!
             tp.pointee.offset = offset + 1
         }
