@@ -60,24 +60,6 @@ public final class KafkaConsumer {
         guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(err, context: "subscribing to \(topics)") }
     }
 
-    /// Polls for one message. Errors that librdkafka reports through messages
-    /// (broker down, and so on) come back as `.error`; they are usually transient.
-    public enum PollResult {
-        case message(KafkaMessage)
-        case error(KafkaError)
-        case none
-    }
-
-    public func poll(timeoutMs: Int32) -> PollResult {
-        guard let m = rd_kafka_consumer_poll(handle, timeoutMs) else { return .none }
-        if m.pointee.err != RD_KAFKA_RESP_ERR_NO_ERROR {
-            defer { rd_kafka_message_destroy(m) }
-            if m.pointee.err == RD_KAFKA_RESP_ERR__PARTITION_EOF { return .none }
-            return .error(KafkaError(m.pointee.err, context: "consuming"))
-        }
-        return .message(KafkaMessage(m, topic: topicName(m.pointee.rkt)))
-    }
-
     private func topicName(_ rkt: OpaquePointer?) -> String {
         guard let rkt else { return "" }
         if rkt == lastTopic?.handle { return lastTopic!.name }
@@ -145,26 +127,25 @@ public final class KafkaConsumer {
         return KafkaError(err, context: "committing offsets")
     }
 
-    /// Total lag over the assigned partitions, from librdkafka's cached
-    /// high watermarks (no broker round trip); -1 when unknown.
-    public func lag() -> Int64 {
-        guard !assigned.isEmpty else { return 0 }
+    /// The lag of each assigned partition ("topic/partition" to messages
+    /// behind), from librdkafka's cached high watermarks (no broker round
+    /// trip). Partitions whose watermark is not known yet are left out.
+    public func lags() -> [String: Int64] {
+        guard !assigned.isEmpty else { return [:] }
         let list = rd_kafka_topic_partition_list_new(Int32(assigned.count))!
         defer { rd_kafka_topic_partition_list_destroy(list) }
         for a in assigned { rd_kafka_topic_partition_list_add(list, a.topic, a.partition) }
-        guard rd_kafka_position(handle, list) == RD_KAFKA_RESP_ERR_NO_ERROR else { return -1 }
-        var total: Int64 = 0
-        var known = false
+        guard rd_kafka_position(handle, list) == RD_KAFKA_RESP_ERR_NO_ERROR else { return [:] }
+        var out: [String: Int64] = [:]
         for i in 0..<Int(list.pointee.cnt) {
             let tp = list.pointee.elems[i]
             var low: Int64 = 0, high: Int64 = 0
             guard rd_kafka_get_watermark_offsets(handle, tp.topic, tp.partition, &low, &high) == RD_KAFKA_RESP_ERR_NO_ERROR,
                   high >= 0 else { continue }
             let position = tp.offset >= 0 ? tp.offset : low
-            total += max(0, high - position)
-            known = true
+            out["\(String(cString: tp.topic))/\(tp.partition)"] = max(0, high - position)
         }
-        return known ? total : -1
+        return out
     }
 
     /// Leaves the group. Commits nothing by itself beyond what librdkafka's

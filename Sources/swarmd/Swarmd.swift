@@ -43,7 +43,7 @@ extension Swarmd {
         var nodeCommand: [String] = []
 
         func run() throws {
-            StderrLogHandler.bootstrap(label: "swarmd")
+            StderrLogHandler.bootstrap()
             let logger = Logger(label: "swarmd")
             let env = currentEnvironment()
             let path = config ?? env["SWARMD_CONFIG"]
@@ -86,7 +86,7 @@ extension Swarmd {
 
         func run() throws {
             NodeProcessSetup.prepare()
-            StderrLogHandler.bootstrap(label: "swarmd-node")
+            StderrLogHandler.bootstrap()
             let logger = Logger(label: "swarmd-node")
             let env = currentEnvironment()
             do {

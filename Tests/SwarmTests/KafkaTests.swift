@@ -22,6 +22,10 @@ final class KafkaTests: XCTestCase {
             swarmd!.status()?.nodes.map(\.partitions) == [2, 2]
         }
         XCTAssertEqual(swarmd!.status()?.handled, Int64(keys.count))
+        eventually("every partition's lag reported, at 0") {
+            let lags = swarmd!.status()?.nodes.flatMap { $0.partitionLag ?? [] } ?? []
+            return Set(lags.map(\.partition)) == [0, 1, 2, 3] && lags.allSatisfy { $0.topic == "events" && $0.lag == 0 }
+        }
 
         swarmd!.signal(SIGTERM)
         XCTAssertEqual(swarmd!.waitForExit(), 0)

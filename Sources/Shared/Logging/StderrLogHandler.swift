@@ -18,7 +18,7 @@ public struct StderrLogHandler: LogHandler {
     }
 
     /// Sets up swift-log for a swarm binary: `SWARM_LOG_LEVEL` picks the level.
-    public static func bootstrap(label: String) {
+    public static func bootstrap() {
         let env = currentEnvironment()
         let journald = env["JOURNAL_STREAM"] != nil
         let level = env["SWARM_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
@@ -27,7 +27,6 @@ public struct StderrLogHandler: LogHandler {
             handler.logLevel = level
             return handler
         }
-        _ = label
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {

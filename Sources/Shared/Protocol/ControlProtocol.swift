@@ -133,11 +133,14 @@ public struct NodeStatus: Codable, Equatable, Sendable {
     public var rate: Double
     public var partitions: Int64
     public var lag: Int64?
+    /// Lag of each assigned partition, as the node reports it.
+    public var partitionLag: [PartitionLag]?
     public var reportAgeMs: Int64?
     public var health: String
 
     public init(slot: Int, pid: Int32?, state: String, uptimeS: Double, restarts: Int, lastExit: String?, rssBytes: Int64?,
-                handled: Int64, failed: Int64, rate: Double, partitions: Int64, lag: Int64?, reportAgeMs: Int64?, health: String) {
+                handled: Int64, failed: Int64, rate: Double, partitions: Int64, lag: Int64?, partitionLag: [PartitionLag]? = nil,
+                reportAgeMs: Int64?, health: String) {
         self.slot = slot
         self.pid = pid
         self.state = state
@@ -150,7 +153,30 @@ public struct NodeStatus: Codable, Equatable, Sendable {
         self.rate = rate
         self.partitions = partitions
         self.lag = lag
+        self.partitionLag = partitionLag
         self.reportAgeMs = reportAgeMs
         self.health = health
+    }
+}
+
+/// One partition's lag in `swarmctl status --json`. (An array of objects, not
+/// a map keyed by topic: key strategies would rewrite topic names.)
+public struct PartitionLag: Codable, Equatable, Sendable {
+    public var topic: String
+    public var partition: Int32
+    public var lag: Int64
+
+    public init(topic: String, partition: Int32, lag: Int64) {
+        self.topic = topic
+        self.partition = partition
+        self.lag = lag
+    }
+
+    /// From a report's "topic/partition" keys, sorted.
+    public static func list(_ byKey: [String: Int64]) -> [PartitionLag] {
+        byKey.compactMap { key, lag in
+            guard let slash = key.lastIndex(of: "/"), let p = Int32(key[key.index(after: slash)...]) else { return nil }
+            return PartitionLag(topic: String(key[..<slash]), partition: p, lag: lag)
+        }.sorted { ($0.topic, $0.partition) < ($1.topic, $1.partition) }
     }
 }

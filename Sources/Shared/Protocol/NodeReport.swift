@@ -1,7 +1,7 @@
 /// One liveness report, written by a node to its report pipe (fd 3) as one
 /// line of space-separated `key=value` pairs:
 ///
-///     v=1 health=ok state=running handled=1200 failed=3 inflight=10 inflight_age_ms=40 partitions=3 poll_age_ms=12 lag=40
+///     v=1 health=ok state=running handled=1200 failed=3 inflight=10 inflight_age_ms=40 partitions=3 poll_age_ms=12 lag=40 partition_lag=events/0:40,events/3:0
 ///
 /// Why this format: a node in any language (even `echo … >&3` in a shell)
 /// can write it, and unknown keys are ignored so newer nodes keep working
@@ -27,12 +27,17 @@ public struct NodeReport: Equatable, Sendable {
     public var partitions: Int64 = 0
     public var pollAgeMs: Int64 = 0
     public var lag: Int64 = -1
+    /// Lag by "topic/partition", as `partition_lag=t/0:5,t/1:0` (at most 200 partitions).
+    public var partitionLag: [String: Int64] = [:]
 
     public init() {}
 
     public func encoded() -> String {
         var s = "v=\(Self.version) health=\(health.rawValue) state=\(state.rawValue) handled=\(handled) failed=\(failed) inflight=\(inflight) inflight_age_ms=\(inflightAgeMs) partitions=\(partitions) poll_age_ms=\(pollAgeMs) lag=\(lag)"
         if health == .unhealthy { s += " reason=\(reason)" }
+        if !partitionLag.isEmpty {
+            s += " partition_lag=" + partitionLag.keys.sorted().prefix(200).map { "\($0):\(partitionLag[$0]!)" }.joined(separator: ",")
+        }
         if !detail.isEmpty { s += " detail=\(detail.map { $0 == " " ? "_" : $0 }.reduce(into: "") { $0.append($1) })" }
         return s + "\n"
     }
@@ -75,6 +80,13 @@ public struct NodeReport: Equatable, Sendable {
             case "partitions": report.partitions = try int()
             case "poll_age_ms": report.pollAgeMs = try int()
             case "lag": report.lag = try int()
+            case "partition_lag":
+                for item in value.split(separator: ",") {
+                    guard let colon = item.lastIndex(of: ":"), let lag = Int64(item[item.index(after: colon)...]) else {
+                        throw SwarmError("report", "partition_lag item '\(item.prefix(40))' is not topic/partition:lag")
+                    }
+                    report.partitionLag[String(item[..<colon])] = lag
+                }
             default: break  // forward compatible: newer keys are ignored
             }
         }

@@ -87,19 +87,3 @@ final class SyntheticProducer: @unchecked Sendable {
         }
     }
 }
-
-/// Starts a pthread running `body`. Threads inherit the creating thread's
-/// signal mask: swarmd blocks its signals before any thread exists.
-func startThread(name: String, _ body: @escaping () -> Void) -> pthread_t? {
-    final class Box { let body: () -> Void; init(_ b: @escaping () -> Void) { body = b } }
-    let box = Unmanaged.passRetained(Box(body)).toOpaque()
-    var thread = pthread_t()
-    let rc = pthread_create(&thread, nil, { arg in
-        let b = Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue()
-        b.body()
-        return nil
-    }, box)
-    guard rc == 0 else { Unmanaged<Box>.fromOpaque(box).release(); return nil }
-    _ = name
-    return thread
-}

@@ -12,7 +12,8 @@ struct NodeCounters {
     var batchStartedAt: Double?
     var lastPollAt = monotonicNow()
     var partitions = 0
-    var lag: Int64 = -1
+    /// Lag by "topic/partition"; empty while unknown.
+    var partitionLag: [String: Int64] = [:]
     var state = NodeReport.State.starting
 }
 
@@ -81,7 +82,8 @@ final class NodeReporter: @unchecked Sendable {
         r.inflightAgeMs = c.batchStartedAt.map { Int64((now - $0) * 1000) } ?? 0
         r.partitions = Int64(c.partitions)
         r.pollAgeMs = Int64((now - c.lastPollAt) * 1000)
-        r.lag = c.lag
+        r.partitionLag = c.partitionLag
+        r.lag = c.partitionLag.isEmpty ? -1 : c.partitionLag.values.reduce(0, +)
         if let started = c.batchStartedAt, now - started > batchTimeout {
             r.health = .unhealthy
             r.reason = UnhealthyReason.handlerStuck.rawValue

@@ -135,8 +135,8 @@ public final class NodeRuntime {
             let now = monotonicNow()
             reporter.update { $0.lastPollAt = now }
             if now - lastLag >= 1 {
-                let lag = consumer.lag()
-                reporter.update { $0.lag = lag }
+                let lags = consumer.lags()
+                reporter.update { $0.partitionLag = lags }
                 lastLag = now
             }
             if !batch.isEmpty && !process(batch) {

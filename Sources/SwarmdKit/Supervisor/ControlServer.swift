@@ -235,8 +235,6 @@ final class ControlServer {
         close(conn.fd)
     }
 
-    var connectionCount: Int { connections.count }
-
     func shutdown() {
         for (_, conn) in connections { close(conn.fd) }
         connections.removeAll()

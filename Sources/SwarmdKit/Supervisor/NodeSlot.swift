@@ -56,8 +56,6 @@ final class NodeSlot {
 
     init(id: Int) { self.id = id }
 
-    var crashLooping: (Int) -> Bool { { threshold in self.quickFailures >= threshold } }
-
     /// Moves to a new state; the caller logs the transition with its reason.
     func move(to next: NodeState) {
         state = next

@@ -1,3 +1,5 @@
+import Shared
+
 /// Where one node slot is in its life, as the supervisor sees it.
 ///
 ///     backoff ──spawn──▶ starting ──healthy report──▶ running ◀──resume── drained
@@ -49,7 +51,7 @@ enum StopReason: Equatable {
     var text: String {
         switch self {
         case .hung: return "hung (no report)"
-        case .unhealthy(let r): return "unhealthy: \(UnhealthyReasonText.describe(r))"
+        case .unhealthy(let r): return "unhealthy: \(UnhealthyReason.describe(r))"
         case .overMemory(let b): return "over memory limit (rss \(b / 1024 / 1024) MiB)"
         case .restart: return "restart requested"
         case .scaleDown: return "scaled down"
@@ -67,5 +69,3 @@ enum StopReason: Equatable {
     }
 }
 
-import Shared
-typealias UnhealthyReasonText = UnhealthyReason

@@ -133,6 +133,7 @@ extension Supervisor {
                 handled: slot.handled, failed: slot.failed, rate: (p?.rate ?? 0).rounded(toPlaces: 1),
                 partitions: p?.lastReport?.partitions ?? 0,
                 lag: p?.lastReport.flatMap { $0.lag >= 0 ? $0.lag : nil },
+                partitionLag: p?.lastReport.flatMap { $0.partitionLag.isEmpty ? nil : PartitionLag.list($0.partitionLag) },
                 reportAgeMs: p?.lastReport == nil ? nil : Int64((now - p!.lastReportAt) * 1000),
                 health: p?.lastReport?.health.rawValue ?? (p == nil ? "down" : "unknown"))
         }

@@ -27,8 +27,6 @@ public final class ExecHandler: MessageHandler {
     private var stdoutFd: Int32 = -1
     private var answers = LineBuffer(limit: 64 * 1024)
     private var stderrThread: pthread_t?
-    /// Times the program was (re)started, for the log.
-    public private(set) var starts = 0
 
     public init(command: [String], slot: Int, logger: Logger) {
         self.command = command
@@ -61,7 +59,6 @@ public final class ExecHandler: MessageHandler {
         stdinFd = input[1]
         stdoutFd = output[0]
         answers = LineBuffer(limit: 64 * 1024)
-        starts += 1
         let errFd = errors[0]
         let logger = self.logger
         let slot = self.slot
