@@ -182,4 +182,33 @@ final class KafkaTests: XCTestCase {
             XCTAssertEqual(swarmd.waitForExit(), 0)
         }
     }
+
+    /// A handler that answers each message as soon as it has read it, with
+    /// long answers: its stdout pipe fills while the node is still writing the
+    /// batch. The node must read while it writes, or both wait forever.
+    func testAHandlerThatAnswersWhileReadingABigBatchNeverDeadlocks() throws {
+        let broker = try BrokerUnderTest(topics: [topic: 1])
+        try broker.produce(topic, keys: (0..<400).map { "big\($0)" }, value: String(repeating: "v", count: 2000))
+        let dir = makeTempDir()
+        let handler = dir.appendingPathComponent("eager.py")
+        try """
+        import sys
+        inp = sys.stdin.buffer
+        while True:
+            line = inp.readline()
+            if not line:
+                break
+            for _ in range(int(line.split()[1])):
+                f = inp.readline().split()
+                inp.read(max(int(f[5]), 0) + int(f[6]) + 1)
+                sys.stdout.write("fail " + "x" * 400 + "\\n")
+                sys.stdout.flush()
+        """.write(to: handler, atomically: true, encoding: .utf8)
+        let swarmd = try SwarmdUnderTest(config: kafkaConfig(bootstrap: broker.bootstrap, nodes: 1, topic: topic, batchSize: 400,
+                                                             extraHandler: "retries = 0")
+            .replacingOccurrences(of: "command = [\"/usr/bin/python3\", \"\(recordHandler)\"]",
+                                  with: "command = [\"/usr/bin/python3\", \"\(handler.path)\"]"))
+        eventually("all 400 failed and skipped", timeout: 60) { swarmd.status()?.failed == 400 }
+        XCTAssertFalse(swarmd.log.contains("handler exited"), "the handler was never restarted")
+    }
 }

@@ -35,8 +35,8 @@ final class BrokerUnderTest {
     }
 
     /// Produces `key:value` lines with kcat, the independent client, to one partition or by key.
-    func produce(_ topic: String, keys: [String], partition: Int? = nil) throws {
-        let lines = keys.map { "\($0):value-of-\($0)" }.joined(separator: "\n") + "\n"
+    func produce(_ topic: String, keys: [String], partition: Int? = nil, value: String? = nil) throws {
+        let lines = keys.map { "\($0):\(value ?? "value-of-\($0)")" }.joined(separator: "\n") + "\n"
         var args = ["-P", "-b", bootstrap, "-t", topic, "-K", ":"]
         if let partition { args += ["-p", String(partition)] }
         let r = try runCommand("/usr/bin/kcat", args, stdin: Data(lines.utf8))

@@ -57,6 +57,7 @@ public final class ExecHandler: MessageHandler {
         }
         pid = child
         stdinFd = input[1]
+        _ = swarm_set_nonblocking(stdinFd, 1)
         stdoutFd = output[0]
         answers = LineBuffer(limit: 64 * 1024)
         let errFd = errors[0]
@@ -113,16 +114,29 @@ public final class ExecHandler: MessageHandler {
             logger.error("handler \(why): \(cause)", metadata: ["slot": "\(slot)"])
             return outcomes + Array(repeating: .failed("handler \(why) (\(cause))"), count: batch.count - outcomes.count)
         }
-        guard writeAll(stdinFd, Self.frame(batch)) else { return crashed("stopped reading its input") }
-
+        // Write the batch and read the answers in one loop: a handler that
+        // answers while it reads must never block on a full stdout pipe while
+        // we block on its full stdin pipe, and QUIT must not wait for either.
+        let frame = Self.frame(batch)
+        var written = 0
         var buffer = [UInt8](repeating: 0, count: 16384)
         while outcomes.count < batch.count {
             if shouldAbort() { return outcomes }
-            var pfd = pollfd(fd: stdoutFd, events: Int16(POLLIN), revents: 0)
-            let ready = poll(&pfd, 1, 100)
+            var fds = [pollfd(fd: stdoutFd, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: stdinFd, events: Int16(POLLOUT), revents: 0)]
+            let ready = poll(&fds, written < frame.count ? 2 : 1, 100)
             if ready == 0 || (ready < 0 && errno == EINTR) { continue }
+            if written < frame.count && fds[1].revents != 0 {
+                let n = frame.withUnsafeBytes { write(stdinFd, $0.baseAddress! + written, $0.count - written) }
+                if n > 0 {
+                    written += n
+                } else if n < 0 && errno != EAGAIN && errno != EINTR {
+                    return crashed("stopped reading its input")
+                }
+            }
+            guard fds[0].revents != 0 else { continue }
             let n = buffer.withUnsafeMutableBytes { read(stdoutFd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
+            if n < 0 && (errno == EINTR || errno == EAGAIN) { continue }
             if n <= 0 { return crashed("exited") }
             for item in answers.feed(Array(buffer[0..<n])) {
                 guard case .line(let bytes) = item else { return crashed("sent an answer longer than 64 KiB") }
@@ -141,6 +155,7 @@ public final class ExecHandler: MessageHandler {
                 if outcomes.count > batch.count { return crashed("answered more messages than it was given") }
             }
         }
+        if written < frame.count { return crashed("answered before reading its whole batch") }
         return outcomes
     }
 
