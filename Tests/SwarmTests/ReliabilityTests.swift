@@ -106,6 +106,23 @@ final class ReliabilityTests: XCTestCase {
         XCTAssertEqual(offsets.committed, offsets.end)
     }
 
+    func testAPoisonMessageThatCrashesTheHandlerEveryTimeIsSkippedWithoutStallingItsPartition() throws {
+        let broker = try BrokerUnderTest(topics: [topic: 1])
+        try broker.produce(topic, keys: ["a", "poison", "b", "c"])
+        let dir = makeTempDir()
+        let record = Record(path: dir.appendingPathComponent("record").path)
+        let swarmd = try SwarmdUnderTest(
+            config: kafkaConfig(bootstrap: broker.bootstrap, nodes: 1, topic: topic, extraHandler: "retries = 2\nretry_backoff = 0.05"),
+            environment: ["RECORD_FILE": record.path, "CRASH_KEY": "poison", "CRASH_ALWAYS": "1"])
+        eventually("the messages after the poison handled", timeout: 60) { record.okKeys == ["a", "b", "c"] }
+        XCTAssertEqual(record.entries.filter { $0.key == "poison" }.count, 3, "one try and two retries, each crashing the handler")
+        swarmd.waitForLog("message failed every retry: skipped")
+        XCTAssertEqual(swarmd.status()?.nodes.first?.restarts, 0, "the node kept running; only its handler was restarted")
+        swarmd.signal(SIGTERM)
+        XCTAssertEqual(swarmd.waitForExit(), 0)
+        XCTAssertEqual(try broker.committedAndEnd(group: "swarm-test", topic: topic, partitions: 1).committed, [4])
+    }
+
     func testACrashLoopingNodeCostsTheSupervisorAlmostNothing() throws {
         let swarmd = try SwarmdUnderTest(config: testNodeConfig(nodes: 2),
                                          environment: ["TEST_NODE_MODE": "exit", "SWARM_LOG_LEVEL": "info"])

@@ -5,6 +5,7 @@ Appends one line per message it sees to $RECORD_FILE:
     <slot> <topic> <partition> <offset> <key> <ok|fail>
 FAIL_KEYS=k1,k2   those keys always fail ("fail injected failure")
 CRASH_KEY=k3      exit(1) the first time that key is seen (a marker file remembers)
+CRASH_ALWAYS=1    exit(1) every time CRASH_KEY is seen (a poison message)
 SLOW_MS=n         sleep n ms per message
 """
 import os
@@ -19,6 +20,7 @@ slot = os.environ.get("SWARM_SLOT", "?")
 fail_keys = set(filter(None, os.environ.get("FAIL_KEYS", "").split(",")))
 crash_key = os.environ.get("CRASH_KEY")
 crash_marker = os.environ.get("RECORD_FILE") + ".crashed"
+crash_always = os.environ.get("CRASH_ALWAYS") == "1"
 slow = float(os.environ.get("SLOW_MS", "0")) / 1000.0
 
 while True:
@@ -40,7 +42,7 @@ while True:
         key = inp.read(key_len).decode() if key_len >= 0 else ""
         inp.read(value_len)
         inp.read(1)  # the newline after the value
-        if crash_key and key == crash_key and not os.path.exists(crash_marker):
+        if crash_key and key == crash_key and (crash_always or not os.path.exists(crash_marker)):
             open(crash_marker, "w").close()
             record.write("".join(lines) + f"{slot} {topic} {partition} {offset} {key} crash\n")
             os._exit(1)
