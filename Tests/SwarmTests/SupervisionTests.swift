@@ -41,6 +41,14 @@ final class SupervisionTests: XCTestCase {
         XCTAssertEqual(getpgid(pid), pid, "each node leads its own process group")
     }
 
+    func testALowSoftFileLimitDoesNotCapTheSwarm() throws {
+        // 40 nodes need about 130 fds; swarmd starts with a soft limit of 64.
+        let swarmd = try SwarmdUnderTest(config: testNodeConfig(nodes: 40, extra: "report_timeout = 10"),
+                                         launcher: ["/usr/bin/prlimit", "--nofile=64:4096", "--"])
+        swarmd.waitForHealthy(40, timeout: 60)
+        XCTAssertFalse(swarmd.log.contains("cannot spawn"), "spawning failed for want of fds")
+    }
+
     func testKilledNodeIsReplacedInItsSlotAndTheExitIsLogged() throws {
         let swarmd = try SwarmdUnderTest(config: testNodeConfig(nodes: 2))
         swarmd.waitForHealthy(2)

@@ -135,6 +135,7 @@ public final class Supervisor {
     }
 
     private func setUp() throws {
+        raiseFileLimit()
         signalFd = Self.handledSignals.withUnsafeBufferPointer { swarm_signalfd($0.baseAddress, Int32($0.count)) }
         guard signalFd >= 0 else { throw SwarmError("signalfd", "signalfd: \(errnoText())") }
         try loop.add(signalFd, .signal)
@@ -150,6 +151,20 @@ public final class Supervisor {
             broker = b
             config.kafka.properties["bootstrap.servers"] = b.bootstrapServers
             spawner = Spawner(config: config, environment: environment)
+        }
+    }
+
+    /// Each node costs swarmd three fds (pidfd, report pipe, control pipe), so
+    /// the usual soft limit of 1024 would stop a swarm at about 300 nodes:
+    /// raise it to the hard limit, as servers such as nginx do.
+    private func raiseFileLimit() {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+        let wanted = min(limit.rlim_max, 1 << 20)
+        let previous = limit.rlim_cur
+        limit.rlim_cur = wanted
+        if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 {
+            logger.debug("open file limit raised", metadata: ["from": "\(previous)", "to": "\(wanted)"])
         }
     }
 

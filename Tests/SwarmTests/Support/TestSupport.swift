@@ -23,14 +23,14 @@ func makeTempDir() -> URL {
 /// Polls `condition` every 50 ms until it holds or `timeout` passes. Tests
 /// wait for conditions, never for a fixed time.
 @discardableResult
-func eventually(_ what: String, timeout: Double = 30, file: StaticString = #filePath, line: UInt = #line,
+func eventually(_ what: @autoclosure () -> String, timeout: Double = 30, file: StaticString = #filePath, line: UInt = #line,
                 _ condition: () throws -> Bool) rethrows -> Bool {
     let deadline = Date().addingTimeInterval(timeout)
     while Date() < deadline {
         if try condition() { return true }
         usleep(50_000)
     }
-    XCTFail("timed out after \(timeout) s waiting for \(what)", file: file, line: line)
+    XCTFail("timed out after \(timeout) s waiting for \(what())", file: file, line: line)
     return false
 }
 
@@ -79,7 +79,9 @@ final class SwarmdUnderTest {
 
     /// Starts swarmd with `arguments`, a config file made of `config` (if
     /// any), and a socket in its own directory.
-    init(config: String? = nil, arguments: [String] = [], environment: [String: String] = [:]) throws {
+    /// `launcher` runs swarmd through another program (prlimit, say): swarmd
+    /// then replaces it (exec), so the pid is still swarmd's.
+    init(config: String? = nil, arguments: [String] = [], environment: [String: String] = [:], launcher: [String] = []) throws {
         dir = makeTempDir()
         socket = dir.appendingPathComponent("swarmd.sock").path
         logPath = dir.appendingPathComponent("swarmd.log").path
@@ -91,8 +93,13 @@ final class SwarmdUnderTest {
             try config.write(toFile: path, atomically: true, encoding: .utf8)
             args += ["--config", path]
         }
-        process.executableURL = URL(fileURLWithPath: swarmdPath)
-        process.arguments = args + arguments
+        if let program = launcher.first {
+            process.executableURL = URL(fileURLWithPath: program)
+            process.arguments = Array(launcher.dropFirst()) + [swarmdPath] + args + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: swarmdPath)
+            process.arguments = args + arguments
+        }
         var env = ProcessInfo.processInfo.environment
         env["SWARM_LOG_LEVEL"] = "debug"
         for (k, v) in environment { env[k] = v }
@@ -176,15 +183,15 @@ func idleSockets(_ pid: Int32) -> Int {
 func alive(_ pid: Int32) -> Bool { processExists(pid) }
 
 /// The supervision tests' node: the shell script in Fixtures, with a mode.
+/// `extra` settings replace the defaults of the same name.
 func testNodeConfig(nodes: Int, extra: String = "") -> String {
-    """
+    let defaults = ["report_interval = 0.2", "report_timeout = 2", "kill_timeout = 2", "restart_backoff_max = 2"]
+    let kept = defaults.filter { line in !extra.contains(line.split(separator: " ")[0] + " =") }
+    return """
     [supervisor]
     nodes = \(nodes)
     node_command = ["/bin/bash", "\(testNode)"]
-    report_interval = 0.2
-    report_timeout = 2
-    kill_timeout = 2
-    \(extra.contains("restart_backoff_max") ? "" : "restart_backoff_max = 2")
+    \(kept.joined(separator: "\n"))
     \(extra)
     """
 }
