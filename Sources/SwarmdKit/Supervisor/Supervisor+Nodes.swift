@@ -29,8 +29,20 @@ extension Supervisor {
             nextSpawnId += 1
             let process = NodeProcess(spawnId: spawnId, pid: s.pid, pidfd: s.pidfd, reportFd: s.reportFd,
                                       controlFd: s.controlFd, now: now)
-            try loop.add(s.pidfd, .pidfd(spawn: spawnId))
-            try loop.add(s.reportFd, .report(spawn: spawnId))
+            do {
+                try loop.add(s.pidfd, .pidfd(spawn: spawnId))
+                try loop.add(s.reportFd, .report(spawn: spawnId))
+            } catch {
+                // A node the loop cannot watch must not run: kill and reap it now.
+                loop.remove(s.pidfd)
+                _ = swarm_pidfd_send_signal(s.pidfd, SIGKILL)
+                var code: Int32 = 0, status: Int32 = 0
+                var pfd = pollfd(fd: s.pidfd, events: Int16(POLLIN), revents: 0)
+                _ = poll(&pfd, 1, 1000)
+                _ = swarm_pidfd_reap(s.pidfd, &code, &status)
+                for fd in [s.pidfd, s.reportFd, s.controlFd] { close(fd) }
+                throw error
+            }
             slot.process = process
             bySpawn[spawnId] = slot
             transition(slot, to: .starting, "spawned pid \(s.pid)")
