@@ -11,8 +11,7 @@ final class KafkaTests: XCTestCase {
     func testSwarmHandlesEveryMessageSpreadsPartitionsAndCommitsToTheEndThenRedeliversNothing() throws {
         let broker = try BrokerUnderTest(topics: [topic: 4])
         try broker.produce(topic, keys: keys)
-        let dir = makeTempDir()
-        let record = Record(path: dir.appendingPathComponent("record").path)
+        let record = Record.fresh()
         var swarmd: SwarmdUnderTest? = try SwarmdUnderTest(config: kafkaConfig(bootstrap: broker.bootstrap, nodes: 2, topic: topic),
                                                            environment: ["RECORD_FILE": record.path])
         eventually("every message handled", timeout: 60) { record.okKeys.count == keys.count }
@@ -49,8 +48,7 @@ final class KafkaTests: XCTestCase {
     func testAKilledNodesUnacknowledgedMessagesAreRedeliveredAndNoneIsLost() throws {
         let broker = try BrokerUnderTest(topics: [topic: 2])
         try broker.produce(topic, keys: keys)
-        let dir = makeTempDir()
-        let record = Record(path: dir.appendingPathComponent("record").path)
+        let record = Record.fresh()
         let swarmd = try SwarmdUnderTest(config: kafkaConfig(bootstrap: broker.bootstrap, nodes: 1, topic: topic),
                                          environment: ["RECORD_FILE": record.path, "SLOW_MS": "20"])
         eventually("the node to be busy", timeout: 60) { record.entries.count >= 30 }
@@ -70,8 +68,7 @@ final class KafkaTests: XCTestCase {
     func testFailedMessagesAreRetriedThenSkipped() throws {
         let broker = try BrokerUnderTest(topics: [topic: 1])
         try broker.produce(topic, keys: ["a", "b", "c"])
-        let dir = makeTempDir()
-        let record = Record(path: dir.appendingPathComponent("record").path)
+        let record = Record.fresh()
         let swarmd = try SwarmdUnderTest(
             config: kafkaConfig(bootstrap: broker.bootstrap, nodes: 1, topic: topic,
                                 extraHandler: "retries = 2\nretry_backoff = 0.05\non_failure = \"skip\""),
@@ -89,8 +86,7 @@ final class KafkaTests: XCTestCase {
     func testFailedMessagesGoToTheDeadLetterTopicWithTheReason() throws {
         let broker = try BrokerUnderTest(topics: [topic: 1, "events.dlq": 1])
         try broker.produce(topic, keys: ["a", "poison", "c"])
-        let dir = makeTempDir()
-        let record = Record(path: dir.appendingPathComponent("record").path)
+        let record = Record.fresh()
         let swarmd = try SwarmdUnderTest(
             config: kafkaConfig(bootstrap: broker.bootstrap, nodes: 1, topic: topic,
                                 extraHandler: "retries = 1\nretry_backoff = 0.05\non_failure = \"dead-letter\"\ndead_letter_topic = \"events.dlq\""),
@@ -109,8 +105,7 @@ final class KafkaTests: XCTestCase {
     func testAHandlerThatCrashesIsRestartedAndItsMessageDeliveredAgain() throws {
         let broker = try BrokerUnderTest(topics: [topic: 1])
         try broker.produce(topic, keys: ["a", "boom", "c"])
-        let dir = makeTempDir()
-        let record = Record(path: dir.appendingPathComponent("record").path)
+        let record = Record.fresh()
         let swarmd = try SwarmdUnderTest(
             config: kafkaConfig(bootstrap: broker.bootstrap, nodes: 1, topic: topic, extraHandler: "retry_backoff = 0.05"),
             environment: ["RECORD_FILE": record.path, "CRASH_KEY": "boom"])

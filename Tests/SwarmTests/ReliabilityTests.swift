@@ -87,8 +87,7 @@ final class ReliabilityTests: XCTestCase {
         let total = 20_000
         let broker = try BrokerUnderTest(topics: [topic: 4])
         try produce(broker, count: total)
-        let dir = makeTempDir()
-        let record = Record(path: dir.appendingPathComponent("record").path)
+        let record = Record.fresh()
         var first: SwarmdUnderTest? = try SwarmdUnderTest(
             config: kafkaConfig(bootstrap: broker.bootstrap, nodes: 2, topic: topic),
             environment: ["RECORD_FILE": record.path, "SLOW_MS": "1"])
@@ -109,8 +108,7 @@ final class ReliabilityTests: XCTestCase {
     func testAPoisonMessageThatCrashesTheHandlerEveryTimeIsSkippedWithoutStallingItsPartition() throws {
         let broker = try BrokerUnderTest(topics: [topic: 1])
         try broker.produce(topic, keys: ["a", "poison", "b", "c"])
-        let dir = makeTempDir()
-        let record = Record(path: dir.appendingPathComponent("record").path)
+        let record = Record.fresh()
         let swarmd = try SwarmdUnderTest(
             config: kafkaConfig(bootstrap: broker.bootstrap, nodes: 1, topic: topic, extraHandler: "retries = 2\nretry_backoff = 0.05"),
             environment: ["RECORD_FILE": record.path, "CRASH_KEY": "poison", "CRASH_ALWAYS": "1"])

@@ -80,6 +80,12 @@ struct Record {
     }
 
     let path: String
+
+    /// A record file of its own, for one swarm (or several in turn) to write.
+    static func fresh() -> Record {
+        Record(path: makeTempDir().appendingPathComponent("record").path)
+    }
+
     var entries: [Entry] {
         let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
         return text.split(separator: "\n").compactMap { line in
