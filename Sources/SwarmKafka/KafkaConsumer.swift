@@ -17,7 +17,7 @@ public final class KafkaConsumer {
     public var onRevoke: (() -> Void)?
     /// Called from inside `poll` after partitions were assigned or revoked.
     public var onAssignmentChange: ((Int) -> Void)?
-    public private(set) var assignedCount = 0
+    public var assignedCount: Int { assigned.count }
     /// Topic names by librdkafka topic handle: a String per message is a
     /// measurable share of the cost of consuming small messages.
     private var topicNames: [OpaquePointer: String] = [:]
@@ -184,7 +184,6 @@ public final class KafkaConsumer {
                 assigned = []
             }
         }
-        assignedCount = assigned.count
         onAssignmentChange?(assignedCount)
     }
 }

@@ -115,7 +115,8 @@ public final class NodeRuntime {
         }
     }
 
-    private var quitRequested: Bool {
+    /// QUIT seen (without consuming the flag, which the main loop reads).
+    private func quitPending() -> Bool {
         (swarm_peek_signal_flags() & (1 << UInt64(SIGQUIT))) != 0
     }
 
@@ -140,7 +141,7 @@ public final class NodeRuntime {
                 lastLag = now
             }
             if !batch.isEmpty && !process(batch) {
-                if quitRequested { return true }
+                if quitPending() { return true }
                 logger.error("a message could not be settled; leaving so that the group delivers it again")
                 unsettledExit = true
                 return false
@@ -212,9 +213,6 @@ public final class NodeRuntime {
         }
         return complete
     }
-
-    /// QUIT seen (without consuming the flag, which the main loop reads).
-    private func quitPending() -> Bool { quitRequested }
 
     private func retry(_ message: KafkaMessage, firstFailure: String) -> HandleOutcome {
         var reason = firstFailure
