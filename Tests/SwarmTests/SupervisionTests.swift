@@ -49,6 +49,25 @@ final class SupervisionTests: XCTestCase {
         XCTAssertFalse(swarmd.log.contains("cannot spawn"), "spawning failed for want of fds")
     }
 
+    func testAnIdleSwarmWakesTheSupervisorOncePerReportIntervalNotOncePerNode() throws {
+        // 10 nodes each report every 0.2 s: 50 reports a second. Read as they
+        // come, that is dozens of wake-ups a second; swept, about 5.
+        let swarmd = try SwarmdUnderTest(config: testNodeConfig(nodes: 10))
+        swarmd.waitForHealthy(10)
+        let window = 4.0
+        let before = try voluntaryContextSwitches(swarmd.pid)
+        Thread.sleep(forTimeInterval: window)  // the measurement window: nothing may talk to swarmd
+        let wakeUps = try voluntaryContextSwitches(swarmd.pid) - before
+        let sweeps = Int(window / 0.2)
+        XCTAssertLessThan(wakeUps, 2 * sweeps, "\(wakeUps) wake-ups in \(window) s for \(sweeps) sweeps")
+        XCTAssertGreaterThan(wakeUps, sweeps / 2, "reports were not read at all")
+        // Whoever asks still sees fresh reports, and no node was taken for hung.
+        let s = try XCTUnwrap(swarmd.status())
+        XCTAssertEqual(s.healthy, 10)
+        XCTAssertTrue(s.nodes.allSatisfy { ($0.reportAgeMs ?? .max) < 1000 }, "\(s.nodes.map(\.reportAgeMs))")
+        XCTAssertFalse(swarmd.log.contains("node hung"))
+    }
+
     func testKilledNodeIsReplacedInItsSlotAndTheExitIsLogged() throws {
         let swarmd = try SwarmdUnderTest(config: testNodeConfig(nodes: 2))
         swarmd.waitForHealthy(2)

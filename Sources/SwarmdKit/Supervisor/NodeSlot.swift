@@ -15,6 +15,8 @@ final class NodeProcess {
     var lastReport: NodeReport?
     var healthySince: Double?
     var reportLines = LineBuffer(limit: NodeReport.maxLineLength)
+    /// True while its report pipe wakes the loop on every report (see `Supervisor+Reports.swift`).
+    var reportsWatched = true
     var rss: Int64?
     var rate = 0.0
     var lastRateSample: (time: Double, handled: Int64)?

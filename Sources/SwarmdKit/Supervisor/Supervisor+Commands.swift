@@ -23,6 +23,7 @@ extension Supervisor {
         }
         switch command {
         case .status:
+            sweepReports()
             return ControlResponse(ok: true, status: status())
         case .scale:
             let target: Int
@@ -149,6 +150,7 @@ extension Supervisor {
 
     /// SIGUSR1: the whole status in the log, one line per node.
     func logStatusReport() {
+        sweepReports()
         let s = status()
         logger.notice("status: \(statusLine())", metadata: ["state": "\(s.state)", "wanted": "\(s.wanted)", "handled": "\(s.handled)", "malformed_reports": "\(s.malformedReports)"])
         for n in s.nodes {

@@ -76,6 +76,8 @@ public final class Supervisor {
     var stopDeadline: Double?
     var pauseDeadline: Double?
     var nextWatchdog: Double?
+    /// When to read the reports of nodes in a steady state (see `Supervisor+Reports.swift`).
+    var nextSweep: Double?
     var anyKilledWhileStopping = false
     var malformedReports = 0
     var totalRestarts = 0
@@ -194,6 +196,7 @@ public final class Supervisor {
         advanceStop(now: now)
         checkReady()
         updateStatusLine()
+        updateReportWatches(now: now)
         loop.arm(at: nextDeadline())
     }
 
@@ -263,6 +266,7 @@ public final class Supervisor {
         consider(stopDeadline)
         consider(pauseDeadline)
         consider(nextWatchdog)
+        consider(nextSweep)
         consider(control?.nextDeadline)
         return next
     }
@@ -273,6 +277,7 @@ public final class Supervisor {
             nextWatchdog = now + interval
         }
         control?.expire(now: now, loop: loop)
+        if let s = nextSweep, now >= s { sweepReports() }
         for slot in slots.values.sorted(by: { $0.id < $1.id }) {
             if let p = slot.process {
                 if let k = p.killAt, now >= k, !p.killed {
@@ -281,7 +286,8 @@ public final class Supervisor {
                     p.killAt = nil
                     if mode.isStopping { anyKilledWhileStopping = true }
                     _ = swarm_pidfd_send_signal(p.pidfd, SIGKILL)
-                } else if slot.state != .stopping, now - p.lastReportAt >= config.supervisor.reportTimeout {
+                } else if slot.state != .stopping, now - p.lastReportAt >= config.supervisor.reportTimeout,
+                          !readsFreshReport(slot, process: p, now: now) {
                     logger.error("node hung: no report for \(config.supervisor.reportTimeout) s", metadata: meta(slot))
                     stop(slot, reason: .hung, signal: SIGTERM, grace: config.supervisor.killTimeout)
                 }

@@ -179,6 +179,13 @@ func idleSockets(_ pid: Int32) -> Int {
     return fewest
 }
 
+/// How often a process's main thread has gone to sleep and been woken since it started.
+func voluntaryContextSwitches(_ pid: Int32) throws -> Int {
+    let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+    let line = status.split(separator: "\n").first { $0.hasPrefix("voluntary_ctxt_switches:") } ?? ""
+    return Int(line.split(separator: "\t").last ?? "") ?? -1
+}
+
 /// True while the process exists and is not a zombie.
 func alive(_ pid: Int32) -> Bool { processExists(pid) }
 
