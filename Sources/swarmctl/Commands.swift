@@ -1,5 +1,4 @@
 import ArgumentParser
-import FoundationEssentials
 import Shared
 
 extension SwarmCtl {
@@ -14,8 +13,7 @@ extension SwarmCtl {
                 let status = try connection.send(ControlRequest(cmd: .status)).status!
                 let text: String
                 if json {
-                    let data = try ControlProtocol.encoder().encode(status)
-                    text = String(decoding: data, as: UTF8.self) + "\n"
+                    text = try ControlProtocol.encoder.encode(status).text + "\n"
                 } else {
                     text = StatusTable.render(status)
                 }

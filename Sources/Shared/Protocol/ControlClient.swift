@@ -2,7 +2,6 @@
 import Glibc
 #endif
 import CSwarmLinux
-import FoundationEssentials
 
 /// A blocking client of the control socket: connect, send one request line,
 /// read one response line. Used by swarmctl and the tests.
@@ -57,7 +56,7 @@ public struct ControlClient {
             for item in lines.feed(Array(buffer[0..<n])) {
                 guard case .line(let line) = item else { throw Failure.protocolError("answer too long") }
                 do {
-                    let response = try ControlProtocol.decoder().decode(ControlResponse.self, from: Data(line))
+                    let response = try ControlProtocol.decoder.decode(ControlResponse.self, from: line)
                     if response.error?.code == "permission-denied" {
                         throw Failure.permissionDenied(response.error!.message)
                     }

@@ -1,5 +1,3 @@
-import FoundationEssentials
-
 /// The control socket's protocol: newline-delimited JSON, one request and one
 /// response per line, each carrying `"v": 1`. Documented in swarmctl(1) so
 /// scripts can speak it with `socat` or any language's JSON library.
@@ -8,23 +6,14 @@ public enum ControlProtocol {
     /// Requests longer than this are refused and the connection closed.
     public static let maxRequestBytes = 64 * 1024
 
-    public static func encoder() -> JSONEncoder {
-        let e = JSONEncoder()
-        e.keyEncodingStrategy = .convertToSnakeCase
-        e.outputFormatting = [.sortedKeys]
-        return e
-    }
-
-    public static func decoder() -> JSONDecoder {
-        let d = JSONDecoder()
-        d.keyDecodingStrategy = .convertFromSnakeCase
-        return d
-    }
+    /// Field names on the wire are snake case (`uptime_s`); keys are sorted.
+    public static let encoder = JSONValueEncoder(snakeCaseKeys: true)
+    public static let decoder = JSONValueDecoder(snakeCaseKeys: true)
 
     /// One JSON line (with its newline) for a value.
     public static func line<T: Encodable>(_ value: T) -> [UInt8] {
-        let data = (try? encoder().encode(value)) ?? Data("{}".utf8)
-        return Array(data) + [UInt8(ascii: "\n")]
+        let json = (try? encoder.encode(value)) ?? .object([:])
+        return json.serialized() + [UInt8(ascii: "\n")]
     }
 }
 

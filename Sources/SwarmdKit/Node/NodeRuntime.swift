@@ -2,7 +2,6 @@
 import Glibc
 #endif
 import CSwarmLinux
-import FoundationEssentials
 import Logging
 import Shared
 import SwarmKafka
@@ -55,7 +54,7 @@ public final class NodeRuntime {
         guard let json = environment[NodeEnvironment.config] else {
             throw SwarmError("usage", "swarmd node is started by swarmd itself (\(NodeEnvironment.config) is not set)")
         }
-        return try JSONDecoder().decode(SwarmConfig.self, from: Data(json.utf8))
+        return try JSONValueDecoder().decode(SwarmConfig.self, from: json.utf8)
     }
 
     static let signals: [Int32] = [SIGTERM, SIGINT, SIGQUIT]

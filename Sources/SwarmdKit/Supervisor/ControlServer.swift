@@ -2,7 +2,6 @@
 import Glibc
 #endif
 import CSwarmLinux
-import FoundationEssentials
 import Logging
 import Shared
 
@@ -179,7 +178,7 @@ final class ControlServer {
                     if line.allSatisfy({ $0 == 32 || $0 == 9 }) { continue }
                     let response: ControlResponse
                     do {
-                        let request = try ControlProtocol.decoder().decode(ControlRequest.self, from: Data(line))
+                        let request = try ControlProtocol.decoder.decode(ControlRequest.self, from: line)
                         response = handler(request, conn.peer)
                     } catch let DecodingError.typeMismatch(_, ctx), let DecodingError.valueNotFound(_, ctx) {
                         response = .failure("bad-argument", "wrong type for \"\(ctx.codingPath.map(\.stringValue).joined(separator: "."))\"")

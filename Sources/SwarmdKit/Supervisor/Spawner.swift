@@ -2,7 +2,6 @@
 import Glibc
 #endif
 import CSwarmLinux
-import FoundationEssentials
 import Shared
 
 /// Starts node processes with posix_spawn (never fork: the Swift runtime's
@@ -33,8 +32,7 @@ struct Spawner {
         command = config.supervisor.nodeCommand
         instancePrefix = config.supervisor.instancePrefix.isEmpty ? hostName() : config.supervisor.instancePrefix
         reportInterval = config.supervisor.reportInterval
-        let data = (try? JSONEncoder().encode(config)) ?? Data()
-        nodeConfigJSON = String(decoding: data, as: UTF8.self)
+        nodeConfigJSON = (try? JSONValueEncoder().encode(config).text) ?? "{}"
         var env = environment
         // systemd's per-service variables belong to swarmd alone: a node that
         // saw NOTIFY_SOCKET could send READY=1 on our behalf.
