@@ -87,6 +87,18 @@ class Fifo:
             self.q.get()
 
 
+def cpu_ns(pid):
+    """CPU time of every thread of `pid` so far, in nanoseconds (schedstat: exact, not in clock ticks)."""
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except FileNotFoundError:
+            pass
+    return total
+
+
 def proc_stat(pid):
     """(cpu seconds, context switches of all threads, rss bytes)."""
     with open(f"/proc/{pid}/stat") as f:
@@ -386,8 +398,8 @@ def bench_idle(seconds):
     print("| supervisor | CPU | wake-ups/s | RSS |\n|---|---|---|---|")
     for name, cpu, wakes, rss in rows:
         print(f"| {name} | {cpu:.3f} % | {wakes:.1f} | {rss / 1e6:.1f} MB |")
-    print("\nswarm's wake-ups are its 12 nodes' reports (report_interval = 1 s): one read per report; "
-          "no timer ticks in between.")
+    print("\nswarm's wake-ups are one sweep of its 12 nodes' reports per report_interval (1 s); "
+          "no other timer ticks. RSS is measured after the benchmark's own status requests.")
     # A built-in Kafka node, idle on the embedded broker.
     with tempfile.TemporaryDirectory() as d:
         cfg = '[supervisor]\nnodes = 2\n[kafka.properties]\n"session.timeout.ms" = 6000\n'
@@ -455,9 +467,10 @@ group_id = "{group}"
 """
 
 
-def swarm_rate(broker, topic, count, nodes, handler, group, produce=None, every=0.01):
+def swarm_rate(broker, topic, count, nodes, handler, group, produce=None, every=0.01, cpu=None):
     """Messages/s of a swarm between 10 % and 90 % of `count` handled (the
-    steady state), from its status `every` seconds, reports as often."""
+    steady state), from its status `every` seconds, reports as often. With
+    `cpu` (a list), appends the nodes' CPU nanoseconds per message in the same window."""
     with tempfile.TemporaryDirectory() as d:
         sw = Swarm(d, None, nodes, builtin_config=swarm_config(broker.bootstrap, nodes, topic, group, handler,
                                                                report_interval=max(every, 0.05)))
@@ -469,32 +482,41 @@ def swarm_rate(broker, topic, count, nodes, handler, group, produce=None, every=
         while "to" not in marks:
             s = sw.status()
             handled, now = (s["handled"] if s else 0), time.monotonic()
+            pids = [n["pid"] for n in s["nodes"] if n.get("pid")] if s else []
             if handled >= count // 10 and "from" not in marks:
                 marks["from"] = (now, handled)
+                cpu0 = sum(cpu_ns(p) for p in pids)
             if handled >= count * 9 // 10:
                 marks["to"] = (now, handled)
+                cpu1 = sum(cpu_ns(p) for p in pids)
             time.sleep(every)
         sw.stop()
     (t0, h0), (t1, h1) = marks["from"], marks["to"]
+    if cpu is not None:
+        cpu.append((cpu1 - cpu0) / (h1 - h0))
     return (h1 - h0) / (t1 - t0)
 
 
 def bench_consumer(count, reps):
     size = 16  # small messages: the most per partition under the mock's ~5 MiB cap, and the hardest case
-    c_rates, s_rates = [], []
+    c_rates, s_rates, c_cpu, s_cpu = [], [], [], []
     for i in range(reps):
         broker = Broker({"bench": 12})
         broker.produce("bench", count, size)
         out = subprocess.check_output([C_CONSUMER, broker.bootstrap, f"c{i}", "bench", str(count)], text=True)
         c_rates.append(float(out.split()[2]))
-        s_rates.append(swarm_rate(broker, "bench", count, 1, 'kind = "sink"\nbatch_size = 500', f"s{i}"))
+        c_cpu.append(float(out.split()[3]))
+        s_rates.append(swarm_rate(broker, "bench", count, 1, 'kind = "sink"\nbatch_size = 500', f"s{i}", cpu=s_cpu))
         broker.close()
     c, s = median(c_rates), median(s_rates)
-    print(f"\n(each run, C then swarm: {', '.join(f'{a:,.0f}/{b:,.0f}' for a, b in zip(c_rates, s_rates))})", file=sys.stderr)
+    cc, sc = median(c_cpu), median(s_cpu)
+    runs = ', '.join(f'{a:,.0f}/{b:,.0f}' for a, b in zip(c_rates, s_rates))
     print(f"\n### Consumer speed: {count:,} messages of {size} bytes, 12 partitions, mock broker, steady state (median of {reps})\n")
-    print("| consumer | messages/s |\n|---|---|")
-    print(f"| plain C librdkafka consumer | {c:,.0f} |")
-    print(f"| swarm, 1 node, `sink` | {s:,.0f} ({s / c * 100:.0f} % of C) |")
+    print("| consumer | messages/s | CPU per message (all threads) |\n|---|---|---|")
+    print(f"| plain C librdkafka consumer | {c:,.0f} | {cc:,.0f} ns |")
+    print(f"| swarm, 1 node, `sink` | {s:,.0f} ({s / c * 100:.0f} % of C) | {sc:,.0f} ns ({sc / cc * 100:.0f} % of C) |")
+    print(f"\nEach run, C / swarm messages/s: {runs}. CPU per message is the steadier comparison: "
+          "the mock broker paces both consumers unevenly from run to run, but not what each spends on a message.")
 
 
 def bench_scaling(count):
@@ -510,19 +532,24 @@ def bench_scaling(count):
     print("| nodes | messages/s | vs 1 node |\n|---|---|---|")
     for n, r in rates.items():
         print(f"| {n} | {r:,.0f} | {r / rates[1]:.2f}× (target ≥ {0.9 * n:.1f}×) |")
-    sink_rate = exec_rate = None
-    for kind in ("sink", "exec"):
+    # exec against sink, on messages produced beforehand (6 partitions × 2.5 MB, under the mock's cap),
+    # so that neither waits for a producer; then the batch size that makes exec fast.
+    def rate(handler, n, group):
         broker = Broker({"x": 6})
-        handler = 'kind = "sink"\nbatch_size = 500' if kind == "sink" else \
-            f'kind = "exec"\ncommand = ["{sys.executable}", "{REPO}/examples/handler.py"]\nbatch_size = 500'
-        r = swarm_rate(broker, "x", count * 4, 1, handler, f"{kind}1", produce=lambda b=broker: b.produce("x", count * 4, 64))
+        broker.produce("x", n, 64)
+        r = swarm_rate(broker, "x", n, 1, handler, group)
         broker.close()
-        if kind == "sink":
-            sink_rate = r
-        else:
-            exec_rate = r
+        return r
+    exec_cmd = f'kind = "exec"\ncommand = ["{sys.executable}", "{REPO}/examples/handler.py"]'
+    sink_rate = rate('kind = "sink"\nbatch_size = 500', count * 4, "sink1")
+    exec_rate = rate(f'{exec_cmd}\nbatch_size = 500', count * 4, "exec1")
     print(f"\n`exec` handler (examples/handler.py, batches of 500): {exec_rate:,.0f} messages/s, "
-          f"{exec_rate / sink_rate * 100:.0f} % of `sink` ({sink_rate:,.0f}/s) on 1 node.")
+          f"{exec_rate / sink_rate * 100:.0f} % of `sink` ({sink_rate:,.0f}/s) on 1 node, {count * 4:,} messages produced beforehand.")
+    print("\n| exec `batch_size` | messages/s |\n|---|---|")
+    for batch in (1, 10, 100, 500):
+        n = count // 6 if batch == 1 else count
+        r = rate(exec_cmd + f"\nbatch_size = {batch}", n, f"exec-b{batch}")
+        print(f"| {batch} | {r:,.0f} |")
 
 
 def main():
