@@ -130,7 +130,7 @@ extension Supervisor {
             return NodeStatus(
                 slot: slot.id, pid: p?.pid, state: state,
                 uptimeS: p.map { (now - $0.startedAt).rounded(toPlaces: 1) } ?? 0,
-                restarts: slot.restarts, lastExit: slot.lastExit, rssBytes: p?.rss,
+                restarts: slot.restarts, lastExit: slot.lastExit, rssBytes: p.flatMap { residentBytes(pid: $0.pid) },
                 handled: slot.handled, failed: slot.failed, rate: (p?.rate ?? 0).rounded(toPlaces: 1),
                 partitions: p?.lastReport?.partitions ?? 0,
                 lag: p?.lastReport.flatMap { $0.lag >= 0 ? $0.lag : nil },

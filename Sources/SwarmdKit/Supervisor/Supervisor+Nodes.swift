@@ -249,6 +249,7 @@ extension Supervisor {
     }
 
     func updateStatusLine() {
+        guard notifier.isActive else { return }  // not worth building a string for nobody, every turn
         notifier.status(statusLine())
     }
 

@@ -116,7 +116,8 @@ extension Supervisor {
         p.lastRateSample = (now, report.handled)
         p.lastReport = report
         p.lastReportAt = now
-        p.rss = residentBytes(pid: p.pid)
+        // Read from /proc only when a limit needs it; status reads it fresh when asked.
+        if config.supervisor.memoryLimit > 0 { p.rss = residentBytes(pid: p.pid) }
 
         guard slot.state != .stopping else { return }
         if report.health == .unhealthy {

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import CSystemd
 import Shared
 
@@ -7,9 +10,12 @@ import Shared
 struct SystemdNotifier {
     /// Half of `WATCHDOG_USEC`, in seconds, when systemd wants keep-alives.
     let watchdogInterval: Double?
+    /// True under systemd (or anything else that set `NOTIFY_SOCKET`).
+    let isActive: Bool
     private var lastStatus = ""
 
     init() {
+        isActive = getenv("NOTIFY_SOCKET") != nil
         var usec: UInt64 = 0
         if sd_watchdog_enabled(0, &usec) > 0, usec > 0 {
             watchdogInterval = Double(usec) / 1e6 / 2
