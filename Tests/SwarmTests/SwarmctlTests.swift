@@ -188,6 +188,10 @@ final class SwarmctlTests: XCTestCase {
             return String(decoding: out, as: UTF8.self)
         }
         XCTAssertTrue(exchange(Array("garbage\n".utf8)).contains("\"code\":\"bad-request\""))
+        XCTAssertTrue(exchange(Array("{\"v\":1,\"cmd\":\"status\",}\n".utf8)).contains("invalid JSON at byte 22"),
+                      "a syntax error says where it is")
+        XCTAssertTrue(exchange(Array("{\"v\":1,\"cmd\":\"scale\",\"nodes\":1e40}\n".utf8))
+                        .contains("\"message\":\"\\\"nodes\\\": 1e40 does not fit in Int\""), "an out-of-range number names its field")
         XCTAssertTrue(exchange(Array("{\"v\":1,\"cmd\":\"launch\"}\n".utf8)).contains("\"code\":\"unknown-command\""))
         XCTAssertTrue(exchange(Array("{\"v\":1,\"cmd\":\"scale\",\"nodes\":\"x\"}\n".utf8)).contains("\"code\":\"bad-argument\""))
         XCTAssertTrue(exchange(Array("{\"v\":9,\"cmd\":\"status\"}\n".utf8)).contains("is not supported"))

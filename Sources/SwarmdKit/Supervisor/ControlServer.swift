@@ -184,6 +184,10 @@ final class ControlServer {
                         response = .failure("bad-argument", "wrong type for \"\(ctx.codingPath.map(\.stringValue).joined(separator: "."))\"")
                     } catch DecodingError.keyNotFound(let key, _) {
                         response = .failure("bad-request", "missing \"\(key.stringValue)\"; a request looks like {\"v\":1,\"cmd\":\"status\"}")
+                    } catch let DecodingError.dataCorrupted(ctx) where !ctx.codingPath.isEmpty {
+                        response = .failure("bad-argument", "\"\(ctx.codingPath.map(\.stringValue).joined(separator: "."))\": \(ctx.debugDescription)")
+                    } catch let error as JSONSyntaxError {
+                        response = .failure("bad-request", "not a JSON request (\(error)); a request looks like {\"v\":1,\"cmd\":\"status\"}")
                     } catch {
                         response = .failure("bad-request", "not a JSON request; a request looks like {\"v\":1,\"cmd\":\"status\"}")
                     }
