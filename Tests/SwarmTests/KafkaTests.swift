@@ -127,8 +127,7 @@ final class KafkaTests: XCTestCase {
             let cmdline = try String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)
             XCTAssertTrue(cmdline.hasPrefix("swarmd-node\u{0}node"), cmdline)
             // The supervisor's signals, sent to a whole unit by `systemctl kill`, must not hurt a node.
-            let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
-            let ignored = UInt64(status.split(separator: "\n").first { $0.hasPrefix("SigIgn:") }!.split(separator: "\t").last!, radix: 16)!
+            let ignored = UInt64(try procStatusField(pid, "SigIgn"), radix: 16)!
             for sig in [SIGHUP, SIGUSR1, SIGUSR2, SIGTTIN, SIGTTOU] {
                 XCTAssertNotEqual(ignored & (1 << UInt64(sig - 1)), 0, "node does not ignore signal \(sig)")
             }

@@ -29,15 +29,11 @@ final class SupervisionTests: XCTestCase {
         XCTAssertTrue(fds.contains("4"), "the control pipe is fd 4")
         // swarmd blocks its signals and ignores PIPE; none of that may reach a node.
         // (bash blocks CHLD by itself now and then, so only swarmd's signals are checked.)
-        let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
-        func mask(_ field: String) -> UInt64 {
-            let line = status.split(separator: "\n").first { $0.hasPrefix(field) } ?? ""
-            return UInt64(line.split(separator: "\t").last ?? "", radix: 16) ?? .max
-        }
+        func mask(_ field: String) throws -> UInt64 { UInt64(try procStatusField(pid, field), radix: 16) ?? .max }
         for sig in [SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2, SIGTTIN, SIGTTOU] {
-            XCTAssertEqual(mask("SigBlk:") & (1 << UInt64(sig - 1)), 0, "signal \(sig) is blocked in the node")
+            XCTAssertEqual(try mask("SigBlk") & (1 << UInt64(sig - 1)), 0, "signal \(sig) is blocked in the node")
         }
-        XCTAssertEqual(mask("SigIgn:") & (1 << UInt64(SIGPIPE - 1)), 0, "PIPE is ignored in the node")
+        XCTAssertEqual(try mask("SigIgn") & (1 << UInt64(SIGPIPE - 1)), 0, "PIPE is ignored in the node")
         XCTAssertEqual(getpgid(pid), pid, "each node leads its own process group")
     }
 

@@ -179,11 +179,17 @@ func idleSockets(_ pid: Int32) -> Int {
     return fewest
 }
 
+/// One field of `/proc/PID/status` (`SigIgn`, `voluntary_ctxt_switches`) as
+/// written there; empty if the process has no such field.
+func procStatusField(_ pid: Int32, _ name: String) throws -> String {
+    let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+    let line = status.split(separator: "\n").first { $0.hasPrefix(name + ":") } ?? ""
+    return String(line.split(separator: "\t").last ?? "")
+}
+
 /// How often a process's main thread has gone to sleep and been woken since it started.
 func voluntaryContextSwitches(_ pid: Int32) throws -> Int {
-    let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
-    let line = status.split(separator: "\n").first { $0.hasPrefix("voluntary_ctxt_switches:") } ?? ""
-    return Int(line.split(separator: "\t").last ?? "") ?? -1
+    Int(try procStatusField(pid, "voluntary_ctxt_switches")) ?? -1
 }
 
 /// True while the process exists and is not a zombie.
