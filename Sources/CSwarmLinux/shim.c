@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -140,10 +141,18 @@ pid_t swarm_spawn(const char *path, char *const argv[], char *const envp[],
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
                                         POSIX_SPAWN_SETPGROUP);
 
+    int highest = 2;
+    for (int i = 0; i < map_count; i++) {
+        if (maps[i].target > highest) highest = maps[i].target;
+    }
+    if (map_count > 16) { rc = EINVAL; goto out; }
     for (int i = 0; i < map_count; i++) {
         int source = maps[i].source;
-        // dup2 onto itself would keep FD_CLOEXEC: hand a fresh copy instead.
-        if (source == maps[i].target && temp_count < 16) {
+        // The dup2s run in order in the child: a source numbered like any
+        // target could be overwritten before its own turn (swarmd's first fd
+        // is 3, a node's report fd), and dup2 onto itself would keep
+        // FD_CLOEXEC. Hand a fresh copy above every target instead.
+        if (source <= highest) {
             source = fcntl(source, F_DUPFD_CLOEXEC, 64);
             if (source < 0) { rc = errno; goto out; }
             temps[temp_count++] = source;
@@ -153,10 +162,6 @@ pid_t swarm_spawn(const char *path, char *const argv[], char *const envp[],
 
     // Whatever swarmd inherited without close-on-exec (a parent's stray fds)
     // must not reach the child either: close everything above the mapped fds.
-    int highest = 2;
-    for (int i = 0; i < map_count; i++) {
-        if (maps[i].target > highest) highest = maps[i].target;
-    }
     if ((rc = posix_spawn_file_actions_addclosefrom_np(&actions, highest + 1)) != 0) goto out;
 
     pid_t pid;
@@ -187,6 +192,30 @@ int swarm_set_nonblocking(int fd, int on) {
 }
 
 int swarm_set_cloexec(int fd) { return fcntl(fd, F_SETFD, FD_CLOEXEC); }
+
+int swarm_sealed_memfd(const char *name, const void *data, size_t len) {
+    int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0) return -1;
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = write(fd, (const char *)data + done, len - done);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            int saved = errno;
+            close(fd);
+            errno = saved;
+            return -1;
+        }
+        done += (size_t)n;
+    }
+    if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) != 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}
 
 int swarm_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
 

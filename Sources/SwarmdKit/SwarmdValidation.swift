@@ -19,7 +19,8 @@ public enum SwarmdValidation {
                 if config.usesEmbeddedBroker { props["bootstrap.servers"] = "127.0.0.1:9092" }
                 try KafkaConsumer.validate(properties: props)
             } catch let e as KafkaError {
-                throw SwarmError("config", "[kafka.properties] \(e.context): \(e.message)")
+                // librdkafka quotes a refused value: never echo a secret.
+                throw SwarmError("config", config.redact("[kafka.properties] \(e.context): \(e.message)"))
             }
         }
     }

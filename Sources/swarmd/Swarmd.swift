@@ -39,6 +39,9 @@ extension Swarmd {
         @Flag(help: "Check the configuration and exit (0 valid, 78 invalid).")
         var check = false
 
+        @Flag(help: "With --check: print the effective configuration as TOML (every setting, defaults marked, secrets redacted).")
+        var print = false
+
         @Argument(parsing: .postTerminator, help: ArgumentHelp("A node program and its arguments, after --, instead of the built-in node.", valueName: "node-command"))
         var nodeCommand: [String] = []
 
@@ -49,19 +52,26 @@ extension Swarmd {
             let path = config ?? env["SWARMD_CONFIG"]
             let overrides = Supervisor.Overrides(nodes: nodes, nodeCommand: nodeCommand.isEmpty ? nil : nodeCommand)
             let settings: SwarmConfig
+            let loaded: ConfigLoader.Loaded
             do {
-                if let nodes, nodes < 1 || nodes > 1024 {
-                    throw SwarmError("config", "--nodes must be between 1 and 1024, not \(nodes)")
+                if let nodes, nodes < 1 || nodes > SupervisorSettings.maxNodes {
+                    throw SwarmError("config", "--nodes must be between 1 and \(SupervisorSettings.maxNodes), not \(nodes)")
                 }
-                let loaded = try path.map { try ConfigLoader(path: $0).load() } ?? SwarmConfig()
-                settings = Supervisor.apply(overrides, to: loaded)
+                if print && !check { throw SwarmError("usage", "--print goes with --check: swarmd --check --print --config FILE") }
+                loaded = try path.map { try ConfigLoader(path: $0).read() } ?? ConfigLoader.Loaded(config: SwarmConfig(), setKeys: [])
+                settings = Supervisor.apply(overrides, to: loaded.config)
                 try SwarmdValidation.validate(settings, environment: env)
             } catch let error as SwarmError {
                 writeAll(2, "swarmd: \(error.message)\n")
-                throw ExitCode(ExitStatus.config)
+                throw ExitCode(error.code == "usage" ? ExitStatus.usage : ExitStatus.config)
             }
             if check {
-                print("\(path ?? "(defaults)"): configuration is valid")
+                if print {
+                    writeAll(1, ConfigPrinter(config: settings, setKeys: loaded.setKeys).text())
+                } else {
+                    let n = loaded.setKeys.count
+                    writeAll(1, "\(path ?? "(defaults)"): configuration is valid; it sets \(n) setting\(n == 1 ? "" : "s"), the rest are defaults (--print shows them all)\n")
+                }
                 return
             }
             let socketPath = SocketPath.resolve(option: socket, configured: settings.supervisor.socket, environment: env)
@@ -90,7 +100,7 @@ extension Swarmd {
             let logger = Logger(label: "swarmd-node")
             let env = currentEnvironment()
             do {
-                let config = try NodeRuntime.configuration(from: env)
+                let config = try NodeRuntime.configuration()
                 let runtime = try NodeRuntime(config: config, environment: env, logger: logger)
                 let status = runtime.run()
                 if status != 0 { throw ExitCode(status) }

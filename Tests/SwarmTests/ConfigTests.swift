@@ -78,7 +78,13 @@ final class ConfigTests: XCTestCase {
         assertRefused("[supervisor]\nreport_interval = 5\nreport_timeout = 2\n", "must be longer than report_interval")
         assertRefused("[kafka.properties]\n\"group.id\" = \"x\"\n", "is set by swarm itself")
         assertRefused("[kafka]\ntopics = []\n", "needs at least one topic")
-        assertRefused("[supervisor]\nnodes = 1979-05-27\n", "dates and times are not supported")
+        assertRefused("[supervisor]\nnodes = 1979-05-27\n", "swarmd.toml:2: [supervisor] nodes must be an integer, not a local date")
+        assertRefused("[supervisor]\nnodes = 99999999999999999999\n", "swarmd.toml:2: the integer 99999999999999999999 is out of range")
+        assertRefused("[kafka.properties]\n\"retry.backoff.ms\" = 1e+20\n", "swarmd.toml:2: [kafka.properties] retry.backoff.ms is a floating-point number")
+        assertRefused("[kafka.properties]\n\"x\" = [1]\n", "[kafka.properties] x must be a string, an integer or a boolean, not an array")
+        assertRefused("[handler]\r\nkind = \"exec\"\r\n", "swarmd.toml: [handler] command is required when kind = \"exec\"")
+        assertRefused("[handler]\rkind = \"exec\"\n", "swarmd.toml:1: a carriage return (CR) must be followed by a line feed (LF)")
+        assertRefused("a = " + String(repeating: "[", count: 100_000), "nested more than 64 deep")
         assertRefused("title = \"unterminated\n", "unterminated string")
     }
 
@@ -89,7 +95,7 @@ final class ConfigTests: XCTestCase {
         c = [1, 2,
              3,]
         d = { x = 1, y.z = "w" }
-        e = -0x10
+        e = 0x10
         f = 1e3
         g.h = true
         """)
@@ -99,6 +105,7 @@ final class ConfigTests: XCTestCase {
         guard case .table(let d) = t["d"], case .table(let y) = d["y"] else { return XCTFail("d is not a table") }
         XCTAssertEqual(d["x"], .integer(1))
         XCTAssertEqual(y["z"], .string("w"))
+        XCTAssertEqual(t["e"], .integer(16))
         XCTAssertEqual(t["f"], .float(1000))
         guard case .table(let g) = t["g"] else { return XCTFail("g is not a table") }
         XCTAssertEqual(g["h"], .boolean(true))
@@ -143,7 +150,7 @@ final class ConfigTests: XCTestCase {
         try "[supervisor]\nnodes = 2\n".write(toFile: path, atomically: true, encoding: .utf8)
         let r = try runCommand(swarmdPath, ["--config", path, "--check"])
         XCTAssertEqual(r.status, 0, r.stderr)
-        XCTAssertEqual(r.stdout, "\(path): configuration is valid\n")
+        XCTAssertEqual(r.stdout, "\(path): configuration is valid; it sets 1 setting, the rest are defaults (--print shows them all)\n")
     }
 
     func testNodeCountOutOfRangeOnTheCommandLine() throws {

@@ -6,105 +6,136 @@ public struct ConfigLoader {
 
     public init(path: String) { self.path = path }
 
+    /// What a file said: the configuration, and which settings it set
+    /// (`section.key`, for `--check` and `--print`).
+    public struct Loaded: Sendable {
+        public var config: SwarmConfig
+        public var setKeys: Set<String>
+
+        public init(config: SwarmConfig, setKeys: Set<String>) {
+            self.config = config
+            self.setKeys = setKeys
+        }
+    }
+
     /// Reads and validates the file at `path`.
-    public func load() throws -> SwarmConfig {
-        let text: String
+    public func load() throws -> SwarmConfig { try read().config }
+
+    /// Reads and validates the file at `path`, remembering which keys it set.
+    public func read() throws -> Loaded {
+        let bytes: [UInt8]
         do {
-            text = try readTextFile(path)
+            bytes = try readFileBytes(path)
         } catch let error as SwarmError {
             throw SwarmError("config", "\(path): \(error.message)")
         }
-        return try parse(text)
+        return try parse(bytes: bytes)
     }
 
     /// Validates a configuration given as TOML text.
-    public func parse(_ text: String) throws -> SwarmConfig {
+    public func parse(_ text: String) throws -> SwarmConfig { try parse(bytes: Array(text.utf8)).config }
+
+    /// Validates a configuration given as the bytes of a file.
+    public func parse(bytes: [UInt8]) throws -> Loaded {
         let root: TOMLTable
         do {
-            root = try TOMLParser.parse(text)
+            root = try TOMLParser.parse(bytes: bytes)
         } catch let error as TOMLError {
             throw SwarmError("config", "\(path):\(error.line): \(error.message)")
         }
         var config = SwarmConfig()
+        var setKeys: Set<String> = []
         var top = Section(file: path, name: "", table: root)
         try top.allow(["supervisor", "kafka", "handler", "embedded"])
-
-        if let t = try top.table("supervisor") {
-            var s = Section(file: path, name: "supervisor", table: t)
-            let d = config.supervisor
-            config.supervisor.nodes = try s.int("nodes", d.nodes, min: 1, max: 1024)
-            config.supervisor.nodeCommand = try s.strings("node_command", d.nodeCommand)
-            config.supervisor.instancePrefix = try s.string("instance_prefix", d.instancePrefix)
-            config.supervisor.reportInterval = try s.seconds("report_interval", d.reportInterval, min: 0.05)
-            config.supervisor.reportTimeout = try s.seconds("report_timeout", d.reportTimeout, min: 0.1)
-            config.supervisor.killTimeout = try s.seconds("kill_timeout", d.killTimeout, min: 0.1)
-            config.supervisor.shutdownTimeout = try s.seconds("shutdown_timeout", d.shutdownTimeout, min: 0.1)
-            config.supervisor.quitTimeout = try s.seconds("quit_timeout", d.quitTimeout, min: 0.1)
-            config.supervisor.memoryLimit = try s.bytes("memory_limit", d.memoryLimit)
-            config.supervisor.restartBackoffMax = try s.seconds("restart_backoff_max", d.restartBackoffMax, min: 0.1)
-            config.supervisor.restartResetAfter = try s.seconds("restart_reset_after", d.restartResetAfter, min: 0.1)
-            config.supervisor.crashLoopAfter = try s.int("crash_loop_after", d.crashLoopAfter, min: 1, max: 1000)
-            config.supervisor.socket = try s.string("socket", d.socket)
-            config.supervisor.socketMode = try s.mode("socket_mode", d.socketMode)
-            config.supervisor.socketGroup = try s.string("socket_group", d.socketGroup)
-            config.supervisor.controlTimeout = try s.seconds("control_timeout", d.controlTimeout, min: 0.1)
-            try s.finish()
-            if config.supervisor.reportTimeout <= config.supervisor.reportInterval {
-                throw SwarmError("config", "\(path):\(t.line(of: "report_timeout") ?? 0): [supervisor] report_timeout (\(config.supervisor.reportTimeout) s) must be longer than report_interval (\(config.supervisor.reportInterval) s)")
-            }
-        }
-        if let t = try top.table("kafka") {
-            var s = Section(file: path, name: "kafka", table: t)
-            config.kafka.topics = try s.strings("topics", config.kafka.topics)
-            if config.kafka.topics.isEmpty || config.kafka.topics.contains(where: \.isEmpty) {
-                throw s.error("topics", "needs at least one topic name, and no empty names")
-            }
-            config.kafka.groupId = try s.string("group_id", config.kafka.groupId)
-            if config.kafka.groupId.isEmpty { throw s.error("group_id", "must not be empty") }
-            if let p = try s.table("properties") {
-                var props = Section(file: path, name: "kafka.properties", table: p)
-                config.kafka.properties = try props.stringMap()
-                if config.kafka.properties["bootstrap.servers"] == nil {
-                    config.kafka.properties["bootstrap.servers"] = KafkaSettings.embeddedBootstrap
-                }
-                for reserved in ["group.id", "group.instance.id", "enable.auto.offset.store"] where config.kafka.properties[reserved] != nil {
-                    throw props.error(reserved, "is set by swarm itself (use [kafka] group_id; instance ids come from instance_prefix and the slot; offsets are stored only after handling)")
-                }
-            }
-            try s.finish()
-        }
-        if let t = try top.table("handler") {
-            var s = Section(file: path, name: "handler", table: t)
-            let d = config.handler
-            config.handler.kind = try s.choice("kind", d.kind)
-            config.handler.command = try s.strings("command", d.command)
-            config.handler.cpuRounds = try s.int("cpu_rounds", d.cpuRounds, min: 0, max: 100_000_000)
-            config.handler.batchSize = try s.int("batch_size", d.batchSize, min: 1, max: 100_000)
-            config.handler.batchTimeout = try s.seconds("batch_timeout", d.batchTimeout, min: 0.1)
-            config.handler.retries = try s.int("retries", d.retries, min: 0, max: 1000)
-            config.handler.retryBackoff = try s.seconds("retry_backoff", d.retryBackoff, min: 0)
-            config.handler.onFailure = try s.choice("on_failure", d.onFailure)
-            config.handler.deadLetterTopic = try s.string("dead_letter_topic", d.deadLetterTopic)
-            config.handler.commitInterval = try s.seconds("commit_interval", d.commitInterval, min: 0.1)
-            if config.handler.kind == .exec && config.handler.command.isEmpty {
-                throw s.error("command", "is required when kind = \"exec\": the handler program and its arguments, e.g. [\"python3\", \"handler.py\"]")
-            }
-            if config.handler.onFailure == .deadLetter && config.handler.deadLetterTopic.isEmpty {
-                throw s.error("dead_letter_topic", "is required when on_failure = \"dead-letter\"")
-            }
-            try s.finish()
-        }
-        if let t = try top.table("embedded") {
-            var s = Section(file: path, name: "embedded", table: t)
-            let d = config.embedded
-            config.embedded.brokers = try s.int("brokers", d.brokers, min: 1, max: 16)
-            config.embedded.partitions = try s.int("partitions", d.partitions, min: 1, max: 10_000)
-            config.embedded.produceRate = try s.int("produce_rate", d.produceRate, min: 0, max: 10_000_000)
-            config.embedded.messageSize = try s.int("message_size", d.messageSize, min: 0, max: 1_000_000)
-            try s.finish()
-        }
+        if let t = try top.table("supervisor") { try supervisor(t, into: &config, setKeys: &setKeys) }
+        if let t = try top.table("kafka") { try kafka(t, into: &config, setKeys: &setKeys) }
+        if let t = try top.table("handler") { try handler(t, into: &config, setKeys: &setKeys) }
+        if let t = try top.table("embedded") { try embedded(t, into: &config, setKeys: &setKeys) }
         try top.finish()
-        return config
+        return Loaded(config: config, setKeys: setKeys)
+    }
+
+    private func supervisor(_ t: TOMLTable, into config: inout SwarmConfig, setKeys: inout Set<String>) throws {
+        var s = Section(file: path, name: "supervisor", table: t)
+        let d = config.supervisor
+        config.supervisor.nodes = try s.int("nodes", d.nodes, min: 1, max: SupervisorSettings.maxNodes)
+        config.supervisor.nodeCommand = try s.strings("node_command", d.nodeCommand)
+        config.supervisor.instancePrefix = try s.string("instance_prefix", d.instancePrefix)
+        config.supervisor.reportInterval = try s.seconds("report_interval", d.reportInterval, min: 0.05)
+        config.supervisor.reportTimeout = try s.seconds("report_timeout", d.reportTimeout, min: 0.1)
+        config.supervisor.killTimeout = try s.seconds("kill_timeout", d.killTimeout, min: 0.1)
+        config.supervisor.shutdownTimeout = try s.seconds("shutdown_timeout", d.shutdownTimeout, min: 0.1)
+        config.supervisor.quitTimeout = try s.seconds("quit_timeout", d.quitTimeout, min: 0.1)
+        config.supervisor.memoryLimit = try s.bytes("memory_limit", d.memoryLimit)
+        config.supervisor.restartBackoffMax = try s.seconds("restart_backoff_max", d.restartBackoffMax, min: 0.1)
+        config.supervisor.restartResetAfter = try s.seconds("restart_reset_after", d.restartResetAfter, min: 0.1)
+        config.supervisor.crashLoopAfter = try s.int("crash_loop_after", d.crashLoopAfter, min: 1, max: 1000)
+        config.supervisor.socket = try s.string("socket", d.socket)
+        config.supervisor.socketMode = try s.mode("socket_mode", d.socketMode)
+        config.supervisor.socketGroup = try s.string("socket_group", d.socketGroup)
+        config.supervisor.controlTimeout = try s.seconds("control_timeout", d.controlTimeout, min: 0.1)
+        try s.finish()
+        if config.supervisor.reportTimeout <= config.supervisor.reportInterval {
+            throw s.error("report_timeout", "(\(config.supervisor.reportTimeout) s) must be longer than report_interval (\(config.supervisor.reportInterval) s)")
+        }
+        setKeys.formUnion(s.present)
+    }
+
+    private func kafka(_ t: TOMLTable, into config: inout SwarmConfig, setKeys: inout Set<String>) throws {
+        var s = Section(file: path, name: "kafka", table: t)
+        config.kafka.topics = try s.strings("topics", config.kafka.topics)
+        if config.kafka.topics.isEmpty || config.kafka.topics.contains(where: \.isEmpty) {
+            throw s.error("topics", "needs at least one topic name, and no empty names")
+        }
+        config.kafka.groupId = try s.string("group_id", config.kafka.groupId)
+        if config.kafka.groupId.isEmpty { throw s.error("group_id", "must not be empty") }
+        if let p = try s.table("properties") {
+            var props = Section(file: path, name: "kafka.properties", table: p)
+            config.kafka.properties = try props.properties()
+            if config.kafka.properties["bootstrap.servers"] == nil {
+                config.kafka.properties["bootstrap.servers"] = KafkaSettings.embeddedBootstrap
+            }
+            for reserved in ["group.id", "group.instance.id", "enable.auto.offset.store"] where config.kafka.properties[reserved] != nil {
+                throw props.error(reserved, "is set by swarm itself (use [kafka] group_id; instance ids come from instance_prefix and the slot; offsets are stored only after handling)")
+            }
+            setKeys.formUnion(props.present)
+        }
+        try s.finish()
+        setKeys.formUnion(s.present.subtracting(["kafka.properties"]))
+    }
+
+    private func handler(_ t: TOMLTable, into config: inout SwarmConfig, setKeys: inout Set<String>) throws {
+        var s = Section(file: path, name: "handler", table: t)
+        let d = config.handler
+        config.handler.kind = try s.choice("kind", d.kind)
+        config.handler.command = try s.strings("command", d.command)
+        config.handler.cpuRounds = try s.int("cpu_rounds", d.cpuRounds, min: 0, max: 100_000_000)
+        config.handler.batchSize = try s.int("batch_size", d.batchSize, min: 1, max: 100_000)
+        config.handler.batchTimeout = try s.seconds("batch_timeout", d.batchTimeout, min: 0.1)
+        config.handler.retries = try s.int("retries", d.retries, min: 0, max: 1000)
+        config.handler.retryBackoff = try s.seconds("retry_backoff", d.retryBackoff, min: 0)
+        config.handler.onFailure = try s.choice("on_failure", d.onFailure)
+        config.handler.deadLetterTopic = try s.string("dead_letter_topic", d.deadLetterTopic)
+        config.handler.commitInterval = try s.seconds("commit_interval", d.commitInterval, min: 0.1)
+        if config.handler.kind == .exec && config.handler.command.isEmpty {
+            throw s.error("command", "is required when kind = \"exec\": the handler program and its arguments, e.g. [\"python3\", \"handler.py\"]")
+        }
+        if config.handler.onFailure == .deadLetter && config.handler.deadLetterTopic.isEmpty {
+            throw s.error("dead_letter_topic", "is required when on_failure = \"dead-letter\"")
+        }
+        try s.finish()
+        setKeys.formUnion(s.present)
+    }
+
+    private func embedded(_ t: TOMLTable, into config: inout SwarmConfig, setKeys: inout Set<String>) throws {
+        var s = Section(file: path, name: "embedded", table: t)
+        let d = config.embedded
+        config.embedded.brokers = try s.int("brokers", d.brokers, min: 1, max: 16)
+        config.embedded.partitions = try s.int("partitions", d.partitions, min: 1, max: 10_000)
+        config.embedded.produceRate = try s.int("produce_rate", d.produceRate, min: 0, max: 10_000_000)
+        config.embedded.messageSize = try s.int("message_size", d.messageSize, min: 0, max: 1_000_000)
+        try s.finish()
+        setKeys.formUnion(s.present)
     }
 }
 
@@ -115,6 +146,8 @@ struct Section {
     var name: String
     var table: TOMLTable
     var used: Set<String> = []
+    /// `section.key` of every key asked for that the file set.
+    var present: Set<String> = []
 
     init(file: String, name: String, table: TOMLTable) {
         self.file = file
@@ -142,6 +175,7 @@ struct Section {
 
     mutating func value(_ key: String) -> TOMLValue? {
         used.insert(key)
+        if table[key] != nil { present.insert(name.isEmpty ? key : "\(name).\(key)") }
         return table[key]
     }
 
@@ -216,20 +250,48 @@ struct Section {
         return m
     }
 
-    /// A table of librdkafka properties: every value becomes the string librdkafka expects.
-    mutating func stringMap() throws -> [String: String] {
+    /// A table of librdkafka properties: every value becomes the text
+    /// librdkafka receives, and only where that text is exactly what the file
+    /// says. A secret may come from a file: `"sasl.password" = { file = "/run/credentials/swarmd/kafka" }`.
+    mutating func properties() throws -> [String: String] {
         var out: [String: String] = [:]
         for key in table.keys {
-            used.insert(key)
+            _ = value(key)
             switch table[key]! {
             case .string(let s): out[key] = s
             case .integer(let i): out[key] = String(i)
-            case .float(let f): out[key] = String(f)
             case .boolean(let b): out[key] = b ? "true" : "false"
-            case let other: throw error(key, "must be a string, number or boolean, not \(other.typeName)")
+            case .float:
+                throw error(key, "is a floating-point number; librdkafka reads its properties as text, so write it as a string (e.g. \"0.5\") to say exactly what it receives")
+            case .table(let t):
+                guard t.keys == ["file"], case .string(let file)? = t["file"] else {
+                    throw error(key, "takes a string, an integer, a boolean, or { file = \"/path\" } to read the value from a file")
+                }
+                out[key] = try credential(key, file)
+            case let other:
+                throw error(key, "must be a string, an integer or a boolean, not \(other.typeName)")
             }
         }
         return out
+    }
+
+    /// The value of a property kept in a file of its own (systemd's
+    /// `LoadCredential=`): its text without the final newline.
+    private func credential(_ key: String, _ file: String) throws -> String {
+        let bytes: [UInt8]
+        do {
+            bytes = try readFileBytes(file)
+        } catch let e as SwarmError {
+            throw error(key, "cannot read its file \(file): \(e.message)")
+        }
+        var text = bytes[...]
+        if text.last == 0x0A { text = text.dropLast() }
+        if text.last == 0x0D { text = text.dropLast() }
+        guard let value = String(validating: text, as: UTF8.self) else {
+            throw error(key, "its file \(file) is not UTF-8 text")
+        }
+        guard !value.isEmpty else { throw error(key, "its file \(file) is empty") }
+        return value
     }
 }
 

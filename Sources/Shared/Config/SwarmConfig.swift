@@ -2,9 +2,10 @@
 /// default, so an empty file (or none) is a valid configuration: one node per
 /// core of the built-in consumer on the embedded development broker.
 ///
-/// The configuration travels to built-in nodes as JSON (`SWARMD_NODE_CONFIG`),
-/// so a node always runs exactly what its supervisor validated, even if the
-/// file changed on disk since.
+/// The configuration travels to built-in nodes as JSON in a sealed memfd
+/// (fd 5, `NodeEnvironment.configFd`), never in the environment, so a node
+/// always runs exactly what its supervisor validated, even if the file
+/// changed on disk since, and no secret reaches a handler's environment.
 public struct SwarmConfig: Codable, Equatable, Sendable {
     public var supervisor = SupervisorSettings()
     public var kafka = KafkaSettings()
@@ -20,6 +21,10 @@ public struct SwarmConfig: Codable, Equatable, Sendable {
 }
 
 public struct SupervisorSettings: Codable, Equatable, Sendable {
+    /// The largest swarm swarmd runs: each node costs it three fds and a
+    /// slot in every status; past a thousand processes, run several swarms.
+    public static let maxNodes = 1024
+
     /// How many nodes to run.
     public var nodes = 2
     /// The node program as an argument vector; empty means swarmd's built-in Kafka node.

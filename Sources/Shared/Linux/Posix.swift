@@ -10,8 +10,15 @@ public func errnoText(_ code: Int32 = errno) -> String {
     String(cString: strerror(code))
 }
 
-/// Reads a whole (small) file, e.g. a configuration or a /proc entry.
+/// Reads a whole (small) file, e.g. a /proc entry. Bytes that are not
+/// UTF-8 become U+FFFD: for what the kernel writes that is harmless; a
+/// configuration is read with `readFileBytes` and checked instead.
 public func readTextFile(_ path: String) throws -> String {
+    String(decoding: try readFileBytes(path), as: UTF8.self)
+}
+
+/// Reads a whole (small) file as bytes.
+public func readFileBytes(_ path: String) throws -> [UInt8] {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { throw SwarmError("io", "cannot open: \(errnoText())") }
     defer { close(fd) }
@@ -27,7 +34,7 @@ public func readTextFile(_ path: String) throws -> String {
         bytes.append(contentsOf: buffer[0..<n])
         if bytes.count > 16 << 20 { throw SwarmError("io", "file is larger than 16 MiB") }
     }
-    return String(decoding: bytes, as: UTF8.self)
+    return bytes
 }
 
 /// Writes all of `bytes` to a blocking fd, retrying short writes and EINTR.

@@ -126,5 +126,13 @@ public enum NodeEnvironment {
     public static let controlFdName = "SWARM_CONTROL_FD"
     public static let reportInterval = "SWARM_REPORT_INTERVAL"
     public static let supervisorPid = "SWARM_SUPERVISOR_PID"
-    public static let config = "SWARMD_NODE_CONFIG"
+    /// The built-in node reads its configuration (JSON) from this fd, a
+    /// sealed memfd, and closes it: unlike an environment variable, nothing
+    /// the node starts (its exec handler) can inherit it, so Kafka secrets
+    /// stay with the node that owns the connection.
+    public static let configFd: Int32 = 5
+
+    /// Variables that are swarm's plumbing between supervisor and node; the
+    /// node removes them before it starts an exec handler.
+    public static let internalNames = [reportFdName, controlFdName, reportInterval, supervisorPid]
 }

@@ -49,12 +49,23 @@ public final class NodeRuntime {
         handler = makeHandler(config.handler, slot: slot, logger: logger)
     }
 
-    /// Reads the configuration the supervisor handed over in the environment.
-    public static func configuration(from environment: [String: String]) throws -> SwarmConfig {
-        guard let json = environment[NodeEnvironment.config] else {
-            throw SwarmError("usage", "swarmd node is started by swarmd itself (\(NodeEnvironment.config) is not set)")
+    /// Reads the configuration the supervisor handed over on fd 5 and closes
+    /// the fd, so that nothing this node starts can read it.
+    public static func configuration() throws -> SwarmConfig {
+        let fd = NodeEnvironment.configFd
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(bytes.count)) }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 {
+                throw SwarmError("usage", "swarmd node is started by swarmd itself (no configuration on fd \(fd): \(errnoText()))")
+            }
+            if n == 0 { break }
+            bytes += buffer[0..<n]
         }
-        return try JSONValueDecoder().decode(SwarmConfig.self, from: json.utf8)
+        close(fd)
+        return try JSONValueDecoder().decode(SwarmConfig.self, from: bytes)
     }
 
     static let signals: [Int32] = [SIGTERM, SIGINT, SIGQUIT]
@@ -74,7 +85,7 @@ public final class NodeRuntime {
         do {
             try connect()
         } catch {
-            logger.critical("node cannot start: \(error)")
+            logger.critical("node cannot start: \(config.redact("\(error)"))")
             return ExitStatus.config
         }
         let quit = consume()

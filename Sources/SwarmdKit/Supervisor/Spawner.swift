@@ -9,16 +9,19 @@ import Shared
 /// - fd 0 from /dev/null, fds 1 and 2 shared with swarmd (its log),
 /// - fd 3: the write end of its report pipe,
 /// - fd 4: the read end of its control pipe (EOF there = swarmd is gone),
+/// - fd 5 (built-in nodes): its configuration, in a sealed memfd,
 /// - a clean signal mask, default dispositions, its own process group,
 /// - `SWARM_*` variables naming its slot, id and fds.
 /// Every other fd of swarmd is close-on-exec, so nothing else leaks in.
-struct Spawner {
+final class Spawner {
     /// The program and arguments; empty for swarmd's built-in node.
     var command: [String]
     var instancePrefix: String
     var reportInterval: Double
-    /// The configuration handed to built-in nodes, as JSON.
-    var nodeConfigJSON: String
+    /// The configuration handed to built-in nodes, as JSON in a sealed memfd
+    /// (-1 if it could not be made: spawning built-in nodes then fails, loudly).
+    let nodeConfigFd: Int32
+    let nodeConfigError: String?
     var baseEnvironment: [String: String]
 
     struct Spawned {
@@ -32,7 +35,9 @@ struct Spawner {
         command = config.supervisor.nodeCommand
         instancePrefix = config.supervisor.instancePrefix.isEmpty ? hostName() : config.supervisor.instancePrefix
         reportInterval = config.supervisor.reportInterval
-        nodeConfigJSON = (try? JSONValueEncoder().encode(config).text) ?? "{}"
+        let json = (try? JSONValueEncoder().encode(config).serialized()) ?? Array("{}".utf8)
+        nodeConfigFd = json.withUnsafeBytes { swarm_sealed_memfd("swarmd-node-config", $0.baseAddress, $0.count) }
+        nodeConfigError = nodeConfigFd < 0 ? "memfd for the node configuration: \(errnoText())" : nil
         var env = environment
         // systemd's per-service variables belong to swarmd alone: a node that
         // saw NOTIFY_SOCKET could send READY=1 on our behalf.
@@ -42,9 +47,14 @@ struct Spawner {
         baseEnvironment = env
     }
 
+    deinit {
+        if nodeConfigFd >= 0 { close(nodeConfigFd) }
+    }
+
     func nodeId(slot: Int) -> String { "\(instancePrefix)-\(slot)" }
 
     func spawn(slot: Int) throws -> Spawned {
+        if command.isEmpty, let nodeConfigError { throw SwarmError("spawn", nodeConfigError) }
         var report: [Int32] = [-1, -1]
         var control: [Int32] = [-1, -1]
         guard swarm_pipe(&report, 1, 0) == 0 else { throw SwarmError("spawn", "pipe: \(errnoText())") }
@@ -69,7 +79,6 @@ struct Spawner {
         let path: String
         let argv: [String]
         if command.isEmpty {
-            env[NodeEnvironment.config] = nodeConfigJSON
             path = "/proc/self/exe"
             // argv[0] is not "swarmd", so `pidof swarmd` finds the supervisor alone.
             argv = ["swarmd-node", "node"]
@@ -83,6 +92,7 @@ struct Spawner {
             swarm_fd_map(source: control[0], target: NodeEnvironment.controlFd),
         ]
         if devnull >= 0 { maps.insert(swarm_fd_map(source: devnull, target: 0), at: 0) }
+        if command.isEmpty { maps.append(swarm_fd_map(source: nodeConfigFd, target: NodeEnvironment.configFd)) }
 
         let envStrings = env.map { "\($0.key)=\($0.value)" }
         let pid = withCStringArray(argv) { cArgv in

@@ -52,8 +52,8 @@ extension Supervisor {
     }
 
     func scaleRequest(to n: Int, reason: String) -> ControlResponse {
-        guard n >= 1 && n <= 1024 else {
-            return .failure("bad-argument", "the swarm size must be between 1 and 1024, not \(n) (to stop the swarm, use swarmctl stop)")
+        guard n >= 1 && n <= SupervisorSettings.maxNodes else {
+            return .failure("bad-argument", "the swarm size must be between 1 and \(SupervisorSettings.maxNodes), not \(n) (to stop the swarm, use swarmctl stop)")
         }
         guard !mode.isStopping else { return .failure("shutting-down", "swarmd is stopping") }
         scale(to: n, reason: reason)
@@ -96,6 +96,9 @@ extension Supervisor {
         if let path = configPath {
             do {
                 next = Self.apply(overrides, to: try ConfigLoader(path: path).load())
+                // The same checks as at start: a property librdkafka refuses
+                // must not reach the nodes and crash-loop them.
+                try SwarmdValidation.validate(next, environment: environment)
             } catch {
                 logger.error("reload refused, keeping the running configuration: \(error)")
                 return .failure("bad-config", "\(error)")

@@ -46,7 +46,10 @@ public final class ExecHandler: MessageHandler {
         }
         let maps = [swarm_fd_map(source: input[0], target: 0), swarm_fd_map(source: output[1], target: 1),
                     swarm_fd_map(source: errors[1], target: 2)]
-        let env = currentEnvironment().map { "\($0.key)=\($0.value)" }
+        // The node's environment less swarm's plumbing (swarm-handler(7)); the
+        // node's configuration never was in it (fd 5, closed), so no Kafka
+        // property, secret or not, reaches the handler.
+        let env = currentEnvironment().filter { !NodeEnvironment.internalNames.contains($0.key) }.map { "\($0.key)=\($0.value)" }
         let child = withCStringArray(command) { argv in
             withCStringArray(env) { envp in swarm_spawn(program, argv, envp, maps, 3) }
         }
