@@ -586,10 +586,32 @@ def bench_scaling(count, rounds):
         print(f"| {batch} | {r:,.0f} |")
 
 
+def bench_ordering(count, reps):
+    """An exec handler that fails 1 % of messages once (transiently), with
+    `ordering = "partition"` (a failure pauses and rewinds its partition, the
+    rest of its batch comes again) against `"none"` (retried alone after the
+    batch), on messages produced beforehand: what keeping Kafka's order costs."""
+    flaky = f'kind = "exec"\ncommand = ["{sys.executable}", "{REPO}/Benchmarks/flaky-handler.py"]\nbatch_size = 100\nretry_backoff = 0.1'
+    rates = {"partition": [], "none": []}
+    for i in range(reps):
+        for mode in ("partition", "none"):  # interleaved, one broker each
+            broker = Broker({"flaky": 6})
+            broker.produce("flaky", count, 64)
+            rates[mode].append(swarm_rate(broker, "flaky", count, 1, flaky + f'\nordering = "{mode}"', f"o-{mode}{i}", every=0.05))
+            broker.close()
+    p, n = median(rates["partition"]), median(rates["none"])
+    print(f"\n### Ordering under failures: exec handler failing 1 % of messages once, {count:,} messages, 6 partitions, "
+          f"1 node, `batch_size = 100`, `retry_backoff = 0.1` (median of {reps})\n")
+    print("| `ordering` | messages/s |\n|---|---|")
+    print(f"| `partition` (default: order kept) | {p:,.0f} ({p / n * 100:.0f} % of `none`) |")
+    print(f"| `none` (retried out of line) | {n:,.0f} |")
+    print("\nEach run, partition / none: " + ", ".join(f"{a:,.0f}/{b:,.0f}" for a, b in zip(rates["partition"], rates["none"])) + ".")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer repetitions and shorter windows")
-    ap.add_argument("--only", nargs="*", default=[], help="respawn scale control idle stop consumer scaling")
+    ap.add_argument("--only", nargs="*", default=[], help="respawn scale control idle stop consumer scaling ordering")
     a = ap.parse_args()
     setup()
     reps = 7 if a.quick else 21
@@ -605,6 +627,7 @@ def main():
     if want("stop"): bench_stop(3 if a.quick else 7)
     if want("consumer"): bench_consumer(400_000 if a.quick else 1_200_000, 1 if a.quick else 5)
     if want("scaling"): bench_scaling(20_000 if a.quick else 60_000, 2 if a.quick else 5)
+    if want("ordering"): bench_ordering(20_000 if a.quick else 60_000, 1 if a.quick else 3)
 
 
 if __name__ == "__main__":

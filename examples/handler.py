@@ -29,7 +29,7 @@ def read_batch(inp):
             headers[name] = inp.read(int(hv_len))
             inp.read(1)
         key = inp.read(key_len) if key_len >= 0 else None
-        value = inp.read(value_len)
+        value = inp.read(value_len) if value_len >= 0 else None  # None: a tombstone (null value)
         inp.read(1)
         messages.append(dict(topic=topic, partition=partition, offset=offset, timestamp=timestamp,
                              key=key, value=value, headers=headers))
@@ -38,7 +38,10 @@ def read_batch(inp):
 
 def handle(message):
     """Your work goes here. Raise to fail the message (it is retried, then
-    skipped or dead-lettered, as the configuration says)."""
+    skipped or dead-lettered, as the configuration says). A value of None is
+    a tombstone: the key was deleted."""
+    if message["value"] is None:
+        return
     if message["value"].startswith(b"{"):
         json.loads(message["value"])
 

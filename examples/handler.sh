@@ -15,7 +15,11 @@ while read -r kind count; do
     [ "$key_len" -gt 0 ] && read -r -N "$key_len" key
     [ "$value_len" -gt 0 ] && read -r -N "$value_len" value
     read -r -N 1 _
-    echo "$topic/$partition@$offset key=$key value=$value" >&2
+    if [ "$value_len" -lt 0 ]; then
+      echo "$topic/$partition@$offset key=$key deleted (tombstone)" >&2
+    else
+      echo "$topic/$partition@$offset key=$key value=$value" >&2
+    fi
   done
   echo "ok $count"
 done

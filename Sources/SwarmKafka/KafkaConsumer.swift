@@ -223,6 +223,46 @@ extension KafkaConsumer {
         withAssignment { rd_kafka_resume_partitions(handle, $0) }
     }
 
+    /// The partitions assigned to this consumer now.
+    public var assignment: [(topic: String, partition: Int32)] { assigned }
+
+    /// Stops fetching one partition (the others go on), dropping what was
+    /// fetched for it and not yet handed out.
+    public func pause(topic: String, partition: Int32) {
+        withPartition(topic, partition) { rd_kafka_pause_partitions(handle, $0) }
+    }
+
+    /// Fetches one partition again (unless the whole consumer is paused).
+    public func resume(topic: String, partition: Int32) {
+        guard !paused else { return }
+        withPartition(topic, partition) { rd_kafka_resume_partitions(handle, $0) }
+    }
+
+    /// Makes `offset` the next message fetched from one partition (the
+    /// failed message, for a retry in order). Anything fetched past it
+    /// before the seek is discarded by librdkafka.
+    @discardableResult
+    public func seek(topic: String, partition: Int32, offset: Int64) -> KafkaError? {
+        let list = rd_kafka_topic_partition_list_new(1)!
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        rd_kafka_topic_partition_list_add(list, topic, partition).pointee.offset = offset
+        if let error = rd_kafka_seek_partitions(handle, list, 5000) {
+            let code = rd_kafka_error_code(error)
+            rd_kafka_error_destroy(error)
+            return KafkaError(code, context: "seeking \(topic)/\(partition) to \(offset)")
+        }
+        let err = list.pointee.elems[0].err
+        return err == RD_KAFKA_RESP_ERR_NO_ERROR ? nil : KafkaError(err, context: "seeking \(topic)/\(partition) to \(offset)")
+    }
+
+    private func withPartition(_ topic: String, _ partition: Int32,
+                               _ body: (UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) -> rd_kafka_resp_err_t) {
+        let list = rd_kafka_topic_partition_list_new(1)!
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        rd_kafka_topic_partition_list_add(list, topic, partition)
+        _ = body(list)
+    }
+
     /// Leaves the subscription (partitions go to the other members after the
     /// revocation callback has committed); `subscribe` again to come back.
     public func unsubscribe() {

@@ -13,11 +13,11 @@ public struct KafkaMessage: @unchecked Sendable {
 
     private enum Storage {
         case librdkafka(MessageHandle)
-        case owned(key: [UInt8]?, value: [UInt8], headers: [(name: String, value: [UInt8])])
+        case owned(key: [UInt8]?, value: [UInt8]?, headers: [(name: String, value: [UInt8])])
     }
 
-    /// A message made in Swift (tests, retries of a dead letter).
-    public init(topic: String, partition: Int32, offset: Int64, key: [UInt8]?, value: [UInt8], timestamp: Int64,
+    /// A message made in Swift (tests, retries of a dead letter). A nil value is a tombstone.
+    public init(topic: String, partition: Int32, offset: Int64, key: [UInt8]?, value: [UInt8]?, timestamp: Int64,
                 headers: [(name: String, value: [UInt8])] = []) {
         self.topic = topic
         self.partition = partition
@@ -48,17 +48,28 @@ public struct KafkaMessage: @unchecked Sendable {
         }
     }
 
+    /// The value's bytes; empty for a tombstone (see `isTombstone`).
     public func withValue<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         switch storage {
         case .librdkafka(let h):
             return try body(UnsafeRawBufferPointer(start: h.m.pointee.payload, count: h.m.pointee.payload == nil ? 0 : h.m.pointee.len))
         case .owned(_, let value, _):
-            return try value.withUnsafeBytes { try body($0) }
+            return try (value ?? []).withUnsafeBytes { try body($0) }
+        }
+    }
+
+    /// True for a null value: how compacted topics and change-data-capture
+    /// tools (Debezium) say "deleted". Not the same as an empty value.
+    public var isTombstone: Bool {
+        switch storage {
+        case .librdkafka(let h): return h.m.pointee.payload == nil
+        case .owned(_, let value, _): return value == nil
         }
     }
 
     public var key: [UInt8]? { withKey { $0.map { Array($0) } } }
-    public var value: [UInt8] { withValue { Array($0) } }
+    /// The value, nil for a tombstone.
+    public var value: [UInt8]? { isTombstone ? nil : withValue { Array($0) } }
 
     public var headers: [(name: String, value: [UInt8])] {
         switch storage {

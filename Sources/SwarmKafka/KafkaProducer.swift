@@ -17,16 +17,17 @@ public final class KafkaProducer: @unchecked Sendable {
 
     deinit { rd_kafka_destroy(handle) }
 
-    /// Queues one message. Returns an error when the local queue is full (the
-    /// caller should `poll` and try again) or the topic is unknown.
-    public func produce(topic: String, key: [UInt8]?, value: [UInt8], headers: [(String, [UInt8])] = []) -> KafkaError? {
+    /// Queues one message; a nil value is a tombstone. Returns an error when
+    /// the local queue is full (the caller should `poll` and try again) or
+    /// the topic is unknown.
+    public func produce(topic: String, key: [UInt8]?, value: [UInt8]?, headers: [(String, [UInt8])] = []) -> KafkaError? {
         let hdrs = rd_kafka_headers_new(headers.count)!
         for (name, v) in headers {
             v.withUnsafeBytes { _ = rd_kafka_header_add(hdrs, name, -1, $0.baseAddress, $0.count) }
         }
-        let err: rd_kafka_resp_err_t = value.withUnsafeBytes { vp in
+        let err: rd_kafka_resp_err_t = (value ?? []).withUnsafeBytes { vp in
             (key ?? []).withUnsafeBytes { kp in
-                swarm_produce(handle, topic, vp.baseAddress, vp.count, key == nil ? nil : kp.baseAddress, kp.count, hdrs)
+                swarm_produce(handle, topic, value == nil ? nil : vp.baseAddress, vp.count, key == nil ? nil : kp.baseAddress, kp.count, hdrs)
             }
         }
         if err != RD_KAFKA_RESP_ERR_NO_ERROR {

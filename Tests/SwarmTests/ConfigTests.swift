@@ -153,6 +153,103 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(r.stdout, "\(path): configuration is valid; it sets 1 setting, the rest are defaults (--print shows them all)\n")
     }
 
+    // MARK: Reading files exactly as written
+
+    /// The demo configuration, written with `ending` after every line.
+    func demoFile(_ dir: URL, _ name: String, ending: String, prefix: [UInt8] = []) throws -> String {
+        let demo = fixtures.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("examples/demo.toml")
+        let text = try String(contentsOf: demo, encoding: .utf8)
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        let path = dir.appendingPathComponent(name).path
+        FileManager.default.createFile(atPath: path, contents: Data(prefix + Array(lines.joined(separator: ending).utf8)))
+        return path
+    }
+
+    func testCRLFAndABOMReadExactlyAsLFAndPrintTheSameEffectiveConfiguration() throws {
+        let dir = makeTempDir()
+        let lf = try runCommand(swarmdPath, ["--check", "--print", "--config", try demoFile(dir, "lf.toml", ending: "\n")])
+        let crlf = try runCommand(swarmdPath, ["--check", "--print", "--config", try demoFile(dir, "crlf.toml", ending: "\r\n")])
+        let bom = try runCommand(swarmdPath, ["--check", "--print", "--config", try demoFile(dir, "bom.toml", ending: "\n", prefix: [0xEF, 0xBB, 0xBF])])
+        XCTAssertEqual(lf.status, 0, lf.stderr)
+        XCTAssertTrue(lf.stdout.contains("produce_rate = 2000\n"), "the demo's own setting is printed without '# default':\n\(lf.stdout)")
+        XCTAssertEqual(crlf.status, 0, crlf.stderr)
+        XCTAssertEqual(crlf.stdout, lf.stdout)
+        XCTAssertEqual(bom.status, 0, bom.stderr)
+        XCTAssertEqual(bom.stdout, lf.stdout)
+    }
+
+    func testOneCRLFLineInALFFileKeepsTheKeyAfterIt() throws {
+        let c = try load("[handler]  # see runbook\r\nkind = \"exec\"\ncommand = [\"/bin/cat\"]\n")
+        XCTAssertEqual(c.handler.kind, .exec)
+        XCTAssertEqual(c.handler.command, ["/bin/cat"])
+    }
+
+    func testALatin1FileIsRefusedWithExit78AndTheLine() throws {
+        let dir = makeTempDir()
+        let path = dir.appendingPathComponent("latin1.toml").path
+        FileManager.default.createFile(atPath: path, contents: Data("[kafka]\ngroup_id = \"caf".utf8 + [0xE9] + "\"\n".utf8))
+        let r = try runCommand(swarmdPath, ["--check", "--config", path])
+        XCTAssertEqual(r.status, 78)
+        XCTAssertEqual(r.stderr, "swarmd: \(path):2: the file is not UTF-8 (byte 0xE9 here); save it as UTF-8\n")
+    }
+
+    func testPrintShowsEverySettingMarksDefaultsAndReadsBackToTheSameConfiguration() throws {
+        let text = """
+        [supervisor]
+        nodes = 7
+        node_command = ["/bin/true", "with \\"quotes\\""]
+        instance_prefix = "host-a"
+        report_interval = 0.25
+        report_timeout = 3
+        kill_timeout = 4
+        shutdown_timeout = 50
+        quit_timeout = 1.5
+        memory_limit = "300MiB"
+        restart_backoff_max = 9
+        restart_reset_after = 11
+        crash_loop_after = 5
+        socket = "/tmp/x.sock"
+        socket_mode = "0660"
+        socket_group = "adm"
+        control_timeout = 2
+        [kafka]
+        topics = ["a", "b"]
+        group_id = "g"
+        [kafka.properties]
+        "bootstrap.servers" = "k:9092"
+        "session.timeout.ms" = 6000
+        [handler]
+        kind = "exec"
+        command = ["python3", "h.py"]
+        cpu_rounds = 5
+        batch_size = 50
+        batch_timeout = 20
+        retries = 4
+        retry_backoff = 0.5
+        on_failure = "dead-letter"
+        ordering = "none"
+        dead_letter_topic = "dlq"
+        commit_interval = 2
+        [embedded]
+        brokers = 2
+        partitions = 3
+        produce_rate = 10
+        message_size = 20
+        """
+        let loaded = try ConfigLoader(path: "swarmd.toml").parse(bytes: Array(text.utf8))
+        let printed = ConfigPrinter(config: loaded.config, setKeys: loaded.setKeys).text()
+        XCTAssertEqual(printed.split(separator: "\n").filter { $0.hasSuffix("# default") }, [], "every key was set:\n\(printed)")
+        XCTAssertEqual(try load(printed), loaded.config, "--print output reads back to the same configuration")
+
+        let defaults = ConfigPrinter(config: SwarmConfig(), setKeys: []).text()
+        XCTAssertEqual(try load(defaults), SwarmConfig())
+        let settingLines = defaults.split(separator: "\n").filter { $0.contains(" = ") }
+        XCTAssertEqual(settingLines.count, printed.split(separator: "\n").filter { $0.contains(" = ") }.count - 1,
+                       "the same settings, less the one property the file added")
+        XCTAssertTrue(settingLines.allSatisfy { $0.hasSuffix("# default") }, "\(defaults)")
+    }
+
     func testNodeCountOutOfRangeOnTheCommandLine() throws {
         let r = try runCommand(swarmdPath, ["--nodes", "0", "--check"])
         XCTAssertEqual(r.status, 78)

@@ -115,6 +115,7 @@ public struct ConfigLoader {
         config.handler.retries = try s.int("retries", d.retries, min: 0, max: 1000)
         config.handler.retryBackoff = try s.seconds("retry_backoff", d.retryBackoff, min: 0)
         config.handler.onFailure = try s.choice("on_failure", d.onFailure)
+        config.handler.ordering = try s.choice("ordering", d.ordering)
         config.handler.deadLetterTopic = try s.string("dead_letter_topic", d.deadLetterTopic)
         config.handler.commitInterval = try s.seconds("commit_interval", d.commitInterval, min: 0.1)
         if config.handler.kind == .exec && config.handler.command.isEmpty {

@@ -59,6 +59,7 @@ public struct ConfigPrinter {
             ("retries", "\(h.retries)"),
             ("retry_backoff", Self.seconds(h.retryBackoff)),
             ("on_failure", Self.string(h.onFailure.rawValue)),
+            ("ordering", Self.string(h.ordering.rawValue)),
             ("dead_letter_topic", Self.string(h.deadLetterTopic)),
             ("commit_interval", Self.seconds(h.commitInterval)),
         ])

@@ -82,6 +82,16 @@ public enum FailurePolicy: String, Codable, Sendable, CaseIterable {
     case deadLetter = "dead-letter"
 }
 
+/// What a failed message does to the order of its partition.
+public enum Ordering: String, Codable, Sendable, CaseIterable {
+    /// Kafka's order per partition: a failure stops its partition until the
+    /// message is settled; later messages of that partition come again after it.
+    case partition
+    /// A failed message is retried alone after the rest of its batch; the
+    /// most throughput, for handlers whose messages are independent.
+    case none
+}
+
 public struct HandlerSettings: Codable, Equatable, Sendable {
     public var kind = HandlerKind.sink
     /// For `exec`: the handler program as an argument vector.
@@ -97,6 +107,8 @@ public struct HandlerSettings: Codable, Equatable, Sendable {
     /// Seconds before the first retry; doubles each time.
     public var retryBackoff = 0.1
     public var onFailure = FailurePolicy.skip
+    /// Whether a failure keeps its partition in order (the default) or is retried out of line.
+    public var ordering = Ordering.partition
     /// The dead-letter topic, for `on_failure = "dead-letter"`.
     public var deadLetterTopic = ""
     /// Seconds between offset commits.

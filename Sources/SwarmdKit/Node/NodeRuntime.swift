@@ -29,6 +29,8 @@ public final class NodeRuntime {
     private var mode = Mode.active
     /// Set when the node leaves because a message could not be settled.
     private var unsettledExit = false
+    /// Partitions stopped at a failed message (`ordering = "partition"`).
+    private var ordered: OrderedRetries
 
     enum Mode { case active, paused, drained }
 
@@ -47,6 +49,7 @@ public final class NodeRuntime {
         reporter = NodeReporter(reportFd: NodeEnvironment.reportFd, controlFd: NodeEnvironment.controlFd,
                                 interval: interval, batchTimeout: config.handler.batchTimeout)
         handler = makeHandler(config.handler, slot: slot, logger: logger)
+        ordered = OrderedRetries(retries: config.handler.retries, backoff: config.handler.retryBackoff)
     }
 
     /// Reads the configuration the supervisor handed over on fd 5 and closes
@@ -105,6 +108,7 @@ public final class NodeRuntime {
         consumer.onAssignmentChange = { [unowned self] count in
             self.logger.info("assignment changed", metadata: ["partitions": "\(count)"])
             self.reporter.update { $0.partitions = count }
+            self.ordered.keep(only: Set(self.consumer?.assignment.map { OrderedRetries.Partition(topic: $0.topic, partition: $0.partition) } ?? []))
         }
         try consumer.subscribe(config.kafka.topics)
         self.consumer = consumer
@@ -141,8 +145,12 @@ public final class NodeRuntime {
             if reporter.supervisorGone.load(ordering: .relaxed) { logger.warning("supervisor gone: finishing and leaving"); return false }
             for command in reporter.takeCommands() { apply(command) }
 
-            let (batch, errors) = consumer.pollBatch(max: config.handler.batchSize, timeoutMs: 100)
+            if config.handler.ordering == .partition && mode == .active {
+                for p in ordered.due(now: monotonicNow()) { consumer.resume(topic: p.topic, partition: p.partition) }
+            }
+            var (batch, errors) = consumer.pollBatch(max: config.handler.batchSize, timeoutMs: 100)
             for e in errors { logger.warning("consumer: \(e)") }
+            if config.handler.ordering == .partition && !ordered.stops.isEmpty { batch = admitted(batch) }
             let now = monotonicNow()
             reporter.update { $0.lastPollAt = now }
             if now - lastLag >= 1 {
@@ -178,7 +186,11 @@ public final class NodeRuntime {
             mode = .drained
             logger.info("draining: committed; leaving the subscription so the others take the partitions")
         case .resume where mode != .active:
-            if mode == .paused { consumer.resume() }
+            if mode == .paused {
+                consumer.resume()
+                // Partitions waiting out a retry backoff stay paused until it is over.
+                for p in ordered.pausedPartitions { consumer.pause(topic: p.topic, partition: p.partition) }
+            }
             if mode == .drained { try? consumer.subscribe(config.kafka.topics) }
             mode = .active
             reporter.update { $0.state = .running }
@@ -189,11 +201,111 @@ public final class NodeRuntime {
         }
     }
 
-    /// Hands a batch to the handler, applies the failure policy to what
-    /// failed, and only then stores the offsets. Returns false when a message
-    /// could not be settled: the node must then leave (after committing what
-    /// was settled before it), so the group redelivers it from there.
+    /// Drops messages of stopped partitions fetched before their rewind
+    /// took effect; they come again, in order, after the failed message.
+    private func admitted(_ batch: [KafkaMessage]) -> [KafkaMessage] {
+        let (keep, rewind) = ordered.admit(batch.map { (OrderedRetries.Partition(topic: $0.topic, partition: $0.partition), $0.offset) })
+        for (p, offset) in rewind {
+            logger.warning("a rewind to a failed message did not take effect: rewinding again",
+                           metadata: ["topic": "\(p.topic)", "partition": "\(p.partition)", "offset": "\(offset)"])
+            consumer?.seek(topic: p.topic, partition: p.partition, offset: offset)
+        }
+        return zip(batch, keep).filter(\.1).map(\.0)
+    }
+
     private func process(_ batch: [KafkaMessage]) -> Bool {
+        config.handler.ordering == .partition ? processInOrder(batch) : processOutOfLine(batch)
+    }
+
+    /// `ordering = "partition"`: hands a batch to the handler, stores what
+    /// was handled up to each partition's first failure, and stops that
+    /// partition there (see `OrderedRetries`). After the handler died in a
+    /// batch, the suspects go to it one at a time. Returns false when a
+    /// message could not be settled: the node must then leave.
+    private func processInOrder(_ batch: [KafkaMessage]) -> Bool {
+        let started = monotonicNow()
+        reporter.update { $0.inflight = batch.count; $0.batchStartedAt = started }
+        defer { reporter.update { $0.inflight = 0; $0.batchStartedAt = nil } }
+        var parts: [[KafkaMessage]] = [[]]
+        for m in batch {
+            if ordered.isIsolated(OrderedRetries.Partition(topic: m.topic, partition: m.partition), offset: m.offset) {
+                parts += [[m], []]
+            } else {
+                parts[parts.count - 1].append(m)
+            }
+        }
+        for part in parts where !part.isEmpty {
+            // A partition stopped by an earlier part waits: its messages come again.
+            let live = part.filter { !ordered.isStopped(OrderedRetries.Partition(topic: $0.topic, partition: $0.partition)) }
+            guard !live.isEmpty else { continue }
+            if !handleInOrder(live) { return false }
+        }
+        return true
+    }
+
+    private func handleInOrder(_ batch: [KafkaMessage]) -> Bool {
+        let answers = handler.handle(batch, shouldAbort: { self.quitPending() })
+        let decisions = ordered.decide(batch.map { (OrderedRetries.Partition(topic: $0.topic, partition: $0.partition), $0.offset) },
+                                       answers: answers, now: monotonicNow())
+        var settled: [(topic: String, partition: Int32, offset: Int64)] = []
+        var ok: Int64 = 0, failed: Int64 = 0
+        var complete = true
+        var unsettled: Set<OrderedRetries.Partition> = []
+        for (message, decision) in zip(batch, decisions) {
+            let p = OrderedRetries.Partition(topic: message.topic, partition: message.partition)
+            if unsettled.contains(p) { continue }
+            let where_: Logger.Metadata = ["topic": "\(message.topic)", "partition": "\(message.partition)", "offset": "\(message.offset)"]
+            switch decision {
+            case .handled:
+                ok += 1
+                settled.append((message.topic, message.partition, message.offset))
+            case .redelivered:
+                continue
+            case .unanswered:
+                complete = false
+            case .retry(let attempt, let until):
+                logger.info("retrying failed message in order: its partition waits",
+                            metadata: where_.merging(["attempt": "\(attempt)", "in_s": "\((until - monotonicNow()).rounded(toPlaces: 2))",
+                                                      "reason": "\(ordered.stops[p]?.reason ?? "")"]) { $1 })
+                rewind(message)
+            case .deferred:
+                logger.debug("message to be delivered again: its partition waits", metadata: where_)
+                rewind(message)
+            case .exhausted(let reason):
+                guard !quitPending(), settle(message, reason: reason) else {
+                    // Nothing after an unsettled message may be stored.
+                    complete = false
+                    unsettled.insert(p)
+                    continue
+                }
+                failed += 1
+                settled.append((message.topic, message.partition, message.offset))
+            }
+        }
+        consumer?.store(settled)
+        reporter.update {
+            $0.handled += ok
+            $0.failed += failed
+        }
+        return complete
+    }
+
+    /// Stops a partition at a message and makes it the next one fetched.
+    private func rewind(_ message: KafkaMessage) {
+        guard let consumer else { return }
+        consumer.pause(topic: message.topic, partition: message.partition)
+        if let error = consumer.seek(topic: message.topic, partition: message.partition, offset: message.offset) {
+            // The admission check rewinds again if a later message shows up first.
+            logger.warning("cannot rewind to the failed message: \(error)")
+        }
+    }
+
+    /// `ordering = "none"`: hands a batch to the handler, retries what failed
+    /// alone (after the rest of the batch), applies the failure policy, and
+    /// only then stores the offsets. Returns false when a message could not
+    /// be settled: the node must then leave (after committing what was
+    /// settled before it), so the group redelivers it from there.
+    private func processOutOfLine(_ batch: [KafkaMessage]) -> Bool {
         let started = monotonicNow()
         reporter.update { $0.inflight = batch.count; $0.batchStartedAt = started }
         let outcomes = handler.handle(batch, shouldAbort: { self.quitPending() })
@@ -204,6 +316,8 @@ public final class NodeRuntime {
             // Fewer answers than messages: aborted by QUIT, the rest is not handled.
             guard i < outcomes.count else { complete = false; break }
             var outcome = outcomes[i]
+            if outcome == .deferred { outcome = .failed("deferred by the handler") }
+            if case .lost(let reason) = outcome { outcome = .failed(reason) }
             if case .failed(let reason) = outcome { outcome = retry(message, firstFailure: reason) }
             if case .failed(let reason) = outcome {
                 // Nothing after an unsettled message may be stored: offsets are per partition high-water marks.
@@ -235,7 +349,11 @@ public final class NodeRuntime {
             delay *= 2
             let outcome = handler.handle([message], shouldAbort: { self.quitPending() }).first ?? .failed("aborted")
             if outcome == .ok { return .ok }
-            if case .failed(let r) = outcome { reason = r }
+            switch outcome {
+            case .failed(let r), .lost(let r): reason = r
+            case .deferred: reason = "deferred by the handler"
+            case .ok: break
+            }
         }
         return .failed(reason)
     }

@@ -15,7 +15,7 @@ public final class CPUHandler: MessageHandler {
         out.reserveCapacity(batch.count)
         for message in batch {
             if shouldAbort() { break }
-            var digest = message.value
+            var digest = message.value ?? []
             for _ in 0..<rounds { digest = SHA256.hash(digest) }
             checksum ^= digest.first ?? 0
             out.append(.ok)

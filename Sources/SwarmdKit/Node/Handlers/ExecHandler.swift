@@ -10,12 +10,13 @@ import SwarmKafka
 /// its stdin and stdout with the framing of swarm-handler(7):
 ///
 ///     batch <count>\n
-///     message <topic> <partition> <offset> <timestamp-ms> <key-len|-1> <value-len> <header-count>\n
+///     message <topic> <partition> <offset> <timestamp-ms> <key-len|-1> <value-len|-1> <header-count>\n
 ///     header <name-len> <value-len>\n<name><value>\n        (header-count times)
 ///     <key><value>\n
 ///
 /// and reads one answer line per message: `ok`, `ok <n>` (the next n
-/// messages), or `fail <reason>`. Its stderr is logged with the node's slot.
+/// messages), `fail <reason>`, or `defer`/`defer <n>` (not handled, deliver
+/// again). A length of -1 is a null key or a null value (a tombstone). Its stderr is logged with the node's slot.
 /// If it dies, the messages it had not answered count as failed (and are
 /// retried by the failure policy, with a fresh process).
 public final class ExecHandler: MessageHandler {
@@ -115,7 +116,7 @@ public final class ExecHandler: MessageHandler {
         func crashed(_ why: String) -> [HandleOutcome] {
             let cause = reap(kill: true)
             logger.error("handler \(why): \(cause)", metadata: ["slot": "\(slot)"])
-            return outcomes + Array(repeating: .failed("handler \(why) (\(cause))"), count: batch.count - outcomes.count)
+            return outcomes + Array(repeating: .lost("handler \(why) (\(cause))"), count: batch.count - outcomes.count)
         }
         // Write the batch and read the answers in one loop: a handler that
         // answers while it reads must never block on a full stdout pipe while
@@ -150,6 +151,10 @@ public final class ExecHandler: MessageHandler {
                     outcomes += Array(repeating: .ok, count: count)
                 } else if line == "fail" || line.hasPrefix("fail ") {
                     outcomes.append(.failed(String(line.dropFirst(5).prefix(500))))
+                } else if line == "defer" {
+                    outcomes.append(.deferred)
+                } else if line.hasPrefix("defer "), let count = Int(line.dropFirst(6)), count > 0 {
+                    outcomes += Array(repeating: .deferred, count: count)
                 } else if line.isEmpty {
                     continue
                 } else {
@@ -168,7 +173,7 @@ public final class ExecHandler: MessageHandler {
         for m in batch {
             let headers = m.headers
             let keyLength = m.withKey { $0.map { $0.count } ?? -1 }
-            let valueLength = m.withValue { $0.count }
+            let valueLength = m.isTombstone ? -1 : m.withValue { $0.count }
             out += Array("message \(m.topic) \(m.partition) \(m.offset) \(m.timestamp) \(keyLength) \(valueLength) \(headers.count)\n".utf8)
             for h in headers {
                 let name = Array(h.name.utf8)

@@ -5,6 +5,14 @@ import SwarmKafka
 public enum HandleOutcome: Equatable, Sendable {
     case ok
     case failed(String)
+    /// Not handled, deliver again (after a failure earlier in the same
+    /// partition, say): with `ordering = "partition"` the partition rewinds
+    /// to it without counting an attempt; with `"none"` it counts as a failure.
+    case deferred
+    /// The handler died before answering (an exec program that crashed):
+    /// not known to be this message's fault. In order mode its partition is
+    /// retried one message at a time until the culprit is found.
+    case lost(String)
 }
 
 /// Handles batches of messages for a node. A handler answers every message
