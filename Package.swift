@@ -12,7 +12,6 @@ let releaseLinking: [LinkerSetting] = [
 
 let package = Package(
     name: "swarm",
-    platforms: [.macOS(.v13)],
     products: [
         .executable(name: "swarmd", targets: ["swarmd"]),
         .executable(name: "swarmctl", targets: ["swarmctl"]),
@@ -51,16 +50,21 @@ let package = Package(
             name: "SwarmKafka",
             dependencies: ["CRdKafka"]
         ),
-        // The supervisor, the node runtime, its handlers and the embedded broker.
+        // The supervisor (its pure core in Swarm/, its I/O shell in
+        // Supervisor/), the node runtime, its handlers and the embedded broker.
         .target(
             name: "SwarmdKit",
-            dependencies: ["Shared", "SwarmKafka", "CSwarmLinux", "CRdKafka", "CSystemd"]
+            dependencies: [
+                "Shared", "SwarmKafka", "CSwarmLinux", "CSystemd",
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .executableTarget(
             name: "swarmd",
             dependencies: [
-                "SwarmdKit", "Shared", "SwarmKafka",
+                "SwarmdKit", "Shared",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             linkerSettings: releaseLinking
         ),
@@ -74,7 +78,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SwarmTests",
-            dependencies: ["Shared", "SwarmKafka", "SwarmdKit", "CSwarmLinux", "swarmd", "swarmctl"],
+            dependencies: ["Shared", "SwarmKafka", "SwarmdKit", "CSwarmLinux", "CRdKafka", "swarmd", "swarmctl"],
             exclude: ["Fixtures"]
         ),
     ]

@@ -586,6 +586,60 @@ def bench_scaling(count, rounds):
         print(f"| {batch} | {r:,.0f} |")
 
 
+def pss_bytes(pid):
+    """Proportional set size: each shared page counted once across the processes sharing it."""
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def bench_scale_nodes(sizes, reps):
+    """A swarm of built-in `sink` nodes on the embedded broker grown to each
+    size: scale-out time until every node reports, `swarmctl status --json`
+    latency, swarmd's idle CPU and RSS, and a node's PSS beside its RSS."""
+    print("\n### Large swarms: built-in `sink` nodes on the embedded broker\n")
+    print("| nodes | scale-out 1→N, all reporting | `swarmctl status --json` (median) | status bytes | swarmd idle CPU | swarmd RSS | node RSS / PSS (median) |")
+    print("|---|---|---|---|---|---|---|")
+    for n in sizes:
+        with tempfile.TemporaryDirectory() as d:
+            cfg = f"""[supervisor]
+nodes = 1
+report_interval = 1
+report_timeout = 60
+[kafka.properties]
+"bootstrap.servers" = "embedded"
+"session.timeout.ms" = 30000
+[handler]
+kind = "sink"
+[embedded]
+partitions = 4
+"""
+            sw = Swarm(d, None, 1, builtin_config=cfg)
+            wait_for(lambda: len(sw.running()) == 1, timeout=60, step=0.05)
+            t0 = time.monotonic()
+            subprocess.run(sw.scale_cmd(n), check=True, stdout=subprocess.DEVNULL)
+            wait_for(lambda: len(sw.running()) == n, timeout=300, step=0.01)
+            scale_out = time.monotonic() - t0
+            time.sleep(3)
+            times, size = [], 0
+            for _ in range(reps):
+                t = time.monotonic()
+                out = subprocess.run([SWARMCTL, "status", "--json", "--socket", sw.sock], check=True, capture_output=True).stdout
+                times.append(time.monotonic() - t)
+                size = len(out)
+            cpu0, _, _ = proc_stat(sw.pid)
+            time.sleep(10)
+            cpu1, _, rss = proc_stat(sw.pid)
+            pids = sw.worker_pids()[:16]
+            node_rss = median([proc_stat(p)[2] for p in pids])
+            node_pss = median([pss_bytes(p) for p in pids])
+            print(f"| {n} | {ms(scale_out)} | {ms(median(times))} | {size:,} | {(cpu1 - cpu0) / 10 * 100:.3f} % | "
+                  f"{rss / 1e6:.1f} MB | {node_rss / 1e6:.1f} / {node_pss / 1e6:.1f} MB |")
+            sw.stop()
+
+
 def bench_ordering(count, reps):
     """An exec handler that fails 1 % of messages once (transiently), with
     `ordering = "partition"` (a failure pauses and rewinds its partition, the
@@ -611,7 +665,7 @@ def bench_ordering(count, reps):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer repetitions and shorter windows")
-    ap.add_argument("--only", nargs="*", default=[], help="respawn scale control idle stop consumer scaling ordering")
+    ap.add_argument("--only", nargs="*", default=[], help="respawn scale control idle stop consumer scaling ordering nodes")
     a = ap.parse_args()
     setup()
     reps = 7 if a.quick else 21
@@ -628,6 +682,7 @@ def main():
     if want("consumer"): bench_consumer(400_000 if a.quick else 1_200_000, 1 if a.quick else 5)
     if want("scaling"): bench_scaling(20_000 if a.quick else 60_000, 2 if a.quick else 5)
     if want("ordering"): bench_ordering(20_000 if a.quick else 60_000, 1 if a.quick else 3)
+    if want("nodes"): bench_scale_nodes((16, 64) if a.quick else (16, 64, 256), 7 if a.quick else 21)
 
 
 if __name__ == "__main__":

@@ -191,8 +191,6 @@ int swarm_set_nonblocking(int fd, int on) {
     return fcntl(fd, F_SETFL, flags);
 }
 
-int swarm_set_cloexec(int fd) { return fcntl(fd, F_SETFD, FD_CLOEXEC); }
-
 int swarm_sealed_memfd(const char *name, const void *data, size_t len) {
     int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (fd < 0) return -1;
@@ -324,30 +322,3 @@ int swarm_peercred(int fd, int32_t *pid, uint32_t *uid, uint32_t *gid) {
     return 0;
 }
 
-int swarm_unix_sendto(const char *path, const void *buf, size_t len) {
-    struct sockaddr_un addr;
-    socklen_t alen;
-    if (fill_addr(&addr, path, &alen) != 0) return -1;
-    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return -1;
-    ssize_t n = sendto(fd, buf, len, 0, (struct sockaddr *)&addr, alen);
-    int saved = errno;
-    close(fd);
-    errno = saved;
-    return n < 0 ? -1 : 0;
-}
-
-int swarm_unix_dgram_bind(const char *path) {
-    struct sockaddr_un addr;
-    socklen_t len;
-    if (fill_addr(&addr, path, &len) != 0) return -1;
-    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0) return -1;
-    if (bind(fd, (struct sockaddr *)&addr, len) != 0) {
-        int saved = errno;
-        close(fd);
-        errno = saved;
-        return -1;
-    }
-    return fd;
-}

@@ -127,23 +127,23 @@ public final class KafkaConsumer {
         return KafkaError(err, context: "committing offsets")
     }
 
-    /// The lag of each assigned partition ("topic/partition" to messages
-    /// behind), from librdkafka's cached high watermarks (no broker round
-    /// trip). Partitions whose watermark is not known yet are left out.
-    public func lags() -> [String: Int64] {
-        guard !assigned.isEmpty else { return [:] }
+    /// The lag of each assigned partition (messages behind), from
+    /// librdkafka's cached high watermarks (no broker round trip).
+    /// Partitions whose watermark is not known yet are left out.
+    public func lags() -> [(topic: String, partition: Int32, lag: Int64)] {
+        guard !assigned.isEmpty else { return [] }
         let list = rd_kafka_topic_partition_list_new(Int32(assigned.count))!
         defer { rd_kafka_topic_partition_list_destroy(list) }
         for a in assigned { rd_kafka_topic_partition_list_add(list, a.topic, a.partition) }
-        guard rd_kafka_position(handle, list) == RD_KAFKA_RESP_ERR_NO_ERROR else { return [:] }
-        var out: [String: Int64] = [:]
+        guard rd_kafka_position(handle, list) == RD_KAFKA_RESP_ERR_NO_ERROR else { return [] }
+        var out: [(topic: String, partition: Int32, lag: Int64)] = []
         for i in 0..<Int(list.pointee.cnt) {
             let tp = list.pointee.elems[i]
             var low: Int64 = 0, high: Int64 = 0
             guard rd_kafka_get_watermark_offsets(handle, tp.topic, tp.partition, &low, &high) == RD_KAFKA_RESP_ERR_NO_ERROR,
                   high >= 0 else { continue }
             let position = tp.offset >= 0 ? tp.offset : low
-            out["\(String(cString: tp.topic))/\(tp.partition)"] = max(0, high - position)
+            out.append((String(cString: tp.topic), tp.partition, max(0, high - position)))
         }
         return out
     }
@@ -274,28 +274,5 @@ extension KafkaConsumer {
         guard rd_kafka_assignment(handle, &list) == RD_KAFKA_RESP_ERR_NO_ERROR, let list else { return }
         defer { rd_kafka_topic_partition_list_destroy(list) }
         if list.pointee.cnt > 0 { _ = body(list) }
-    }
-}
-
-extension KafkaConsumer {
-    /// The group's committed offsets for the partitions of a topic (-1001:
-    /// none committed). Asks the group coordinator; does not join the group.
-    public func committed(topic: String, partitions: Int, timeoutMs: Int32 = 10_000) throws -> [Int64] {
-        let list = rd_kafka_topic_partition_list_new(Int32(partitions))!
-        defer { rd_kafka_topic_partition_list_destroy(list) }
-        for p in 0..<partitions { rd_kafka_topic_partition_list_add(list, topic, Int32(p)) }
-        let err = rd_kafka_committed(handle, list, timeoutMs)
-        guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(err, context: "reading committed offsets of \(topic)") }
-        return (0..<partitions).map { list.pointee.elems[$0].offset }
-    }
-
-    /// The high watermark (the offset the next message will get) of each partition.
-    public func highWatermarks(topic: String, partitions: Int, timeoutMs: Int32 = 10_000) throws -> [Int64] {
-        try (0..<partitions).map { p in
-            var low: Int64 = 0, high: Int64 = 0
-            let err = rd_kafka_query_watermark_offsets(handle, topic, Int32(p), &low, &high, timeoutMs)
-            guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(err, context: "querying \(topic)/\(p)") }
-            return high
-        }
     }
 }

@@ -8,11 +8,11 @@ public enum SwarmdValidation {
     public static func validate(_ config: SwarmConfig, environment: [String: String]) throws {
         let path = environment["PATH"]
         if let program = config.supervisor.nodeCommand.first, resolveProgram(program, path: path) == nil {
-            throw SwarmError("config", "[supervisor] node_command: program \"\(program)\" not found or not executable")
+            throw SwarmError(.config, "[supervisor] node_command: program \"\(program)\" not found or not executable")
         }
         if config.supervisor.nodeCommand.isEmpty {
             if config.handler.kind == .exec, let program = config.handler.command.first, resolveProgram(program, path: path) == nil {
-                throw SwarmError("config", "[handler] command: program \"\(program)\" not found or not executable")
+                throw SwarmError(.config, "[handler] command: program \"\(program)\" not found or not executable")
             }
             do {
                 var props = config.kafka.properties
@@ -20,7 +20,7 @@ public enum SwarmdValidation {
                 try KafkaConsumer.validate(properties: props)
             } catch let e as KafkaError {
                 // librdkafka quotes a refused value: never echo a secret.
-                throw SwarmError("config", config.redact("[kafka.properties] \(e.context): \(e.message)"))
+                throw SwarmError(.config, config.redact("[kafka.properties] \(e.context): \(e.message)"))
             }
         }
     }

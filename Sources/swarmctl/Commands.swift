@@ -1,6 +1,10 @@
 import ArgumentParser
 import Shared
 
+extension ScaleTarget: ExpressibleByArgument {
+    public init?(argument: String) { self.init(argument) }
+}
+
 /// Every command names itself (`commandName:`): left out, ArgumentParser
 /// derives each name with `String(describing:)` at every start, and the Swift
 /// runtime scans all 3,800 protocol conformances of the binary for each one.
@@ -34,23 +38,20 @@ extension SwarmCtl {
             discussion: "Waits until the new nodes report healthy and the removed ones are gone, unless --no-wait."
         )
         @OptionGroup var connection: ConnectionOptions
-        @Argument(help: ArgumentHelp("N (absolute), +N or -N (relative).", valueName: "count"))
-        var count: String
+        /// `.allUnrecognized` takes "-2" as a value, not as an option: it reads naturally.
+        @Argument(parsing: .allUnrecognized, help: ArgumentHelp("N (absolute), +N or -N (relative).", valueName: "count"))
+        var count: [ScaleTarget] = []
         @Flag(help: "Return once swarmd accepted the change.") var noWait = false
 
         func validate() throws {
-            guard Int(count.hasPrefix("+") ? String(count.dropFirst()) : count) != nil else {
-                throw ValidationError("count must be a number, +N or -N, not \"\(count)\"")
-            }
+            guard count.count == 1 else { throw ValidationError("scale takes one count: N, +N or -N") }
         }
 
         func run() throws {
             let request: ControlRequest
-            if count.hasPrefix("+") || count.hasPrefix("-") {
-                let delta = Int(count.hasPrefix("+") ? String(count.dropFirst()) : count)!
-                request = ControlRequest(cmd: .scale, delta: delta)
-            } else {
-                request = ControlRequest(cmd: .scale, nodes: Int(count)!)
+            switch count[0] {
+            case .relative(let delta): request = ControlRequest(cmd: .scale, delta: delta)
+            case .absolute(let n): request = ControlRequest(cmd: .scale, nodes: n)
             }
             _ = try connection.send(request)
             let target = try connection.send(ControlRequest(cmd: .status)).status!.wanted

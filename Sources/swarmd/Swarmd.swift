@@ -55,15 +55,15 @@ extension Swarmd {
             let loaded: ConfigLoader.Loaded
             do {
                 if let nodes, nodes < 1 || nodes > SupervisorSettings.maxNodes {
-                    throw SwarmError("config", "--nodes must be between 1 and \(SupervisorSettings.maxNodes), not \(nodes)")
+                    throw SwarmError(.config, "--nodes must be between 1 and \(SupervisorSettings.maxNodes), not \(nodes)")
                 }
-                if print && !check { throw SwarmError("usage", "--print goes with --check: swarmd --check --print --config FILE") }
+                if print && !check { throw SwarmError(.usage, "--print goes with --check: swarmd --check --print --config FILE") }
                 loaded = try path.map { try ConfigLoader(path: $0).read() } ?? ConfigLoader.Loaded(config: SwarmConfig(), setKeys: [])
                 settings = Supervisor.apply(overrides, to: loaded.config)
                 try SwarmdValidation.validate(settings, environment: env)
             } catch let error as SwarmError {
                 writeAll(2, "swarmd: \(error.message)\n")
-                throw ExitCode(error.code == "usage" ? ExitStatus.usage : ExitStatus.config)
+                throw ExitCode(error.code.exitStatus)
             }
             if check {
                 if print {

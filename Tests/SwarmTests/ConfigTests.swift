@@ -162,7 +162,7 @@ final class ConfigTests: XCTestCase {
         let text = try String(contentsOf: demo, encoding: .utf8)
         let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         let path = dir.appendingPathComponent(name).path
-        FileManager.default.createFile(atPath: path, contents: Data(prefix + Array(lines.joined(separator: ending).utf8)))
+        _ = FileManager.default.createFile(atPath: path, contents: Data(prefix + Array(lines.joined(separator: ending).utf8)))
         return path
     }
 
@@ -188,7 +188,7 @@ final class ConfigTests: XCTestCase {
     func testALatin1FileIsRefusedWithExit78AndTheLine() throws {
         let dir = makeTempDir()
         let path = dir.appendingPathComponent("latin1.toml").path
-        FileManager.default.createFile(atPath: path, contents: Data("[kafka]\ngroup_id = \"caf".utf8 + [0xE9] + "\"\n".utf8))
+        _ = FileManager.default.createFile(atPath: path, contents: Data("[kafka]\ngroup_id = \"caf".utf8 + [0xE9] + "\"\n".utf8))
         let r = try runCommand(swarmdPath, ["--check", "--config", path])
         XCTAssertEqual(r.status, 78)
         XCTAssertEqual(r.stderr, "swarmd: \(path):2: the file is not UTF-8 (byte 0xE9 here); save it as UTF-8\n")

@@ -19,9 +19,11 @@ final class ProtocolTests: XCTestCase {
         XCTAssertEqual(parsed.reason, 2)
         XCTAssertEqual(parsed.detail, "stuck_for_70_s")
         XCTAssertEqual(try NodeReport.parse(Array("v=1 health=ok future_key=9".utf8)).health, .ok)
-        r.partitionLag = ["orders.v2/0": 5, "orders.v2/11": 0]
+        r.partitionLag = [TopicPartition(topic: "orders.v2", partition: 0): 5, TopicPartition(topic: "orders.v2", partition: 11): 0,
+                          TopicPartition(topic: "a/b", partition: 2): 7]
         XCTAssertEqual(try NodeReport.parse(Array(r.encoded().dropLast().utf8)).partitionLag, r.partitionLag)
-        XCTAssertEqual(PartitionLag.list(r.partitionLag), [PartitionLag(topic: "orders.v2", partition: 0, lag: 5),
+        XCTAssertEqual(PartitionLag.list(r.partitionLag), [PartitionLag(topic: "a/b", partition: 2, lag: 7),
+                                                           PartitionLag(topic: "orders.v2", partition: 0, lag: 5),
                                                            PartitionLag(topic: "orders.v2", partition: 11, lag: 0)])
     }
 

@@ -60,7 +60,7 @@ final class SecretsTests: XCTestCase {
         XCTAssertEqual(r.status, 78)
         XCTAssertEqual(r.stderr, "swarmd: \(path):3: [kafka.properties] sasl.password cannot read its file \(missing): cannot open: No such file or directory\n")
 
-        FileManager.default.createFile(atPath: missing, contents: Data("\n".utf8))
+        _ = FileManager.default.createFile(atPath: missing, contents: Data("\n".utf8))
         r = try runCommand(swarmdPath, ["--check", "--config", path])
         XCTAssertEqual(r.status, 78)
         XCTAssertTrue(r.stderr.contains("sasl.password its file \(missing) is empty"), r.stderr)

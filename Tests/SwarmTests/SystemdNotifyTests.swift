@@ -1,4 +1,3 @@
-import CSwarmLinux
 import Foundation
 import Shared
 import XCTest
@@ -12,8 +11,19 @@ final class SystemdNotifyTests: XCTestCase {
 
         init(dir: URL) {
             path = dir.appendingPathComponent("notify.sock").path
-            fd = swarm_unix_dgram_bind(path)
-            precondition(fd >= 0, "cannot bind \(path)")
+            fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+            var addr = sockaddr_un()
+            addr.sun_family = sa_family_t(AF_UNIX)
+            withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+                let bytes = Array(path.utf8)
+                precondition(bytes.count < raw.count, "socket path too long")
+                raw.copyBytes(from: bytes)
+                raw[bytes.count] = 0
+            }
+            let rc = withUnsafePointer(to: &addr) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            }
+            precondition(fd >= 0 && rc == 0, "cannot bind \(path)")
         }
 
         deinit { close(fd) }

@@ -59,7 +59,6 @@ int swarm_set_thread_name(const char *name);
 
 int swarm_pipe(int fds[2], int nonblocking_read, int nonblocking_write);
 int swarm_set_nonblocking(int fd, int on);
-int swarm_set_cloexec(int fd);
 /// A close-on-exec memfd holding `data`, sealed against any change: what a
 /// child reads from it (with pread, from offset 0) is exactly what was written.
 int swarm_sealed_memfd(const char *name, const void *data, size_t len);
@@ -96,9 +95,5 @@ int swarm_unix_connect(const char *path);
 /// accept4 with SOCK_NONBLOCK|SOCK_CLOEXEC.
 int swarm_accept(int fd);
 int swarm_peercred(int fd, int32_t *pid, uint32_t *uid, uint32_t *gid);
-/// A datagram send to a Unix socket path (abstract when it starts with '@').
-int swarm_unix_sendto(const char *path, const void *buf, size_t len);
-/// A bound datagram socket (for tests that stand in for systemd's NOTIFY_SOCKET).
-int swarm_unix_dgram_bind(const char *path);
 
 #endif

@@ -27,7 +27,7 @@ public struct ConfigLoader {
         do {
             bytes = try readFileBytes(path)
         } catch let error as SwarmError {
-            throw SwarmError("config", "\(path): \(error.message)")
+            throw SwarmError(.config, "\(path): \(error.message)")
         }
         return try parse(bytes: bytes)
     }
@@ -41,7 +41,7 @@ public struct ConfigLoader {
         do {
             root = try TOMLParser.parse(bytes: bytes)
         } catch let error as TOMLError {
-            throw SwarmError("config", "\(path):\(error.line): \(error.message)")
+            throw SwarmError(.config, "\(path):\(error.line): \(error.message)")
         }
         var config = SwarmConfig()
         var setKeys: Set<String> = []
@@ -159,7 +159,7 @@ struct Section {
     func error(_ key: String, _ message: String) -> SwarmError {
         let line = table.line(of: key).map { ":\($0)" } ?? ""
         let where_ = name.isEmpty ? key : "[\(name)] \(key)"
-        return SwarmError("config", "\(file)\(line): \(where_) \(message)")
+        return SwarmError(.config, "\(file)\(line): \(where_) \(message)")
     }
 
     mutating func allow(_ keys: [String]) throws {

@@ -20,7 +20,7 @@ public func readTextFile(_ path: String) throws -> String {
 /// Reads a whole (small) file as bytes.
 public func readFileBytes(_ path: String) throws -> [UInt8] {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { throw SwarmError("io", "cannot open: \(errnoText())") }
+    guard fd >= 0 else { throw SwarmError(.io, "cannot open: \(errnoText())") }
     defer { close(fd) }
     var bytes: [UInt8] = []
     var buffer = [UInt8](repeating: 0, count: 65536)
@@ -28,11 +28,11 @@ public func readFileBytes(_ path: String) throws -> [UInt8] {
         let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
         if n < 0 {
             if errno == EINTR { continue }
-            throw SwarmError("io", "cannot read: \(errnoText())")
+            throw SwarmError(.io, "cannot read: \(errnoText())")
         }
         if n == 0 { break }
         bytes.append(contentsOf: buffer[0..<n])
-        if bytes.count > 16 << 20 { throw SwarmError("io", "file is larger than 16 MiB") }
+        if bytes.count > 16 << 20 { throw SwarmError(.io, "file is larger than 16 MiB") }
     }
     return bytes
 }

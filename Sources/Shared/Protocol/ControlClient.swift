@@ -57,7 +57,7 @@ public struct ControlClient {
                 guard case .line(let line) = item else { throw Failure.protocolError("answer too long") }
                 do {
                     let response = try ControlProtocol.decoder.decode(ControlResponse.self, from: line)
-                    if response.error?.code == "permission-denied" {
+                    if response.error?.code == ControlErrorCode.permissionDenied.rawValue {
                         throw Failure.permissionDenied(response.error!.message)
                     }
                     return response

@@ -43,14 +43,32 @@ public struct ControlRequest: Codable, Equatable, Sendable {
     }
 }
 
+/// The stable codes of a refused request, as swarmctl(1) lists them.
+public enum ControlErrorCode: String, Codable, Sendable, CaseIterable {
+    case badRequest = "bad-request"
+    case unknownCommand = "unknown-command"
+    case badArgument = "bad-argument"
+    case badConfig = "bad-config"
+    case tooLarge = "too-large"
+    case permissionDenied = "permission-denied"
+    case busy
+    case shuttingDown = "shutting-down"
+    case timeout
+}
+
 public struct ControlFailure: Codable, Equatable, Sendable, Error {
-    /// A stable code: bad-request, unknown-command, bad-argument, too-large,
-    /// permission-denied, busy, shutting-down, timeout.
+    /// A `ControlErrorCode` on the wire; kept a string so that a newer
+    /// swarmd's code still reaches an older swarmctl's user.
     public var code: String
     public var message: String
 
     public init(code: String, message: String) {
         self.code = code
+        self.message = message
+    }
+
+    public init(_ code: ControlErrorCode, _ message: String) {
+        self.code = code.rawValue
         self.message = message
     }
 }
@@ -69,8 +87,8 @@ public struct ControlResponse: Codable, Equatable, Sendable {
         self.status = status
     }
 
-    public static func failure(_ code: String, _ message: String) -> ControlResponse {
-        ControlResponse(ok: false, error: ControlFailure(code: code, message: message))
+    public static func failure(_ code: ControlErrorCode, _ message: String) -> ControlResponse {
+        ControlResponse(ok: false, error: ControlFailure(code, message))
     }
 }
 
@@ -161,11 +179,8 @@ public struct PartitionLag: Codable, Equatable, Sendable {
         self.lag = lag
     }
 
-    /// From a report's "topic/partition" keys, sorted.
-    public static func list(_ byKey: [String: Int64]) -> [PartitionLag] {
-        byKey.compactMap { key, lag in
-            guard let slash = key.lastIndex(of: "/"), let p = Int32(key[key.index(after: slash)...]) else { return nil }
-            return PartitionLag(topic: String(key[..<slash]), partition: p, lag: lag)
-        }.sorted { ($0.topic, $0.partition) < ($1.topic, $1.partition) }
+    /// From a report's lags, sorted by topic and partition.
+    public static func list(_ lags: [TopicPartition: Int64]) -> [PartitionLag] {
+        lags.keys.sorted().map { PartitionLag(topic: $0.topic, partition: $0.partition, lag: lags[$0]!) }
     }
 }

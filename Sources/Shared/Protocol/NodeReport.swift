@@ -27,8 +27,8 @@ public struct NodeReport: Equatable, Sendable {
     public var partitions: Int64 = 0
     public var pollAgeMs: Int64 = 0
     public var lag: Int64 = -1
-    /// Lag by "topic/partition", as `partition_lag=t/0:5,t/1:0` (at most 200 partitions).
-    public var partitionLag: [String: Int64] = [:]
+    /// Lag of each assigned partition, as `partition_lag=t/0:5,t/1:0` on the wire (at most 200 partitions).
+    public var partitionLag: [TopicPartition: Int64] = [:]
 
     public init() {}
 
@@ -36,7 +36,7 @@ public struct NodeReport: Equatable, Sendable {
         var s = "v=\(Self.version) health=\(health.rawValue) state=\(state.rawValue) handled=\(handled) failed=\(failed) inflight=\(inflight) inflight_age_ms=\(inflightAgeMs) partitions=\(partitions) poll_age_ms=\(pollAgeMs) lag=\(lag)"
         if health == .unhealthy { s += " reason=\(reason)" }
         if !partitionLag.isEmpty {
-            s += " partition_lag=" + partitionLag.keys.sorted().prefix(200).map { "\($0):\(partitionLag[$0]!)" }.joined(separator: ",")
+            s += " partition_lag=" + partitionLag.keys.sorted().prefix(200).map { "\($0.topic)/\($0.partition):\(partitionLag[$0]!)" }.joined(separator: ",")
         }
         if !detail.isEmpty { s += " detail=\(detail.map { $0 == " " ? "_" : $0 }.reduce(into: "") { $0.append($1) })" }
         return s + "\n"
@@ -45,31 +45,31 @@ public struct NodeReport: Equatable, Sendable {
     /// Parses one line; the error says what is wrong with it, for the log.
     public static func parse(_ line: [UInt8]) throws -> NodeReport {
         guard let text = String(validating: line, as: UTF8.self), !line.contains(0) else {
-            throw SwarmError("report", "not UTF-8")
+            throw SwarmError(.report, "not UTF-8")
         }
         var report = NodeReport()
         var sawVersion = false
         for field in text.split(separator: " ", omittingEmptySubsequences: true) {
             guard let eq = field.firstIndex(of: "=") else {
-                throw SwarmError("report", "'\(field.prefix(40))' is not key=value")
+                throw SwarmError(.report, "'\(field.prefix(40))' is not key=value")
             }
             let key = field[..<eq]
             let value = String(field[field.index(after: eq)...])
             func int() throws -> Int64 {
-                guard let v = Int64(value) else { throw SwarmError("report", "\(key)=\(value.prefix(40)) is not an integer") }
+                guard let v = Int64(value) else { throw SwarmError(.report, "\(key)=\(value.prefix(40)) is not an integer") }
                 return v
             }
             switch key {
             case "v":
                 guard value == String(Self.version) else {
-                    throw SwarmError("report", "version \(value.prefix(10)) is not supported (this swarmd speaks v=\(Self.version))")
+                    throw SwarmError(.report, "version \(value.prefix(10)) is not supported (this swarmd speaks v=\(Self.version))")
                 }
                 sawVersion = true
             case "health":
-                guard let h = Health(rawValue: value) else { throw SwarmError("report", "health=\(value.prefix(40)) is not ok or unhealthy") }
+                guard let h = Health(rawValue: value) else { throw SwarmError(.report, "health=\(value.prefix(40)) is not ok or unhealthy") }
                 report.health = h
             case "state":
-                guard let s = State(rawValue: value) else { throw SwarmError("report", "state=\(value.prefix(40)) is unknown") }
+                guard let s = State(rawValue: value) else { throw SwarmError(.report, "state=\(value.prefix(40)) is unknown") }
                 report.state = s
             case "reason": report.reason = Int(try int())
             case "detail": report.detail = String(value.prefix(200))
@@ -82,15 +82,17 @@ public struct NodeReport: Equatable, Sendable {
             case "lag": report.lag = try int()
             case "partition_lag":
                 for item in value.split(separator: ",") {
-                    guard let colon = item.lastIndex(of: ":"), let lag = Int64(item[item.index(after: colon)...]) else {
-                        throw SwarmError("report", "partition_lag item '\(item.prefix(40))' is not topic/partition:lag")
+                    // Topic names may hold '/' but never ':' (Kafka allows [a-zA-Z0-9._-]).
+                    guard let colon = item.lastIndex(of: ":"), let lag = Int64(item[item.index(after: colon)...]),
+                          let slash = item[..<colon].lastIndex(of: "/"), let partition = Int32(item[item.index(after: slash)..<colon]) else {
+                        throw SwarmError(.report, "partition_lag item '\(item.prefix(40))' is not topic/partition:lag")
                     }
-                    report.partitionLag[String(item[..<colon])] = lag
+                    report.partitionLag[TopicPartition(topic: String(item[..<slash]), partition: partition)] = lag
                 }
             default: break  // forward compatible: newer keys are ignored
             }
         }
-        guard sawVersion else { throw SwarmError("report", "no v=\(Self.version) field") }
+        guard sawVersion else { throw SwarmError(.report, "no v=\(Self.version) field") }
         return report
     }
 }
@@ -111,6 +113,20 @@ public enum UnhealthyReason: Int, Sendable {
         case nil: return "reason \(code)"
         }
     }
+}
+
+/// One partition of one topic: a value end to end, never a "topic/partition"
+/// string split apart again.
+public struct TopicPartition: Hashable, Comparable, Sendable {
+    public var topic: String
+    public var partition: Int32
+
+    public init(topic: String, partition: Int32) {
+        self.topic = topic
+        self.partition = partition
+    }
+
+    public static func < (a: TopicPartition, b: TopicPartition) -> Bool { (a.topic, a.partition) < (b.topic, b.partition) }
 }
 
 /// The fds and environment a node is started with. Documented in swarmd(8).

@@ -34,7 +34,7 @@ final class EmbeddedBroker {
                 logger.info("synthetic producer started", metadata: ["topic": "\(topic)", "rate": "\(config.embedded.produceRate)/s", "size": "\(config.embedded.messageSize)"])
             }
         } catch let e as KafkaError {
-            throw SwarmError("broker", "embedded broker: \(e)")
+            throw SwarmError(.broker, "embedded broker: \(e)")
         }
     }
 

@@ -12,14 +12,9 @@ struct NodeCounters {
     var batchStartedAt: Double?
     var lastPollAt = monotonicNow()
     var partitions = 0
-    /// Lag by "topic/partition"; empty while unknown.
-    var partitionLag: [String: Int64] = [:]
+    /// Lag of each assigned partition; empty while unknown.
+    var partitionLag: [TopicPartition: Int64] = [:]
     var state = NodeReport.State.starting
-}
-
-/// Commands from the supervisor, read from the control pipe (fd 4).
-enum NodeCommand: String {
-    case pause, drain, resume
 }
 
 /// The node's second thread: it writes a report every interval whatever the

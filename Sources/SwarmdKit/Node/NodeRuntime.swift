@@ -37,7 +37,7 @@ public final class NodeRuntime {
     public init(config: SwarmConfig, environment: [String: String], logger: Logger) throws {
         self.config = config
         guard let slotText = environment[NodeEnvironment.slot], let slot = Int(slotText) else {
-            throw SwarmError("usage", "swarmd node is started by swarmd itself (\(NodeEnvironment.slot) is not set)")
+            throw SwarmError(.usage, "swarmd node is started by swarmd itself (\(NodeEnvironment.slot) is not set)")
         }
         self.slot = slot
         self.nodeId = environment[NodeEnvironment.nodeId] ?? "\(hostName())-\(slot)"
@@ -62,7 +62,7 @@ public final class NodeRuntime {
             let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(bytes.count)) }
             if n < 0 && errno == EINTR { continue }
             if n < 0 {
-                throw SwarmError("usage", "swarmd node is started by swarmd itself (no configuration on fd \(fd): \(errnoText()))")
+                throw SwarmError(.usage, "swarmd node is started by swarmd itself (no configuration on fd \(fd): \(errnoText()))")
             }
             if n == 0 { break }
             bytes += buffer[0..<n]
@@ -155,7 +155,9 @@ public final class NodeRuntime {
             reporter.update { $0.lastPollAt = now }
             if now - lastLag >= 1 {
                 let lags = consumer.lags()
-                reporter.update { $0.partitionLag = lags }
+                reporter.update { c in
+                    c.partitionLag = Dictionary(lags.map { (TopicPartition(topic: $0.topic, partition: $0.partition), $0.lag) }) { a, _ in a }
+                }
                 lastLag = now
             }
             if !batch.isEmpty && !process(batch) {
@@ -282,12 +284,17 @@ public final class NodeRuntime {
                 settled.append((message.topic, message.partition, message.offset))
             }
         }
+        finish(settled, ok: ok, failed: failed)
+        return complete
+    }
+
+    /// Stores the offsets of what was settled and counts it.
+    private func finish(_ settled: [(topic: String, partition: Int32, offset: Int64)], ok: Int64, failed: Int64) {
         consumer?.store(settled)
         reporter.update {
             $0.handled += ok
             $0.failed += failed
         }
-        return complete
     }
 
     /// Stops a partition at a message and makes it the next one fetched.
@@ -328,13 +335,8 @@ public final class NodeRuntime {
             }
             settled.append((message.topic, message.partition, message.offset))
         }
-        consumer?.store(settled)
-        reporter.update {
-            $0.handled += ok
-            $0.failed += failed
-            $0.inflight = 0
-            $0.batchStartedAt = nil
-        }
+        finish(settled, ok: ok, failed: failed)
+        reporter.update { $0.inflight = 0; $0.batchStartedAt = nil }
         return complete
     }
 

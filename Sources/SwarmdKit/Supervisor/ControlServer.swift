@@ -49,14 +49,14 @@ final class ControlServer {
             allowedGroup = nil
         } else {
             guard let g = getgrnam(group) else {
-                throw SwarmError("config", "[supervisor] socket_group: there is no group named \"\(group)\"")
+                throw SwarmError(.config, "[supervisor] socket_group: there is no group named \"\(group)\"")
             }
             allowedGroup = g.pointee.gr_gid
         }
         try Self.claim(path)
         let fd = swarm_unix_listen(path, 128)
         guard fd >= 0 else {
-            throw SwarmError("socket", "cannot listen on \(path): \(errnoText()) (set --socket or SWARMD_SOCKET to a writable place)")
+            throw SwarmError(.socket, "cannot listen on \(path): \(errnoText()) (set --socket or SWARMD_SOCKET to a writable place)")
         }
         listenFd = fd
         chmod(path, mode_t(mode))
@@ -79,13 +79,13 @@ final class ControlServer {
         var st = stat()
         guard lstat(path, &st) == 0 else { return }
         guard (st.st_mode & S_IFMT) == S_IFSOCK else {
-            throw SwarmError("socket", "\(path) exists and is not a socket; remove it or choose another --socket")
+            throw SwarmError(.socket, "\(path) exists and is not a socket; remove it or choose another --socket")
         }
         let fd = swarm_unix_connect(path)
         if fd >= 0 {
             close(fd)
             let pid = (try? ControlClient(path: path, timeout: 2).send(ControlRequest(cmd: .status)))?.status?.pid
-            throw SwarmError("socket", "another swarmd\(pid.map { " (pid \($0))" } ?? "") is already serving \(path); stop it first or use another --socket")
+            throw SwarmError(.socket, "another swarmd\(pid.map { " (pid \($0))" } ?? "") is already serving \(path); stop it first or use another --socket")
         }
         unlink(path)
     }
@@ -106,7 +106,7 @@ final class ControlServer {
             let peer = Peer(pid: pid, uid: uid, gid: gid)
             if !permitted(peer) {
                 logger.warning("control: connection refused: permission denied", metadata: ["peer_uid": "\(uid)", "peer_pid": "\(pid)"])
-                refuse(fd, .failure("permission-denied", "permission denied: uid \(uid) may not control this swarmd (root, uid \(geteuid())\(allowedGroup.map { " and group \($0)" } ?? ""))"))
+                refuse(fd, .failure(.permissionDenied, "permission denied: uid \(uid) may not control this swarmd (root, uid \(geteuid())\(allowedGroup.map { " and group \($0)" } ?? ""))"))
                 continue
             }
             if connections.count >= Self.maxConnections, let idlest = connections.min(by: { $0.value.deadline < $1.value.deadline }) {
@@ -172,7 +172,7 @@ final class ControlServer {
             for item in items where !conn.closeAfterWrite {
                 switch item {
                 case .overflow:
-                    queue(conn, .failure("too-large", "request longer than \(ControlProtocol.maxRequestBytes) bytes"))
+                    queue(conn, .failure(.tooLarge, "request longer than \(ControlProtocol.maxRequestBytes) bytes"))
                     conn.closeAfterWrite = true
                 case .line(let line):
                     if line.allSatisfy({ $0 == 32 || $0 == 9 }) { continue }
@@ -181,15 +181,15 @@ final class ControlServer {
                         let request = try ControlProtocol.decoder.decode(ControlRequest.self, from: line)
                         response = handler(request, conn.peer)
                     } catch let DecodingError.typeMismatch(_, ctx), let DecodingError.valueNotFound(_, ctx) {
-                        response = .failure("bad-argument", "wrong type for \"\(ctx.codingPath.map(\.stringValue).joined(separator: "."))\"")
+                        response = .failure(.badArgument, "wrong type for \"\(ctx.codingPath.map(\.stringValue).joined(separator: "."))\"")
                     } catch DecodingError.keyNotFound(let key, _) {
-                        response = .failure("bad-request", "missing \"\(key.stringValue)\"; a request looks like {\"v\":1,\"cmd\":\"status\"}")
+                        response = .failure(.badRequest, "missing \"\(key.stringValue)\"; a request looks like {\"v\":1,\"cmd\":\"status\"}")
                     } catch let DecodingError.dataCorrupted(ctx) where !ctx.codingPath.isEmpty {
-                        response = .failure("bad-argument", "\"\(ctx.codingPath.map(\.stringValue).joined(separator: "."))\": \(ctx.debugDescription)")
+                        response = .failure(.badArgument, "\"\(ctx.codingPath.map(\.stringValue).joined(separator: "."))\": \(ctx.debugDescription)")
                     } catch let error as JSONSyntaxError {
-                        response = .failure("bad-request", "not a JSON request (\(error)); a request looks like {\"v\":1,\"cmd\":\"status\"}")
+                        response = .failure(.badRequest, "not a JSON request (\(error)); a request looks like {\"v\":1,\"cmd\":\"status\"}")
                     } catch {
-                        response = .failure("bad-request", "not a JSON request; a request looks like {\"v\":1,\"cmd\":\"status\"}")
+                        response = .failure(.badRequest, "not a JSON request; a request looks like {\"v\":1,\"cmd\":\"status\"}")
                     }
                     queue(conn, response)
                 }
@@ -224,7 +224,7 @@ final class ControlServer {
     func expire(now: Double, loop: EventLoop) {
         for (id, conn) in connections where now >= conn.deadline {
             if conn.output.isEmpty && conn.input.isEmpty == false {
-                queue(conn, .failure("timeout", "request not finished within \(idleTimeout) s"))
+                queue(conn, .failure(.timeout, "request not finished within \(idleTimeout) s"))
                 conn.closeAfterWrite = true
                 flush(id, loop: loop)
             }

@@ -50,15 +50,15 @@ struct EventLoop {
 
     init() throws {
         epollFd = swarm_epoll_create()
-        guard epollFd >= 0 else { throw SwarmError("epoll", "epoll_create1: \(errnoText())") }
+        guard epollFd >= 0 else { throw SwarmError(.epoll, "epoll_create1: \(errnoText())") }
         timerFd = swarm_timerfd_create()
-        guard timerFd >= 0 else { throw SwarmError("timerfd", "timerfd_create: \(errnoText())") }
+        guard timerFd >= 0 else { throw SwarmError(.timerfd, "timerfd_create: \(errnoText())") }
         try add(timerFd, .timer)
     }
 
     func add(_ fd: Int32, _ token: Token, events: UInt32 = SWARM_EPOLLIN) throws {
         guard swarm_epoll_add(epollFd, fd, events, token.raw) == 0 else {
-            throw SwarmError("epoll", "epoll_ctl(ADD, \(fd)): \(errnoText())")
+            throw SwarmError(.epoll, "epoll_ctl(ADD, \(fd)): \(errnoText())")
         }
     }
 

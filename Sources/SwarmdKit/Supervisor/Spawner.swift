@@ -54,13 +54,13 @@ final class Spawner {
     func nodeId(slot: Int) -> String { "\(instancePrefix)-\(slot)" }
 
     func spawn(slot: Int) throws -> Spawned {
-        if command.isEmpty, let nodeConfigError { throw SwarmError("spawn", nodeConfigError) }
+        if command.isEmpty, let nodeConfigError { throw SwarmError(.spawn, nodeConfigError) }
         var report: [Int32] = [-1, -1]
         var control: [Int32] = [-1, -1]
-        guard swarm_pipe(&report, 1, 0) == 0 else { throw SwarmError("spawn", "pipe: \(errnoText())") }
+        guard swarm_pipe(&report, 1, 0) == 0 else { throw SwarmError(.spawn, "pipe: \(errnoText())") }
         guard swarm_pipe(&control, 0, 1) == 0 else {
             close(report[0]); close(report[1])
-            throw SwarmError("spawn", "pipe: \(errnoText())")
+            throw SwarmError(.spawn, "pipe: \(errnoText())")
         }
         let devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)
         defer {
@@ -102,7 +102,7 @@ final class Spawner {
         }
         guard pid > 0 else {
             close(report[0]); close(control[1])
-            throw SwarmError("spawn", "cannot start \(path): \(errnoText(-pid))")
+            throw SwarmError(.spawn, "cannot start \(path): \(errnoText(-pid))")
         }
         // The child is ours and unreaped, so its pid cannot be reused before this.
         let pidfd = swarm_pidfd_open(pid)
@@ -110,26 +110,8 @@ final class Spawner {
             let code = errno
             kill(pid, SIGKILL)
             close(report[0]); close(control[1])
-            throw SwarmError("spawn", "pidfd_open(\(pid)): \(errnoText(code))")
+            throw SwarmError(.spawn, "pidfd_open(\(pid)): \(errnoText(code))")
         }
         return Spawned(pid: pid, pidfd: pidfd, reportFd: report[0], controlFd: control[1])
     }
-}
-
-/// Calls `body` with a NULL-terminated C array of the strings.
-func withCStringArray<R>(_ strings: [String], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) -> R) -> R {
-    var pointers: [UnsafeMutablePointer<CChar>?] = strings.map { strdup($0) }
-    pointers.append(nil)
-    defer { for p in pointers { free(p) } }
-    return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
-}
-
-/// Finds a program the way execvp would: a name with a slash is a path, anything else is looked up in PATH.
-public func resolveProgram(_ name: String, path: String?) -> String? {
-    if name.contains("/") { return access(name, X_OK) == 0 ? name : nil }
-    for dir in (path ?? "/usr/local/bin:/usr/bin:/bin").split(separator: ":") {
-        let candidate = "\(dir)/\(name)"
-        if access(candidate, X_OK) == 0 { return candidate }
-    }
-    return nil
 }

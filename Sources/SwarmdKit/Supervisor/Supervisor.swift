@@ -5,37 +5,21 @@ import CSwarmLinux
 import Logging
 import Shared
 
-/// swarmd's supervisor: one thread, one epoll loop. It owns the signalfd, one
-/// pidfd and one report pipe per node, the timerfd and the control socket,
-/// and nothing else ever waits, reaps or signals.
+/// swarmd's I/O shell around the pure core (`Swarm`): one thread, one epoll
+/// loop. It turns fds into events (a signalfd, one pidfd and one report pipe
+/// per node, a timerfd, the control socket) and the core's effects into
+/// system calls (posix_spawn, pidfd signals, pipe writes, sd_notify, socket
+/// replies). Nothing else ever waits, reaps or signals; nothing here decides.
 ///
-/// The node lifecycle lives in `Supervisor+Nodes.swift`, the operator
-/// commands in `Supervisor+Commands.swift`.
+/// Reports: every node reports every `report_interval`, but reading each
+/// report the moment it arrives would wake swarmd once per node per interval.
+/// The pipe of a node in a steady state stays in epoll without `EPOLLIN`, so
+/// it wakes the loop only when it hangs up, and one sweep per interval reads
+/// every such pipe at once: an idle swarm costs one wake-up per interval,
+/// however many nodes it has. A node the core waits on (`awaitsReport`) is
+/// read the moment it writes; anything that shows or judges reports (status,
+/// USR1, the hang deadline) sweeps first.
 public final class Supervisor {
-    /// What the swarm as a whole is doing.
-    enum Mode: Equatable {
-        case running
-        /// Re-read the configuration; rolling the nodes onto it.
-        case reloading
-        /// Graceful stop, phase 1: built-in nodes pause and commit while the group is stable.
-        case pausing
-        /// Graceful stop, phase 2: TERM sent; KILL at the shutdown deadline.
-        case stopping
-        /// Immediate stop: QUIT sent; KILL after `quit_timeout`.
-        case quitting
-
-        var name: String {
-            switch self {
-            case .running: return "running"
-            case .reloading: return "reloading"
-            case .pausing, .stopping: return "stopping"
-            case .quitting: return "quitting"
-            }
-        }
-
-        var isStopping: Bool { self == .pausing || self == .stopping || self == .quitting }
-    }
-
     /// Settings given on the command line; they win over the file, also after a reload.
     public struct Overrides: Sendable {
         public var nodes: Int?
@@ -46,41 +30,41 @@ public final class Supervisor {
         }
     }
 
+    /// The fds of one live node process.
+    final class NodeFds {
+        let pidfd: Int32
+        var reportFd: Int32
+        let controlFd: Int32
+        var reportLines = LineBuffer(limit: NodeReport.maxLineLength)
+        /// True while its report pipe wakes the loop on every report.
+        var watched = true
+        init(pidfd: Int32, reportFd: Int32, controlFd: Int32) {
+            self.pidfd = pidfd
+            self.reportFd = reportFd
+            self.controlFd = controlFd
+        }
+    }
+
     static let handledSignals: [Int32] = [SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2, SIGTTIN, SIGTTOU, SIGCHLD]
 
-    var config: SwarmConfig
-    let configPath: String?
-    let overrides: Overrides
-    let socketPath: String
-    var logger: Logger
-
-    var loop: EventLoop
-    var signalFd: Int32 = -1
-    var control: ControlServer?
-    var notifier = SystemdNotifier()
-    var spawner: Spawner
-    let environment: [String: String]
-    var broker: EmbeddedBroker?
-
-    var mode = Mode.running
-    var slots: [Int: NodeSlot] = [:]
-    var bySpawn: [Int: NodeSlot] = [:]
-    var nextSpawnId = 1
-    var wanted: Int
-    let startedAt = monotonicNow()
-    var readySent = false
-    /// Slots still to restart one at a time (rolling restart, reload, memory), with why.
-    var rollQueue: [(slot: Int, reason: StopReason)] = []
-    /// The slot being rolled now: the next waits until its replacement is healthy.
-    var rollCurrent: Int?
-    var stopDeadline: Double?
-    var pauseDeadline: Double?
-    var nextWatchdog: Double?
-    /// When to read the reports of nodes in a steady state (see `Supervisor+Reports.swift`).
-    var nextSweep: Double?
-    var anyKilledWhileStopping = false
-    var malformedReports = 0
-    var totalRestarts = 0
+    private var swarm: Swarm
+    private let configPath: String?
+    private let overrides: Overrides
+    private let socketPath: String
+    private let logger: Logger
+    private var loop: EventLoop
+    private var signalFd: Int32 = -1
+    private var control: ControlServer?
+    private var notifier = SystemdNotifier()
+    private var spawner: Spawner
+    private let environment: [String: String]
+    private var broker: EmbeddedBroker?
+    private var nodes: [Int: NodeFds] = [:]
+    private var nextSpawnId = 1
+    private var nextWatchdog: Double?
+    private var nextSweep: Double?
+    /// Where the reply to the command being handled goes.
+    private var replyTo: ((ControlResponse) -> Void)?
 
     /// Blocks the signals swarmd takes through its signalfd. Call first thing
     /// in main, before any thread exists, so that every thread inherits the mask.
@@ -90,15 +74,14 @@ public final class Supervisor {
     }
 
     public init(config: SwarmConfig, configPath: String?, overrides: Overrides, socketPath: String, logger: Logger) throws {
-        self.config = config
         self.configPath = configPath
         self.overrides = overrides
         self.socketPath = socketPath
         self.logger = logger
         self.environment = currentEnvironment()
-        self.wanted = config.supervisor.nodes
-        self.spawner = Spawner(config: config, environment: environment)
         self.loop = try EventLoop()
+        self.spawner = Spawner(config: config, environment: environment)
+        self.swarm = Swarm(config: config, pid: getpid(), now: monotonicNow())
     }
 
     /// Applies the command-line overrides to a configuration read from a file.
@@ -115,23 +98,21 @@ public final class Supervisor {
             try setUp()
         } catch let error as SwarmError {
             logger.critical("cannot start: \(error.message)")
-            return error.code == "config" ? ExitStatus.config : ExitStatus.unavailable
+            return error.code.exitStatus
         } catch {
             logger.critical("cannot start: \(error)")
             return ExitStatus.software
         }
-        logger.info("swarmd started", metadata: ["pid": "\(getpid())", "nodes": "\(wanted)", "socket": "\(socketPath)"])
-        scale(to: wanted, reason: "start")
+        logger.info("swarmd started", metadata: ["pid": "\(getpid())", "nodes": "\(swarm.wanted)", "socket": "\(socketPath)"])
+        feed(.start)
         if let interval = notifier.watchdogInterval {
             nextWatchdog = monotonicNow() + interval
             logger.info("systemd watchdog enabled", metadata: ["ping_every_s": "\(interval)"])
         }
-        while !finished {
-            turn()
-        }
+        while !swarm.finished { turn() }
         control?.shutdown()
         broker?.stop()
-        let status = anyKilledWhileStopping ? ExitStatus.failure : ExitStatus.ok
+        let status = swarm.anyKilledWhileStopping ? ExitStatus.failure : ExitStatus.ok
         logger.info("swarmd stopped", metadata: ["exit_status": "\(status)"])
         return status
     }
@@ -139,20 +120,19 @@ public final class Supervisor {
     private func setUp() throws {
         raiseFileLimit()
         signalFd = Self.handledSignals.withUnsafeBufferPointer { swarm_signalfd($0.baseAddress, Int32($0.count)) }
-        guard signalFd >= 0 else { throw SwarmError("signalfd", "signalfd: \(errnoText())") }
+        guard signalFd >= 0 else { throw SwarmError(.signalfd, "signalfd: \(errnoText())") }
         try loop.add(signalFd, .signal)
-
-        let server = try ControlServer(path: socketPath, mode: config.supervisor.socketMode,
-                                       group: config.supervisor.socketGroup,
+        let config = swarm.config
+        let server = try ControlServer(path: socketPath, mode: config.supervisor.socketMode, group: config.supervisor.socketGroup,
                                        idleTimeout: config.supervisor.controlTimeout, logger: logger)
         try loop.add(server.listenFd, .listener)
         control = server
-
         if config.usesEmbeddedBroker && config.supervisor.nodeCommand.isEmpty {
             let b = try EmbeddedBroker(config: config, logger: logger)
             broker = b
-            config.kafka.properties["bootstrap.servers"] = b.bootstrapServers
-            spawner = Spawner(config: config, environment: environment)
+            var withBroker = config
+            withBroker.kafka.properties["bootstrap.servers"] = b.bootstrapServers
+            spawner = Spawner(config: withBroker, environment: environment)
         }
     }
 
@@ -170,34 +150,241 @@ public final class Supervisor {
         }
     }
 
-    /// True once the swarm was told to stop and every node is gone.
-    var finished: Bool {
-        mode.isStopping && slots.values.allSatisfy { $0.process == nil }
-    }
-
-    /// One turn of the loop: wait, dispatch, then act on deadlines and re-arm the timer.
-    func turn() {
+    /// One turn of the loop: wait, turn what happened into events, act on deadlines, re-arm the timer.
+    private func turn() {
         for (token, events) in loop.wait() {
             switch token {
             case .signal: readSignals()
             case .timer: loop.drainTimer()
             case .listener: control?.acceptAll(loop: loop)
-            case .pidfd(let spawn): processExited(spawnId: spawn)
-            case .report(let spawn): readReports(spawnId: spawn)
+            case .pidfd(let spawn): reap(spawn)
+            case .report(let spawn): readReports(spawn)
             case .connection(let id):
                 control?.service(id: id, events: events, loop: loop) { [unowned self] request, peer in
-                    self.handle(request, from: peer)
+                    self.answer(request, from: peer)
                 }
             }
         }
         let now = monotonicNow()
-        checkDeadlines(now: now)
-        advanceRoll()
-        advanceStop(now: now)
-        checkReady()
-        updateStatusLine()
-        updateReportWatches(now: now)
-        loop.arm(at: nextDeadline())
+        if let w = nextWatchdog, now >= w, let interval = notifier.watchdogInterval {
+            notifier.watchdog()
+            nextWatchdog = now + interval
+        }
+        control?.expire(now: now, loop: loop)
+        if let s = nextSweep, now >= s { sweepReports() }
+        for spawn in swarm.hangSuspects(now: now) { readReports(spawn) }
+        feed(.tick)
+        if notifier.isActive { notifier.status(swarm.statusLine()) }  // not worth a string for nobody, every turn
+        updateReportWatches(now: monotonicNow())
+        loop.arm(at: [swarm.nextDeadline(), nextWatchdog, nextSweep, control?.nextDeadline].compactMap { $0 }.min())
+    }
+
+    // MARK: Events in, effects out
+
+    /// Hands one event to the core and carries out what it decides.
+    private func feed(_ event: SwarmEvent) {
+        var pending = swarm.handle(event, now: monotonicNow())
+        while !pending.isEmpty {
+            let effect = pending.removeFirst()
+            switch effect {
+            case .spawn(let slot):
+                pending += swarm.handle(spawn(slot), now: monotonicNow())
+            case .signal(let spawn, let signal):
+                guard let fds = nodes[spawn] else { continue }
+                let number = signal == .term ? SIGTERM : signal == .quit ? SIGQUIT : SIGKILL
+                if swarm_pidfd_send_signal(fds.pidfd, number) != 0 && errno != ESRCH {
+                    logger.error("cannot signal node: \(errnoText())", metadata: ["spawn": "\(spawn)"])
+                }
+            case .tell(let spawn, let command):
+                // Never blocks: a node that does not read its commands cannot stall the supervisor.
+                guard let fds = nodes[spawn], fds.controlFd >= 0 else { continue }
+                if !writeAll(fds.controlFd, command.line) && errno != EPIPE {
+                    logger.warning("cannot send '\(command.rawValue)' to node: \(errnoText())", metadata: ["spawn": "\(spawn)"])
+                }
+            case .notify(let message):
+                switch message {
+                case .ready: notifier.ready()
+                case .reloading: notifier.reloading()
+                case .stopping: notifier.stopping()
+                }
+            case .reply(var response):
+                if var status = response.status {
+                    // Memory is read fresh for a status, not kept up to date for nobody.
+                    for i in status.nodes.indices { status.nodes[i].rssBytes = status.nodes[i].pid.flatMap { residentBytes(pid: $0) } }
+                    response.status = status
+                }
+                replyTo?(response)
+            case .log(let level, let message, let meta):
+                logger.log(level: level, "\(message)", metadata: meta.mapValues { .string($0) })
+            case .useConfig(let config):
+                var c = config
+                if let broker { c.kafka.properties["bootstrap.servers"] = broker.bootstrapServers }
+                spawner = Spawner(config: c, environment: environment)
+            }
+        }
+    }
+
+    private func spawn(_ slot: Int) -> SwarmEvent {
+        let s: Spawner.Spawned
+        do {
+            s = try spawner.spawn(slot: slot)
+        } catch {
+            return .spawnFailed(slot: slot, error: "\(error)")
+        }
+        let spawnId = nextSpawnId
+        nextSpawnId += 1
+        do {
+            try loop.add(s.pidfd, .pidfd(spawn: spawnId))
+            try loop.add(s.reportFd, .report(spawn: spawnId))
+        } catch {
+            // A node the loop cannot watch must not run: kill and reap it now.
+            loop.remove(s.pidfd)
+            _ = swarm_pidfd_send_signal(s.pidfd, SIGKILL)
+            var code: Int32 = 0, status: Int32 = 0
+            var pfd = pollfd(fd: s.pidfd, events: Int16(POLLIN), revents: 0)
+            _ = poll(&pfd, 1, 1000)
+            _ = swarm_pidfd_reap(s.pidfd, &code, &status)
+            for fd in [s.pidfd, s.reportFd, s.controlFd] { close(fd) }
+            return .spawnFailed(slot: slot, error: "\(error)")
+        }
+        nodes[spawnId] = NodeFds(pidfd: s.pidfd, reportFd: s.reportFd, controlFd: s.controlFd)
+        return .spawned(slot: slot, spawn: spawnId, pid: s.pid)
+    }
+
+    private func reap(_ spawn: Int) {
+        guard let fds = nodes[spawn] else { return }
+        var code: Int32 = 0, status: Int32 = 0
+        let rc = swarm_pidfd_reap(fds.pidfd, &code, &status)
+        guard rc == 1 else {
+            if rc < 0 { logger.error("waitid failed: \(errnoText())", metadata: ["spawn": "\(spawn)"]) }
+            return
+        }
+        readReports(spawn)  // its last words count (handled totals)
+        loop.remove(fds.pidfd)
+        close(fds.pidfd)
+        if fds.reportFd >= 0 { loop.remove(fds.reportFd); close(fds.reportFd) }
+        if fds.controlFd >= 0 { close(fds.controlFd) }
+        nodes[spawn] = nil
+        let cause: ExitCause
+        switch code {
+        case 1: cause = .exited(status)
+        case 2, 3: cause = .signaled(signalName(status), coreDumped: code == 3)
+        default: cause = .other(code: code, status: status)
+        }
+        feed(.exited(spawn: spawn, cause: cause))
+    }
+
+    // MARK: Reports
+
+    /// Watches the report pipes of nodes the core waits on, leaves the rest
+    /// to the sweep, and schedules the sweep while any node needs one.
+    private func updateReportWatches(now: Double) {
+        var anySwept = false
+        for slot in swarm.slots.values {
+            guard let p = slot.process, let fds = nodes[p.spawn], fds.reportFd >= 0 else { continue }
+            let prompt = swarm.awaitsReport(slot)
+            if prompt != fds.watched {
+                loop.modify(fds.reportFd, .report(spawn: p.spawn), events: prompt ? SWARM_EPOLLIN : 0)
+                fds.watched = prompt
+            }
+            if !prompt { anySwept = true }
+        }
+        if !anySwept {
+            nextSweep = nil
+        } else if nextSweep == nil {
+            nextSweep = now + swarm.config.supervisor.reportInterval
+        }
+    }
+
+    /// Reads every node's pending reports.
+    private func sweepReports() {
+        for spawn in nodes.keys.sorted() { readReports(spawn) }
+        nextSweep = nil
+    }
+
+    /// Reads whatever the node wrote since the last read; the newest report goes to the core.
+    private func readReports(_ spawn: Int) {
+        guard let fds = nodes[spawn], fds.reportFd >= 0 else { return }
+        var buffer = [UInt8](repeating: 0, count: 8192)
+        var lines: [LineBuffer.Item] = []
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(fds.reportFd, $0.baseAddress, $0.count) }
+            if n > 0 {
+                lines += buffer.withUnsafeBytes { fds.reportLines.feed(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+                if lines.count > 1000 { break }  // a flooding node waits for the next turn
+                continue
+            }
+            if n == 0 {
+                // The node closed its report pipe; its pidfd will tell when it exits.
+                loop.remove(fds.reportFd)
+                close(fds.reportFd)
+                fds.reportFd = -1
+            } else if errno == EINTR {
+                continue
+            }
+            break
+        }
+        var latest: NodeReport?
+        for item in lines {
+            switch item {
+            case .overflow:
+                feed(.malformedReport(spawn: spawn, why: "line longer than \(NodeReport.maxLineLength) bytes"))
+            case .line(let bytes):
+                if bytes.isEmpty { continue }
+                do { latest = try NodeReport.parse(bytes) } catch { feed(.malformedReport(spawn: spawn, why: (error as? SwarmError)?.message ?? "\(error)")) }
+            }
+        }
+        guard let report = latest, let slot = swarm.slot(ofSpawn: spawn), let pid = slot.process?.pid else { return }
+        // Read from /proc only when a limit needs it; status reads it fresh when asked.
+        let rss = swarm.config.supervisor.memoryLimit > 0 ? residentBytes(pid: pid) : nil
+        feed(.report(spawn: spawn, report, rss: rss))
+    }
+
+    // MARK: Commands
+
+    /// A control request: checked and mapped to a command, answered by the core.
+    private func answer(_ request: ControlRequest, from peer: ControlServer.Peer) -> ControlResponse {
+        let origin = CommandOrigin.control(uid: peer.uid, pid: peer.pid)
+        let command: SwarmCommand
+        switch ControlMapping.command(for: request) {
+        case .failure(let failure):
+            return ControlResponse(ok: false, error: failure)
+        case .success(.reloadFile):
+            switch readConfiguration() {
+            case .failure(let e): return .failure(.badConfig, e.message)
+            case .success(let config): command = .reload(config)
+            }
+        case .success(.command(let c)):
+            command = c
+        }
+        if command == .status { sweepReports() }
+        var response = ControlResponse.failure(.busy, "swarmd did not answer this request")
+        replyTo = { response = $0 }
+        feed(.command(command, from: origin))
+        replyTo = nil
+        return response
+    }
+
+    /// Re-reads the configuration file for a reload. A valid one becomes the
+    /// command; an invalid one changes nothing.
+    private func readConfiguration() -> Result<SwarmConfig, SwarmError> {
+        var next = swarm.config
+        if let path = configPath {
+            do {
+                next = Self.apply(overrides, to: try ConfigLoader(path: path).load())
+                // The same checks as at start: a property librdkafka refuses must not reach the nodes.
+                try SwarmdValidation.validate(next, environment: environment)
+            } catch {
+                let e = (error as? SwarmError) ?? SwarmError(.config, "\(error)")
+                logger.error("reload refused, keeping the running configuration: \(e.message)")
+                return .failure(e)
+            }
+        }
+        if next.usesEmbeddedBroker != swarm.config.usesEmbeddedBroker {
+            logger.error("reload refused: switching the embedded broker on or off needs a restart of swarmd")
+            return .failure(SwarmError(.config, "switching the embedded broker on or off needs a restart of swarmd"))
+        }
+        return .success(next)
     }
 
     // MARK: Signals
@@ -211,95 +398,47 @@ public final class Supervisor {
         }
     }
 
-    func handleSignal(_ sig: Int32, from sender: Int32) {
+    /// Signals are commands too, through the same core as the socket.
+    private func handleSignal(_ sig: Int32, from sender: Int32) {
         let meta: Logger.Metadata = ["signal": "\(signalName(sig))", "from_pid": "\(sender)"]
+        let origin = CommandOrigin.signal(signalName(sig))
         switch sig {
         case SIGCHLD:
-            return  // pidfds tell us which node exited; CHLD only wakes the loop.
+            return  // pidfds tell which node exited; CHLD only wakes the loop.
         case SIGTERM, SIGINT:
-            if mode.isStopping {
-                logger.notice("second stop signal: stopping now", metadata: meta)
-                beginQuit()
-            } else {
-                logger.notice("graceful stop requested", metadata: meta)
-                beginStop()
-            }
+            if !swarm.mode.isStopping { logger.notice("graceful stop requested", metadata: meta) }
+            feed(.command(.stop(now: false), from: origin))
         case SIGQUIT:
             logger.notice("immediate stop requested", metadata: meta)
-            beginQuit()
+            feed(.command(.stop(now: true), from: origin))
         case SIGTTIN:
             logger.notice("one more node requested", metadata: meta)
-            _ = scaleRequest(to: wanted + 1, reason: "TTIN")
+            feed(.command(.scale(.relative(1)), from: origin))
         case SIGTTOU:
             logger.notice("one node fewer requested", metadata: meta)
-            if wanted <= 1 {
-                logger.warning("TTOU ignored: the swarm keeps at least one node (use swarmctl stop to stop it)")
-            } else {
-                _ = scaleRequest(to: wanted - 1, reason: "TTOU")
-            }
+            feed(.command(.scale(.relative(-1)), from: origin))
         case SIGUSR1:
             logStatusReport()
         case SIGHUP:
             logger.notice("reload requested", metadata: meta)
-            _ = reload()
+            if case .success(let config) = readConfiguration() { feed(.command(.reload(config), from: origin)) }
         default:
             logger.warning("signal ignored: swarmd does nothing on it", metadata: meta)
         }
     }
 
-    // MARK: Deadlines
-
-    func nextDeadline() -> Double? {
-        var next: Double?
-        func consider(_ t: Double?) {
-            guard let t else { return }
-            if next == nil || t < next! { next = t }
+    /// SIGUSR1: the whole status in the log, one line per node.
+    private func logStatusReport() {
+        sweepReports()
+        let s = swarm.status(now: monotonicNow())
+        logger.notice("status: \(swarm.statusLine())", metadata: ["state": "\(s.state)", "wanted": "\(s.wanted)", "handled": "\(s.handled)", "malformed_reports": "\(s.malformedReports)"])
+        for n in s.nodes {
+            logger.notice("status: node", metadata: [
+                "slot": "\(n.slot)", "pid": "\(n.pid.map(String.init) ?? "-")", "state": "\(n.state)",
+                "uptime_s": "\(n.uptimeS)", "restarts": "\(n.restarts)", "last_exit": "\(n.lastExit ?? "-")",
+                "rss": "\(n.pid.flatMap { residentBytes(pid: $0) }.map(String.init) ?? "-")", "handled": "\(n.handled)", "failed": "\(n.failed)",
+                "partitions": "\(n.partitions)", "lag": "\(n.lag.map(String.init) ?? "-")",
+            ])
         }
-        for slot in slots.values {
-            if let p = slot.process {
-                consider(p.killAt)
-                if slot.state != .stopping { consider(p.lastReportAt + config.supervisor.reportTimeout) }
-            } else {
-                consider(slot.respawnAt)
-            }
-        }
-        consider(stopDeadline)
-        consider(pauseDeadline)
-        consider(nextWatchdog)
-        consider(nextSweep)
-        consider(control?.nextDeadline)
-        return next
-    }
-
-    func checkDeadlines(now: Double) {
-        if let w = nextWatchdog, now >= w, let interval = notifier.watchdogInterval {
-            notifier.watchdog()
-            nextWatchdog = now + interval
-        }
-        control?.expire(now: now, loop: loop)
-        if let s = nextSweep, now >= s { sweepReports() }
-        for slot in slots.values.sorted(by: { $0.id < $1.id }) {
-            if let p = slot.process {
-                if let k = p.killAt, now >= k, !p.killed {
-                    logger.warning("node did not stop in time: KILL", metadata: meta(slot))
-                    p.killed = true
-                    p.killAt = nil
-                    if mode.isStopping { anyKilledWhileStopping = true }
-                    _ = swarm_pidfd_send_signal(p.pidfd, SIGKILL)
-                } else if slot.state != .stopping, now - p.lastReportAt >= config.supervisor.reportTimeout,
-                          !readsFreshReport(slot, process: p, now: now) {
-                    logger.error("node hung: no report for \(config.supervisor.reportTimeout) s", metadata: meta(slot))
-                    stop(slot, reason: .hung, signal: SIGTERM, grace: config.supervisor.killTimeout)
-                }
-            } else if let at = slot.respawnAt, now >= at, !mode.isStopping {
-                spawn(slot)
-            }
-        }
-    }
-
-    func meta(_ slot: NodeSlot) -> Logger.Metadata {
-        var m: Logger.Metadata = ["slot": "\(slot.id)"]
-        if let p = slot.process { m["pid"] = "\(p.pid)" }
-        return m
     }
 }

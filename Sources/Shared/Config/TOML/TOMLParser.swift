@@ -214,9 +214,9 @@ public struct TOMLParser {
         guard let b = peek else { throw fail("expected a value, found the end of the file") }
         switch b {
         case 0x22:
-            return .string(peek(1) == 0x22 && peek(2) == 0x22 ? try multiLineBasicString() : try basicString())
+            return .string(peek(1) == 0x22 && peek(2) == 0x22 ? try multiLineString(basic: true) : try basicString())
         case 0x27:
-            return .string(peek(1) == 0x27 && peek(2) == 0x27 ? try multiLineLiteralString() : try literalString())
+            return .string(peek(1) == 0x27 && peek(2) == 0x27 ? try multiLineString(basic: false) : try literalString())
         case 0x5B:
             return try array(depth: depth)
         case 0x7B:
@@ -524,17 +524,19 @@ public struct TOMLParser {
         return true
     }
 
-    private mutating func multiLineBasicString() throws -> String {
+    /// `"""…"""` (escapes, and a backslash at a line's end trims what follows)
+    /// or `'''…'''` (every byte as written).
+    private mutating func multiLineString(basic: Bool) throws -> String {
         let startLine = line
+        let quote: UInt8 = basic ? 0x22 : 0x27
         pos += 3
         try skipFirstNewline()
         var out: [UInt8] = []
         while true {
             guard let b = peek else { throw TOMLError(line: startLine, message: "unterminated multi-line string") }
-            if b == 0x22, try closingQuotes(0x22, into: &out) { return String(decoding: out, as: UTF8.self) }
+            if b == quote, try closingQuotes(quote, into: &out) { return String(decoding: out, as: UTF8.self) }
             if try atNewline() { consumeNewline(); out.append(0x0A); continue }
-            if b == 0x5C {
-                // A backslash at the end of a line trims the newline and the blanks that follow.
+            if basic && b == 0x5C {
                 var k = pos + 1
                 while k < bytes.count, bytes[k] == 0x20 || bytes[k] == 0x09 { k += 1 }
                 if k < bytes.count, bytes[k] == 0x0A || (bytes[k] == 0x0D && k + 1 < bytes.count && bytes[k + 1] == 0x0A) {
@@ -547,22 +549,9 @@ public struct TOMLParser {
                 try escape(into: &out)
                 continue
             }
-            if Self.isControl(b) { throw fail("the control character U+\(hex(b)) must be escaped in a string") }
-            out.append(b)
-            pos += 1
-        }
-    }
-
-    private mutating func multiLineLiteralString() throws -> String {
-        let startLine = line
-        pos += 3
-        try skipFirstNewline()
-        var out: [UInt8] = []
-        while true {
-            guard let b = peek else { throw TOMLError(line: startLine, message: "unterminated multi-line string") }
-            if b == 0x27, try closingQuotes(0x27, into: &out) { return String(decoding: out, as: UTF8.self) }
-            if try atNewline() { consumeNewline(); out.append(0x0A); continue }
-            if Self.isControl(b) { throw fail("the control character U+\(hex(b)) is not allowed in a literal string") }
+            if Self.isControl(b) {
+                throw fail("the control character U+\(hex(b)) \(basic ? "must be escaped in a string" : "is not allowed in a literal string")")
+            }
             out.append(b)
             pos += 1
         }

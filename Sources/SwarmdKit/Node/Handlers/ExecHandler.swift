@@ -24,6 +24,8 @@ public final class ExecHandler: MessageHandler {
     let slot: Int
     let logger: Logger
     private var pid: pid_t = 0
+    /// The program's pidfd: it is reaped through it, never by pid.
+    private var pidfd: Int32 = -1
     private var stdinFd: Int32 = -1
     private var stdoutFd: Int32 = -1
     private var answers = LineBuffer(limit: 64 * 1024)
@@ -39,11 +41,13 @@ public final class ExecHandler: MessageHandler {
 
     private func start() throws {
         guard let first = command.first, let program = resolveProgram(first, path: getenv("PATH").map { String(cString: $0) }) else {
-            throw SwarmError("handler", "handler program \"\(command.first ?? "")\" not found")
+            throw SwarmError(.handler, "handler program \"\(command.first ?? "")\" not found")
         }
         var input: [Int32] = [-1, -1], output: [Int32] = [-1, -1], errors: [Int32] = [-1, -1]
         guard swarm_pipe(&input, 0, 0) == 0, swarm_pipe(&output, 0, 0) == 0, swarm_pipe(&errors, 0, 0) == 0 else {
-            throw SwarmError("handler", "pipe: \(errnoText())")
+            let text = errnoText()
+            for fd in input + output + errors where fd >= 0 { close(fd) }  // the pipes made before the one that failed
+            throw SwarmError(.handler, "pipe: \(text)")
         }
         let maps = [swarm_fd_map(source: input[0], target: 0), swarm_fd_map(source: output[1], target: 1),
                     swarm_fd_map(source: errors[1], target: 2)]
@@ -57,7 +61,17 @@ public final class ExecHandler: MessageHandler {
         close(input[0]); close(output[1]); close(errors[1])
         guard child > 0 else {
             close(input[1]); close(output[0]); close(errors[0])
-            throw SwarmError("handler", "cannot start \(program): \(errnoText(-child))")
+            throw SwarmError(.handler, "cannot start \(program): \(errnoText(-child))")
+        }
+        // The child is ours and unreaped: its pid cannot be reused before this.
+        pidfd = swarm_pidfd_open(child)
+        guard pidfd >= 0 else {
+            let text = errnoText()
+            kill(child, SIGKILL)
+            var status: Int32 = 0
+            waitpid(child, &status, 0)
+            close(input[1]); close(output[0]); close(errors[0])
+            throw SwarmError(.handler, "pidfd_open(\(child)): \(text)")
         }
         pid = child
         stdinFd = input[1]
@@ -89,19 +103,24 @@ public final class ExecHandler: MessageHandler {
         guard pid > 0 else { return "not running" }
         if stdinFd >= 0 { close(stdinFd); stdinFd = -1 }
         if stdoutFd >= 0 { close(stdoutFd); stdoutFd = -1 }
-        if force { kill(pid, SIGKILL) }
-        var status: Int32 = 0
-        var waited = 0.0
-        while waitpid(pid, &status, WNOHANG) == 0 {
-            if waited >= 2 { kill(pid, SIGKILL); waitpid(pid, &status, 0); break }
-            sleepSeconds(0.01)
-            waited += 0.01
+        if force { _ = swarm_pidfd_send_signal(pidfd, SIGKILL) }
+        // The pidfd becomes readable when the program exits: no polling.
+        var pfd = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
+        if poll(&pfd, 1, 2000) == 0 { _ = swarm_pidfd_send_signal(pidfd, SIGKILL) }
+        var code: Int32 = 0, status: Int32 = 0
+        while swarm_pidfd_reap(pidfd, &code, &status) == 0 {
+            pfd.revents = 0
+            _ = poll(&pfd, 1, 1000)
         }
+        close(pidfd)
+        pidfd = -1
         pid = 0
         if let t = stderrThread { pthread_join(t, nil); stderrThread = nil }
-        let low = status & 0x7f
-        if low == 0 { return "exited with status \((status >> 8) & 0xff)" }
-        return "killed by signal \(signalName(low))"
+        switch code {
+        case 1: return "exited with status \(status)"
+        case 2, 3: return "killed by signal \(signalName(status))"
+        default: return "ended (code \(code), status \(status))"
+        }
     }
 
     public func handle(_ batch: [KafkaMessage], shouldAbort: () -> Bool) -> [HandleOutcome] {

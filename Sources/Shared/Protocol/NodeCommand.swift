@@ -1,0 +1,38 @@
+/// The supervisor's commands to a node, one per line on the node's control
+/// pipe (fd 4). One type on both sides of the pipe, so the words cannot drift.
+public enum NodeCommand: String, Sendable, CaseIterable {
+    /// Stop fetching, commit, report `drained`, stay in the group (graceful stop, phase 1).
+    case pause
+    /// Commit and leave the subscription so the other nodes take the partitions.
+    case drain
+    /// Fetch again.
+    case resume
+
+    /// The line written to the pipe.
+    public var line: String { rawValue + "\n" }
+}
+
+/// `swarmctl scale` and TTIN/TTOU: an absolute size or a change of it.
+public enum ScaleTarget: Equatable, Sendable {
+    case absolute(Int)
+    case relative(Int)
+
+    /// "12", "+2", "-1".
+    public init?(_ text: String) {
+        if text.hasPrefix("+") || text.hasPrefix("-") {
+            guard let d = Int(text.dropFirst()), text.count > 1 else { return nil }
+            self = .relative(text.hasPrefix("-") ? -d : d)
+        } else {
+            guard let n = Int(text) else { return nil }
+            self = .absolute(n)
+        }
+    }
+
+    /// The size this asks for, from the current one.
+    public func size(from current: Int) -> Int {
+        switch self {
+        case .absolute(let n): return n
+        case .relative(let d): return current + d
+        }
+    }
+}

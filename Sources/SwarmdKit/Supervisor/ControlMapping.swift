@@ -1,0 +1,35 @@
+import Shared
+
+/// Turns a control-socket request into a command of the core, or the error
+/// that refuses it: the protocol version, the command name and the shape of
+/// its arguments are checked here, once, so the core only sees commands.
+enum ControlMapping {
+    enum Mapped: Equatable {
+        case command(SwarmCommand)
+        /// A reload: the shell reads the file first (I/O), then hands the core `.reload(config)`.
+        case reloadFile
+    }
+
+    static func command(for request: ControlRequest) -> Result<Mapped, ControlFailure> {
+        guard request.v == ControlProtocol.version else {
+            return .failure(ControlFailure(.badRequest, "protocol version \(request.v) is not supported; this swarmd speaks v=\(ControlProtocol.version)"))
+        }
+        guard let name = ControlCommand(rawValue: request.cmd) else {
+            return .failure(ControlFailure(.unknownCommand, "unknown command \"\(request.cmd.prefix(64))\"; known: \(ControlCommand.allCases.map(\.rawValue).joined(separator: ", "))"))
+        }
+        switch name {
+        case .status: return .success(.command(.status))
+        case .scale:
+            switch (request.nodes, request.delta) {
+            case (let n?, nil): return .success(.command(.scale(.absolute(n))))
+            case (nil, let d?): return .success(.command(.scale(.relative(d))))
+            default: return .failure(ControlFailure(.badArgument, "scale needs either \"nodes\" (absolute) or \"delta\" (relative)"))
+            }
+        case .drain: return .success(.command(.drain(slots: request.slots)))
+        case .resume: return .success(.command(.resume(slots: request.slots)))
+        case .restart: return .success(.command(.restart(slots: request.slots)))
+        case .reload: return .success(.reloadFile)
+        case .stop: return .success(.command(.stop(now: request.now == true)))
+        }
+    }
+}

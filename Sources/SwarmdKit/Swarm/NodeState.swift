@@ -1,0 +1,216 @@
+import Shared
+
+/// One running node process, as the supervisor knows it.
+struct NodeProcess: Equatable {
+    /// swarmd's own id for this process: events name the spawn, never the
+    /// slot, so an event from a replaced process cannot be taken for its successor's.
+    let spawn: Int
+    let pid: Int32
+    let startedAt: Double
+    var lastReportAt: Double
+    var lastReport: NodeReport?
+    var healthySince: Double?
+    /// Messages per second, smoothed over reports.
+    var rate = 0.0
+    var rateSampleAt: Double?
+    var rateSampleHandled: Int64 = 0
+    /// Resident bytes, when the shell read them (only with a memory limit).
+    var rss: Int64?
+
+    init(spawn: Int, pid: Int32, now: Double) {
+        self.spawn = spawn
+        self.pid = pid
+        self.startedAt = now
+        self.lastReportAt = now
+    }
+}
+
+/// Why the supervisor stops a node: shown in logs and in `last_exit`.
+enum StopReason: Equatable {
+    case hung
+    case unhealthy(Int)
+    case overMemory(Int64)
+    case restart
+    case scaleDown
+    case shutdown
+    case quit
+
+    var text: String {
+        switch self {
+        case .hung: return "hung (no report)"
+        case .unhealthy(let r): return "unhealthy: \(UnhealthyReason.describe(r))"
+        case .overMemory(let b): return "over memory limit (rss \(b / 1024 / 1024) MiB)"
+        case .restart: return "restart requested"
+        case .scaleDown: return "scaled down"
+        case .shutdown: return "swarm stopping"
+        case .quit: return "swarm stopping now"
+        }
+    }
+
+    /// Failures count toward backoff; operator-requested stops do not.
+    var isFailure: Bool {
+        switch self {
+        case .hung, .unhealthy, .overMemory: return true
+        default: return false
+        }
+    }
+}
+
+/// The signals the supervisor sends nodes (the shell maps them to numbers).
+enum NodeSignal: Equatable {
+    case term, quit, kill
+}
+
+/// A stop the supervisor ordered: why, and when KILL follows.
+struct StopOrder: Equatable {
+    var reason: StopReason
+    var killAt: Double
+    var killed = false
+}
+
+/// Where one node slot is in its life. States that have a process carry it;
+/// a backoff knows when it respawns.
+///
+///     backoff ──spawned──▶ starting ──healthy report──▶ running ◀──resume── drained
+///        ▲                    │                           │   └──drain──▶ draining ──▶ drained
+///        │                    └──── hung / unhealthy / over memory / restart / scale down ──▶ stopping
+///        └─────────────────── exited (crash, or stopped to be replaced) ◀─────────────────────┘
+///
+/// Every legal move is in `next(_:on:)`, beside this diagram; the core
+/// refuses (and logs) any other. A slot that is not wanted any more (scaled
+/// down, swarm stopping) is removed at its exit instead of going to backoff.
+enum NodeState: Equatable {
+    /// No process. `respawnAt` nil: a spawn was asked of the shell just now.
+    case backoff(respawnAt: Double?)
+    /// Spawned; waiting for the first healthy report.
+    case starting(NodeProcess)
+    /// Reporting healthy.
+    case running(NodeProcess)
+    /// Told to drain; waiting for it to report `state=drained`.
+    case draining(NodeProcess)
+    /// Idle: not fetching, everything handled committed.
+    case drained(NodeProcess)
+    /// Told to stop (TERM or QUIT); KILL follows at `order.killAt`.
+    case stopping(NodeProcess, StopOrder)
+
+    enum Phase: String, Equatable {
+        case backoff, starting, running, draining, drained, stopping
+    }
+
+    /// What can happen to a slot.
+    enum Event: Equatable {
+        case spawned, reportedRunning, reportedDrained, drain, resume, stop, exited
+    }
+
+    /// The transition table: the phase a slot moves to on an event, or nil
+    /// when that event is not a move from this phase.
+    static func next(_ phase: Phase, on event: Event) -> Phase? {
+        switch (phase, event) {
+        case (.backoff, .spawned): return .starting
+        case (.starting, .reportedRunning), (.drained, .reportedRunning), (.draining, .resume): return .running
+        case (.starting, .drain), (.running, .drain): return .draining
+        case (.starting, .reportedDrained), (.running, .reportedDrained), (.draining, .reportedDrained): return .drained
+        case (.starting, .stop), (.running, .stop), (.draining, .stop), (.drained, .stop), (.stopping, .stop): return .stopping
+        case (.starting, .exited), (.running, .exited), (.draining, .exited), (.drained, .exited), (.stopping, .exited): return .backoff
+        default: return nil
+        }
+    }
+
+    var phase: Phase {
+        switch self {
+        case .backoff: return .backoff
+        case .starting: return .starting
+        case .running: return .running
+        case .draining: return .draining
+        case .drained: return .drained
+        case .stopping: return .stopping
+        }
+    }
+
+    var process: NodeProcess? {
+        switch self {
+        case .backoff: return nil
+        case .starting(let p), .running(let p), .draining(let p), .drained(let p), .stopping(let p, _): return p
+        }
+    }
+
+    var stopOrder: StopOrder? {
+        if case .stopping(_, let order) = self { return order }
+        return nil
+    }
+
+    /// The same phase with the process changed by `body`.
+    func updatingProcess(_ body: (inout NodeProcess) -> Void) -> NodeState {
+        switch self {
+        case .backoff: return self
+        case .starting(var p): body(&p); return .starting(p)
+        case .running(var p): body(&p); return .running(p)
+        case .draining(var p): body(&p); return .draining(p)
+        case .drained(var p): body(&p); return .drained(p)
+        case .stopping(var p, let o): body(&p); return .stopping(p, o)
+        }
+    }
+
+    /// The state of `phase` with this state's process (for moves between process states).
+    func with(phase: Phase, order: StopOrder? = nil) -> NodeState? {
+        guard let p = process else { return nil }
+        switch phase {
+        case .starting: return .starting(p)
+        case .running: return .running(p)
+        case .draining: return .draining(p)
+        case .drained: return .drained(p)
+        case .stopping: return order.map { .stopping(p, $0) }
+        case .backoff: return nil
+        }
+    }
+}
+
+/// A node slot: a stable id (0…N-1) that outlives the processes filling it.
+/// What the slot *is* (`state`) is kept apart from what is *wanted* of it
+/// (`want`), as runit's runsv keeps `state` and `want`.
+struct Slot: Equatable {
+    enum Want: Equatable {
+        /// Running and consuming.
+        case up
+        /// Drained by the operator: a replacement process is drained too.
+        case drained
+        /// Scaled away: removed when its process exits.
+        case gone
+    }
+
+    let id: Int
+    var state: NodeState
+    var want = Want.up
+    /// Restarts of this slot since swarmd started.
+    var restarts = 0
+    /// Failures in a row without a healthy stretch of `restart_reset_after`.
+    var quickFailures = 0
+    var lastExit: String?
+    /// Totals of earlier processes of this slot, so counters never go backwards.
+    var handledBefore: Int64 = 0
+    var failedBefore: Int64 = 0
+
+    init(id: Int) {
+        self.id = id
+        self.state = .backoff(respawnAt: nil)
+    }
+
+    var process: NodeProcess? { state.process }
+    var handled: Int64 { handledBefore + (process?.lastReport?.handled ?? 0) }
+    var failed: Int64 { failedBefore + (process?.lastReport?.failed ?? 0) }
+}
+
+/// How a node process ended, as waitid(2) said.
+enum ExitCause: Equatable {
+    case exited(Int32)
+    case signaled(String, coreDumped: Bool)
+    case other(code: Int32, status: Int32)
+
+    var text: String {
+        switch self {
+        case .exited(let s): return "exited with status \(s)"
+        case .signaled(let name, let core): return "killed by signal \(name)\(core ? " (core dumped)" : "")"
+        case .other(let c, let s): return "ended (code \(c), status \(s))"
+        }
+    }
+}

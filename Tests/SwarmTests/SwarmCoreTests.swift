@@ -1,0 +1,515 @@
+import Shared
+@testable import SwarmdKit
+import XCTest
+
+/// The supervisor's decisions, driven with events and a fake clock: no
+/// process, no fd, no sleep. Each test reads as the behaviour it checks.
+final class SwarmCoreTests: XCTestCase {
+    /// A swarm with the shell's part played: every spawn succeeds (or fails,
+    /// with `failSpawns`), and time moves only when told.
+    struct Harness {
+        var swarm: Swarm
+        var now = 0.0
+        var nextSpawn = 1
+        var failSpawns = false
+        var effects: [SwarmEffect] = []
+
+        init(nodes: Int = 2, _ extra: String = "", builtIn: Bool = true) {
+            var text = "[supervisor]\nnodes = \(nodes)\nreport_timeout = 10\nkill_timeout = 10\nshutdown_timeout = 30\nquit_timeout = 2\nrestart_backoff_max = 8\nrestart_reset_after = 10\ncrash_loop_after = 3\n"
+            if !builtIn { text += "node_command = [\"/bin/true\"]\n" }
+            text += extra
+            let config = try! ConfigLoader(path: "test.toml").parse(text)
+            swarm = Swarm(config: config, pid: 42, now: 0)
+        }
+
+        @discardableResult
+        mutating func send(_ event: SwarmEvent) -> [SwarmEffect] {
+            var out: [SwarmEffect] = []
+            var pending = swarm.handle(event, now: now)
+            while !pending.isEmpty {
+                let effect = pending.removeFirst()
+                out.append(effect)
+                if case .spawn(let slot) = effect {
+                    if failSpawns {
+                        pending += swarm.handle(.spawnFailed(slot: slot, error: "cannot start /x: No such file"), now: now)
+                    } else {
+                        let s = nextSpawn
+                        nextSpawn += 1
+                        pending += swarm.handle(.spawned(slot: slot, spawn: s, pid: Int32(1000 + s)), now: now)
+                    }
+                }
+            }
+            effects = out
+            return out
+        }
+
+        @discardableResult
+        mutating func at(_ t: Double) -> [SwarmEffect] {
+            now = t
+            return send(.tick)
+        }
+
+        func spawn(_ slot: Int) -> Int? { swarm.slots[slot]?.process?.spawn }
+        func phase(_ slot: Int) -> NodeState.Phase? { swarm.slots[slot]?.state.phase }
+
+        mutating func report(_ slot: Int, _ state: NodeReport.State = .running, health: NodeReport.Health = .ok, reason: Int = 0,
+                             handled: Int64 = 0, rss: Int64? = nil) {
+            var r = NodeReport()
+            r.state = state
+            r.health = health
+            r.reason = reason
+            r.handled = handled
+            send(.report(spawn: spawn(slot)!, r, rss: rss))
+        }
+
+        /// Every live node reports running (healthy).
+        mutating func allReport(_ state: NodeReport.State = .running) {
+            for id in swarm.slots.keys.sorted() where swarm.slots[id]?.process != nil { report(id, state) }
+        }
+
+        mutating func exit(_ slot: Int, _ cause: ExitCause = .exited(1)) {
+            send(.exited(spawn: spawn(slot)!, cause: cause))
+        }
+
+        mutating func command(_ c: SwarmCommand, signal: String? = nil) -> ControlResponse? {
+            send(.command(c, from: signal.map { .signal($0) } ?? .control(uid: 0, pid: 7)))
+            for case .reply(let r) in effects { return r }
+            return nil
+        }
+
+        var spawns: [Int] { effects.compactMap { if case .spawn(let s) = $0 { return s } else { return nil } } }
+        var signals: [NodeSignal] { effects.compactMap { if case .signal(_, let s) = $0 { return s } else { return nil } } }
+        func signals(to slot: Int) -> [NodeSignal] {
+            let s = spawn(slot)
+            return effects.compactMap { if case .signal(s, let sig) = $0 { return sig } else { return nil } }
+        }
+        var told: [NodeCommand] { effects.compactMap { if case .tell(_, let c) = $0 { return c } else { return nil } } }
+        var notified: [SystemdMessage] { effects.compactMap { if case .notify(let m) = $0 { return m } else { return nil } } }
+        var logs: [String] { effects.compactMap { if case .log(_, let m, _) = $0 { return m } else { return nil } } }
+        /// Log messages with their reasons (`reason=` metadata), as one text.
+        var reasons: [String] { effects.compactMap { if case .log(_, _, let meta) = $0 { return meta["reason"] } else { return nil } } }
+
+        /// Starts the swarm and brings every node to running.
+        mutating func started() {
+            send(.start)
+            allReport()
+        }
+    }
+
+    // MARK: Start and readiness
+
+    func testStartSpawnsEveryNodeAndIsReadyOnlyWhenAllReportHealthy() {
+        var h = Harness(nodes: 3)
+        h.send(.start)
+        XCTAssertEqual(h.spawns, [0, 1, 2])
+        XCTAssertEqual((0..<3).map { h.phase($0) }, [.starting, .starting, .starting])
+        h.report(0)
+        h.report(1)
+        XCTAssertFalse(h.swarm.readySent)
+        h.report(2)
+        XCTAssertEqual(h.notified, [.ready])
+        XCTAssertEqual(h.phase(2), .running)
+    }
+
+    func testReadyIsSentOnce() {
+        var h = Harness(nodes: 1)
+        h.started()
+        h.report(0)
+        XCTAssertEqual(h.notified, [])
+        h.exit(0)
+        h.report(0)
+        XCTAssertEqual(h.notified, [], "a restarted node does not make the swarm ready again")
+    }
+
+    func testANodeThatReportsDrainedAtFirstCountsAsUp() {
+        var h = Harness(nodes: 1)
+        h.send(.start)
+        h.report(0, .drained)
+        XCTAssertEqual(h.phase(0), .drained)
+        XCTAssertTrue(h.swarm.readySent)
+    }
+
+    // MARK: Crashes and backoff
+
+    func testAFirstCrashRestartsAtOnce() {
+        var h = Harness(nodes: 1)
+        h.started()
+        h.exit(0, .signaled("SEGV", coreDumped: true))
+        XCTAssertEqual(h.spawns, [0])
+        XCTAssertEqual(h.phase(0), .starting)
+        XCTAssertEqual(h.swarm.slots[0]?.restarts, 1)
+        XCTAssertEqual(h.swarm.slots[0]?.lastExit, "killed by signal SEGV (core dumped)")
+    }
+
+    func testRepeatedCrashesBackOffExponentiallyUpToTheCap() {
+        var h = Harness(nodes: 1)
+        h.send(.start)
+        var delays: [Double] = []
+        for _ in 0..<7 {
+            h.exit(0)
+            if case .backoff(let at?) = h.swarm.slots[0]!.state {
+                delays.append(at - h.now)
+                XCTAssertEqual(h.at(at - 0.01), [], "nothing before the deadline")
+                h.at(at)
+                XCTAssertEqual(h.spawns, [0])
+            } else {
+                delays.append(0)
+            }
+        }
+        XCTAssertEqual(delays, [0, 0.5, 1, 2, 4, 8, 8])
+    }
+
+    func testASlotIsCrashLoopingAfterQuickFailuresInARow() {
+        var h = Harness(nodes: 1)
+        h.send(.start)
+        for i in 0..<3 {
+            h.exit(0)
+            if case .backoff(let at?) = h.swarm.slots[0]!.state, i < 2 { h.at(at) }
+        }
+        XCTAssertEqual(h.swarm.status(now: h.now).nodes[0].state, "crash-looping")
+        XCTAssertTrue(h.reasons.contains { $0.contains("crash-looping: 3 quick failures") }, "\(h.reasons)")
+    }
+
+    func testAHealthyStretchResetsTheBackoff() {
+        var h = Harness(nodes: 1)
+        h.send(.start)
+        h.exit(0)  // restarts at once
+        h.exit(0)  // 0.5 s
+        h.at(0.5)
+        h.report(0)  // healthy from 0.5
+        h.at(11)
+        h.report(0)
+        h.exit(0)
+        XCTAssertEqual(h.spawns, [0], "after restart_reset_after of health, a crash restarts at once again")
+    }
+
+    func testASpawnThatFailsIsRetriedAfterHalfASecondAtLeast() {
+        var h = Harness(nodes: 1)
+        h.failSpawns = true
+        h.send(.start)
+        guard case .backoff(let at?) = h.swarm.slots[0]!.state else { return XCTFail("not in backoff") }
+        XCTAssertEqual(at, 0.5)
+        XCTAssertTrue(h.logs.contains { $0.hasPrefix("cannot spawn node: cannot start /x") })
+        h.failSpawns = false
+        h.at(0.5)
+        XCTAssertEqual(h.phase(0), .starting)
+    }
+
+    // MARK: Hung, unhealthy, memory
+
+    func testAHungNodeGetsTermThenKillAtTheDeadline() {
+        var h = Harness(nodes: 1)
+        h.started()
+        XCTAssertEqual(h.swarm.hangSuspects(now: 9.9), [])
+        XCTAssertEqual(h.swarm.hangSuspects(now: 10), [h.spawn(0)!], "the shell reads these pipes before the tick")
+        h.at(10)
+        XCTAssertEqual(h.signals(to: 0), [.term])
+        XCTAssertEqual(h.phase(0), .stopping)
+        XCTAssertEqual(h.swarm.nextDeadline(), 20)
+        h.at(20)
+        XCTAssertEqual(h.signals(to: 0), [.kill])
+        h.at(25)
+        XCTAssertEqual(h.signals, [], "KILL once")
+        h.exit(0, .signaled("KILL", coreDumped: false))
+        XCTAssertEqual(h.swarm.slots[0]?.lastExit, "killed by signal KILL after stop: hung (no report)")
+    }
+
+    func testAReportBeforeTheDeadlineKeepsTheNodeAlive() {
+        var h = Harness(nodes: 1)
+        h.started()
+        h.now = 9
+        h.report(0)
+        h.at(15)
+        XCTAssertEqual(h.signals, [])
+        XCTAssertEqual(h.swarm.nextDeadline(), 19)
+    }
+
+    func testANodeReportingItselfUnhealthyIsStoppedAsAFailure() {
+        var h = Harness(nodes: 1)
+        h.started()
+        h.report(0, health: .unhealthy, reason: UnhealthyReason.handlerStuck.rawValue)
+        XCTAssertEqual(h.signals(to: 0), [.term])
+        h.exit(0, .exited(0))
+        h.exit(0, .exited(0))
+        guard case .backoff(let at?) = h.swarm.slots[0]!.state else { return XCTFail("a failure backs off") }
+        XCTAssertEqual(at, 0.5)
+    }
+
+    func testNodesOverTheMemoryLimitAreRestartedGracefullyOneAtATime() {
+        var h = Harness(nodes: 2, "memory_limit = 1000\n")
+        h.started()
+        h.report(0, rss: 2000)
+        XCTAssertEqual(h.signals(to: 0), [.term])
+        h.report(1, rss: 2000)
+        XCTAssertEqual(h.signals, [], "one at a time")
+        h.exit(0, .exited(0))
+        XCTAssertEqual(h.signals, [])
+        h.report(0, rss: 10)
+        XCTAssertEqual(h.signals(to: 1), [.term], "the next once the first replacement is healthy")
+    }
+
+    // MARK: Size
+
+    func testTTINAndTTOUAddAndRemoveOneNodeTheHighestSlotFirst() {
+        var h = Harness(nodes: 2)
+        h.started()
+        XCTAssertNil(h.command(.scale(.relative(1)), signal: "TTIN"), "a signal gets no reply")
+        XCTAssertEqual(h.spawns, [2])
+        h.report(2)
+        _ = h.command(.scale(.relative(-1)), signal: "TTOU")
+        XCTAssertEqual(h.signals(to: 2), [.term])
+        h.exit(2, .exited(0))
+        XCTAssertNil(h.swarm.slots[2], "removed, not restarted")
+        XCTAssertEqual(h.spawns, [])
+    }
+
+    func testTheSwarmNeverGoesBelowOneNode() {
+        var h = Harness(nodes: 1)
+        h.started()
+        _ = h.command(.scale(.relative(-1)), signal: "TTOU")
+        XCTAssertTrue(h.logs.contains { $0.hasPrefix("TTOU ignored: the swarm size must be between 1 and 1024, not 0") }, "\(h.logs)")
+        XCTAssertEqual(h.command(.scale(.absolute(0)))?.error?.code, "bad-argument")
+        XCTAssertEqual(h.command(.scale(.absolute(1025)))?.error?.code, "bad-argument")
+        XCTAssertEqual(h.swarm.wanted, 1)
+    }
+
+    func testScaleToNAndByDelta() {
+        var h = Harness(nodes: 2)
+        h.started()
+        XCTAssertEqual(h.command(.scale(.absolute(5)))?.message, "scaling to 5 nodes")
+        XCTAssertEqual(h.spawns, [2, 3, 4])
+        XCTAssertEqual(h.command(.scale(.relative(-3)))?.message, "scaling to 2 nodes")
+        XCTAssertEqual(h.effects.compactMap { if case .signal(let s, .term) = $0 { return s } else { return nil } }.count, 3)
+    }
+
+    func testAScaledDownSlotScaledBackUpBeforeItLeftIsKept() {
+        var h = Harness(nodes: 2)
+        h.started()
+        _ = h.command(.scale(.absolute(1)))
+        _ = h.command(.scale(.absolute(2)))
+        XCTAssertEqual(h.spawns, [], "slot 1 still has its (stopping) process")
+        h.exit(1, .exited(0))
+        XCTAssertEqual(h.spawns, [1], "wanted again: replaced")
+    }
+
+    // MARK: Drain and resume
+
+    func testDrainTellsTheNodeAndWaitsForItToReportDrained() {
+        var h = Harness(nodes: 2)
+        h.started()
+        XCTAssertEqual(h.command(.drain(slots: [1]))?.message, "draining 1 node(s)")
+        XCTAssertEqual(h.told, [.drain])
+        XCTAssertEqual(h.phase(1), .draining)
+        XCTAssertTrue(h.swarm.awaitsReport(h.swarm.slots[1]!))
+        h.report(1, .drained)
+        XCTAssertEqual(h.phase(1), .drained)
+        XCTAssertFalse(h.swarm.awaitsReport(h.swarm.slots[1]!), "drained as asked: left to the sweep")
+    }
+
+    func testADrainedSlotsReplacementIsDrainedToo() {
+        var h = Harness(nodes: 1)
+        h.started()
+        _ = h.command(.drain(slots: nil))
+        h.report(0, .drained)
+        h.exit(0)
+        XCTAssertEqual(h.spawns, [0])
+        XCTAssertEqual(h.told, [.drain])
+    }
+
+    func testResumeTellsTheNodeAndItRunsWhenItSaysSo() {
+        var h = Harness(nodes: 1)
+        h.started()
+        _ = h.command(.drain(slots: nil))
+        h.report(0, .drained)
+        XCTAssertEqual(h.command(.resume(slots: [0]))?.message, "resuming 1 node(s)")
+        XCTAssertEqual(h.told, [.resume])
+        XCTAssertEqual(h.phase(0), .drained)
+        h.report(0, .running)
+        XCTAssertEqual(h.phase(0), .running)
+    }
+
+    func testCommandsOnASlotThatDoesNotExistAreRefused() {
+        var h = Harness(nodes: 2)
+        h.started()
+        let r = h.command(.drain(slots: [7]))
+        XCTAssertEqual(r?.error?.code, "bad-argument")
+        XCTAssertEqual(r?.error?.message, "there is no node in slot 7 (slots 0…1)")
+        XCTAssertEqual(h.told, [])
+    }
+
+    // MARK: Rolling restarts and reload
+
+    func testARollingRestartNeverHasTwoSlotsDownAtOnce() {
+        var h = Harness(nodes: 3)
+        h.started()
+        XCTAssertEqual(h.command(.restart(slots: nil))?.message, "restarting 3 node(s), one at a time")
+        var order: [Int] = []
+        for _ in 0..<3 {
+            let down = (0..<3).filter { h.phase($0) != .running }
+            XCTAssertEqual(down.count, 1, "exactly one slot down: \(down)")
+            order.append(down[0])
+            h.exit(down[0], .exited(0))
+            XCTAssertEqual(h.signals, [], "the next waits for the replacement")
+            h.report(down[0])
+        }
+        XCTAssertEqual(order, [0, 1, 2])
+        XCTAssertTrue((0..<3).allSatisfy { h.phase($0) == .running })
+        XCTAssertEqual((0..<3).map { h.swarm.slots[$0]!.restarts }, [1, 1, 1])
+    }
+
+    func testAReloadRollsEveryNodeOntoTheNewConfigurationThenIsReadyAgain() throws {
+        var h = Harness(nodes: 2)
+        h.started()
+        var next = h.swarm.config
+        next.handler.batchSize = 7
+        XCTAssertEqual(h.command(.reload(next))?.message, "reloading: replacing 2 node(s) one at a time")
+        XCTAssertEqual(Array(h.notified.prefix(1)), [.reloading])
+        XCTAssertTrue(h.effects.contains(.useConfig(next)))
+        XCTAssertEqual(h.swarm.mode, .reloading)
+        for slot in 0..<2 {
+            h.exit(slot, .exited(0))
+            h.report(slot)
+        }
+        XCTAssertEqual(h.notified, [.ready])
+        XCTAssertTrue(h.logs.contains("reload complete: every node runs the new configuration"))
+        XCTAssertEqual(h.swarm.mode, .running)
+    }
+
+    // MARK: Stopping
+
+    func testAGracefulStopPausesEveryBuiltInNodeBeforeAnyTerm() {
+        var h = Harness(nodes: 2)
+        h.started()
+        XCTAssertEqual(h.command(.stop(now: false))?.message, "stopping gracefully")
+        XCTAssertEqual(h.notified, [.stopping])
+        XCTAssertEqual(h.told, [.pause, .pause])
+        XCTAssertEqual(h.signals, [])
+        h.report(0, .drained)
+        XCTAssertEqual(h.signals, [], "one paused, one still working")
+        h.report(1, .drained)
+        XCTAssertEqual(h.signals, [.term, .term])
+        h.exit(0, .exited(0))
+        h.exit(1, .exited(0))
+        XCTAssertTrue(h.swarm.finished)
+        XCTAssertFalse(h.swarm.anyKilledWhileStopping)
+    }
+
+    func testNodesThatDoNotPauseInTimeAreStoppedAnywayAndKilledAtTheShutdownDeadline() {
+        var h = Harness(nodes: 1)
+        h.started()
+        _ = h.command(.stop(now: false))
+        h.now = 5
+        h.report(0)  // still working, not paused
+        XCTAssertEqual(h.swarm.nextDeadline(), 10, "pause deadline: min(shutdown/2, 10)")
+        h.at(10)
+        XCTAssertTrue(h.logs.contains("not every node paused in time; stopping them anyway"))
+        XCTAssertEqual(h.signals, [.term])
+        h.at(30)
+        XCTAssertEqual(h.signals, [.kill], "KILL at the shutdown deadline")
+        h.exit(0, .signaled("KILL", coreDumped: false))
+        XCTAssertTrue(h.swarm.finished)
+        XCTAssertTrue(h.swarm.anyKilledWhileStopping, "swarmd exits 1")
+    }
+
+    func testNodeProgramsGetTermAtOnce() {
+        var h = Harness(nodes: 2, builtIn: false)
+        h.started()
+        _ = h.command(.stop(now: false))
+        XCTAssertEqual(h.told, [])
+        XCTAssertEqual(h.signals, [.term, .term])
+    }
+
+    func testASecondStopSignalStopsNow() {
+        var h = Harness(nodes: 1)
+        h.started()
+        _ = h.command(.stop(now: false), signal: "TERM")
+        _ = h.command(.stop(now: false), signal: "TERM")
+        XCTAssertTrue(h.logs.contains("second stop signal: stopping now"))
+        XCTAssertEqual(h.signals, [.quit])
+        XCTAssertEqual(h.swarm.mode, .quitting)
+    }
+
+    func testQuitSendsQuitAndKillsAfterTheQuitTimeout() {
+        var h = Harness(nodes: 2)
+        h.started()
+        _ = h.command(.stop(now: true))
+        XCTAssertEqual(h.signals, [.quit, .quit])
+        XCTAssertEqual(h.notified, [.stopping])
+        h.at(2)
+        XCTAssertEqual(h.signals, [.kill, .kill])
+    }
+
+    func testAStoppingSwarmTakesNoMoreCommandsButStillAnswersStatus() {
+        var h = Harness(nodes: 1)
+        h.started()
+        _ = h.command(.stop(now: false))
+        XCTAssertEqual(h.command(.scale(.absolute(3)))?.error?.code, "shutting-down")
+        XCTAssertEqual(h.command(.stop(now: false))?.error?.code, "shutting-down")
+        XCTAssertEqual(h.command(.status)?.status?.state, "stopping")
+        XCTAssertEqual(h.spawns, [])
+    }
+
+    func testACrashWhileStoppingIsNotRestarted() {
+        var h = Harness(nodes: 2)
+        h.started()
+        _ = h.command(.stop(now: false))
+        h.exit(1, .signaled("SEGV", coreDumped: false))
+        XCTAssertEqual(h.spawns, [])
+        XCTAssertNil(h.swarm.slots[1])
+    }
+
+    // MARK: The table and the bookkeeping
+
+    func testTheTransitionTableAllowsOnlyTheDrawnMoves() {
+        typealias P = NodeState.Phase
+        XCTAssertEqual(NodeState.next(.backoff, on: .spawned), .starting)
+        XCTAssertNil(NodeState.next(.backoff, on: .stop), "nothing to stop")
+        XCTAssertNil(NodeState.next(.backoff, on: .reportedRunning))
+        XCTAssertNil(NodeState.next(.stopping, on: .reportedRunning), "a stopping node stays stopping")
+        XCTAssertNil(NodeState.next(.running, on: .spawned))
+        XCTAssertEqual(NodeState.next(.stopping, on: .stop), .stopping, "TERM then QUIT")
+        let processPhases: [P] = [.starting, .running, .draining, .drained, .stopping]
+        for p in processPhases { XCTAssertEqual(NodeState.next(p, on: .exited), .backoff, "\(p)") }
+    }
+
+    func testEventsOfAReplacedProcessAreIgnored() {
+        var h = Harness(nodes: 1)
+        h.started()
+        let old = h.spawn(0)!
+        h.exit(0)
+        h.send(.exited(spawn: old, cause: .exited(1)))
+        XCTAssertEqual(h.spawns, [], "the old process's exit again: nothing")
+        h.send(.report(spawn: old, NodeReport(), rss: nil))
+        XCTAssertEqual(h.phase(0), .starting, "its report does not make the new one running")
+    }
+
+    func testMalformedReportsAreCountedAndTheirLogIsRateLimited() {
+        var h = Harness(nodes: 1)
+        h.started()
+        var logged = 0
+        for _ in 0..<100 {
+            h.send(.malformedReport(spawn: h.spawn(0)!, why: "garbage"))
+            logged += h.logs.filter { $0.hasPrefix("malformed report ignored") }.count
+        }
+        XCTAssertEqual(h.swarm.malformedReports, 100)
+        XCTAssertEqual(logged, 20)
+    }
+
+    func testCountersSurviveRestarts() {
+        var h = Harness(nodes: 1)
+        h.started()
+        h.report(0, handled: 40)
+        h.exit(0)
+        h.report(0, handled: 2)
+        XCTAssertEqual(h.swarm.status(now: h.now).handled, 42)
+    }
+
+    func testTheNextDeadlineIsTheEarliestOfRespawnsKillsAndReports() {
+        var h = Harness(nodes: 2)
+        h.started()
+        XCTAssertEqual(h.swarm.nextDeadline(), 10, "report deadlines")
+        h.exit(0)
+        h.exit(0)
+        XCTAssertEqual(h.swarm.nextDeadline(), 0.5, "a respawn")
+    }
+}
