@@ -640,6 +640,53 @@ partitions = 4
             sw.stop()
 
 
+def bench_memory(n, seconds):
+    """What whole-tree memory accounting costs swarmd: `n` built-in nodes, each
+    with a Python exec handler, on the embedded broker's synthetic traffic,
+    with and without `memory_limit` (which turns the once-per-interval pass
+    over /proc on); and a node's and a handler's RSS beside their PSS."""
+    rows = {}
+    for limit in (False, True):
+        with tempfile.TemporaryDirectory() as d:
+            cfg = f"""[supervisor]
+nodes = {n}
+report_interval = 1
+report_timeout = 60
+{'memory_limit = "1GiB"' if limit else ''}
+[kafka.properties]
+"bootstrap.servers" = "embedded"
+"session.timeout.ms" = 30000
+[handler]
+kind = "exec"
+command = ["{sys.executable}", "{REPO}/examples/handler.py"]
+[embedded]
+partitions = {n}
+produce_rate = {n * 5}
+"""
+            sw = Swarm(d, None, n, builtin_config=cfg)
+            # Every node holds a partition and has started its handler.
+            wait_for(lambda: (s := sw.status()) and len(s["nodes"]) == n and all(x["handled"] > 0 for x in s["nodes"]),
+                     timeout=300, step=0.2)
+            time.sleep(2)
+            cpu0, _, _ = proc_stat(sw.pid)
+            time.sleep(seconds)
+            cpu1, _, rss = proc_stat(sw.pid)
+            s = sw.status()
+            nodes = [x for x in s["nodes"] if x.get("processes")]
+            node_rss = median([x["processes"][0]["rss_bytes"] for x in nodes])
+            node_pss = median([x["processes"][0]["pss_bytes"] for x in nodes])
+            h = [p for x in nodes for p in x["processes"][1:]]
+            rows[limit] = ((cpu1 - cpu0) / seconds, rss, node_rss, node_pss,
+                           median([p["rss_bytes"] for p in h]) if h else 0, median([p["pss_bytes"] for p in h]) if h else 0)
+            sw.stop()
+    off, on = rows[False], rows[True]
+    print(f"\n### Whole-tree memory accounting: {n} built-in nodes, each with a Python exec handler ({seconds} s idle-ish, synthetic traffic)\n")
+    print("| `memory_limit` | swarmd CPU | per report interval (1 s) | swarmd RSS |\n|---|---|---|---|")
+    print(f"| unset (no accounting) | {off[0] * 100:.2f} % | {off[0] * 1000:.1f} ms | {off[1] / 1e6:.1f} MB |")
+    print(f"| set (one pass over /proc per interval) | {on[0] * 100:.2f} % | {on[0] * 1000:.1f} ms | {on[1] / 1e6:.1f} MB |")
+    print(f"\nOne node process: RSS {on[2] / 1e6:.1f} MB, PSS {on[3] / 1e6:.1f} MB; its Python handler: RSS {on[4] / 1e6:.1f} MB, PSS {on[5] / 1e6:.1f} MB (medians).")
+
+
 def bench_ordering(count, reps):
     """An exec handler that fails 1 % of messages once (transiently), with
     `ordering = "partition"` (a failure pauses and rewinds its partition, the
@@ -665,7 +712,7 @@ def bench_ordering(count, reps):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer repetitions and shorter windows")
-    ap.add_argument("--only", nargs="*", default=[], help="respawn scale control idle stop consumer scaling ordering nodes")
+    ap.add_argument("--only", nargs="*", default=[], help="respawn scale control idle stop consumer scaling ordering nodes memory")
     a = ap.parse_args()
     setup()
     reps = 7 if a.quick else 21
@@ -683,6 +730,7 @@ def main():
     if want("scaling"): bench_scaling(20_000 if a.quick else 60_000, 2 if a.quick else 5)
     if want("ordering"): bench_ordering(20_000 if a.quick else 60_000, 1 if a.quick else 3)
     if want("nodes"): bench_scale_nodes((16, 64) if a.quick else (16, 64, 256), 7 if a.quick else 21)
+    if want("memory"): bench_memory(16 if a.quick else 64, 10 if a.quick else 30)
 
 
 if __name__ == "__main__":

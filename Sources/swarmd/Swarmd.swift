@@ -70,7 +70,9 @@ extension Swarmd {
                     writeAll(1, ConfigPrinter(config: settings, setKeys: loaded.setKeys).text())
                 } else {
                     let n = loaded.setKeys.count
-                    writeAll(1, "\(path ?? "(defaults)"): configuration is valid; it sets \(n) setting\(n == 1 ? "" : "s"), the rest are defaults (--print shows them all)\n")
+                    var text = "\(path ?? "(defaults)"): configuration is valid; it sets \(n) setting\(n == 1 ? "" : "s"), the rest are defaults (--print shows them all)\n"
+                    if let auto = settings.supervisor.nodesAuto { text += "nodes = \"auto\": \(settings.supervisor.nodes) (\(auto))\n" }
+                    writeAll(1, text)
                 }
                 return
             }

@@ -66,7 +66,8 @@ final class ConfigTests: XCTestCase {
 
     func testMistakesAreRefusedWithTheFileLineKeyAndWhatIsWrong() {
         assertRefused("[supervisor]\nnodes = 0\n", "swarmd.toml:2: [supervisor] nodes must be between 1 and 1024, not 0")
-        assertRefused("[supervisor]\nnodes = \"4\"\n", "swarmd.toml:2: [supervisor] nodes must be an integer, not a string")
+        assertRefused("[supervisor]\nnodes = \"4\"\n", "swarmd.toml:2: [supervisor] nodes must be an integer from 1 to 1024 or \"auto\", not \"4\"")
+        assertRefused("[supervisor]\nnodes = true\n", "swarmd.toml:2: [supervisor] nodes must be an integer, not a boolean")
         assertRefused("[supervisor]\nreport_timout = 3\n", "swarmd.toml:2: [supervisor] report_timout is not a known setting")
         assertRefused("[supervisr]\n", "supervisr is not a known section")
         assertRefused("[supervisor]\nnodes = 3\nnodes = 4\n", "swarmd.toml:3: the key 'nodes' is defined twice")
@@ -206,6 +207,8 @@ final class ConfigTests: XCTestCase {
         shutdown_timeout = 50
         quit_timeout = 1.5
         memory_limit = "300MiB"
+        memory_high = "250MiB"
+        memory_max = "400MiB"
         restart_backoff_max = 9
         restart_reset_after = 11
         crash_loop_after = 5

@@ -53,13 +53,13 @@ final class SwarmCoreTests: XCTestCase {
         func phase(_ slot: Int) -> NodeState.Phase? { swarm.slots[slot]?.state.phase }
 
         mutating func report(_ slot: Int, _ state: NodeReport.State = .running, health: NodeReport.Health = .ok, reason: Int = 0,
-                             handled: Int64 = 0, rss: Int64? = nil) {
+                             handled: Int64 = 0) {
             var r = NodeReport()
             r.state = state
             r.health = health
             r.reason = reason
             r.handled = handled
-            send(.report(spawn: spawn(slot)!, r, rss: rss))
+            send(.report(spawn: spawn(slot)!, r))
         }
 
         /// Every live node reports running (healthy).
@@ -235,17 +235,33 @@ final class SwarmCoreTests: XCTestCase {
         XCTAssertEqual(at, 0.5)
     }
 
-    func testNodesOverTheMemoryLimitAreRestartedGracefullyOneAtATime() {
-        var h = Harness(nodes: 2, "memory_limit = 1000\n")
+    static func memory(node pid: Int32, nodePSS: Int64, handlerPSS: Int64) -> NodeMemory {
+        NodeMemory(processes: [.init(pid: pid, name: "swarmd-node", rss: 15 << 20, pss: nodePSS),
+                               .init(pid: pid + 1, name: "python3", rss: handlerPSS + (1 << 20), pss: handlerPSS)])
+    }
+
+    func testNodesOverTheMemoryLimitAreRestartedGracefullyOneAtATimeNamingTheProcessThatGrew() {
+        var h = Harness(nodes: 2, "memory_limit = \"100MiB\"\n")
         h.started()
-        h.report(0, rss: 2000)
+        h.send(.memory(spawn: h.spawn(0)!, Self.memory(node: 1001, nodePSS: 2 << 20, handlerPSS: 200 << 20)))
         XCTAssertEqual(h.signals(to: 0), [.term])
-        h.report(1, rss: 2000)
+        XCTAssertTrue(h.logs.contains("node over memory limit: handler pid 1002 (python3) uses 200.0 MiB of 202.0 MiB; the limit is 100.0 MiB; restarting it gracefully"), "\(h.logs)")
+        h.send(.memory(spawn: h.spawn(1)!, Self.memory(node: 1002, nodePSS: 2 << 20, handlerPSS: 200 << 20)))
         XCTAssertEqual(h.signals, [], "one at a time")
         h.exit(0, .exited(0))
+        XCTAssertEqual(h.swarm.slots[0]?.lastExit?.hasPrefix("exited with status 0 after stop: over memory limit: handler pid 1002"), true)
         XCTAssertEqual(h.signals, [])
-        h.report(0, rss: 10)
+        h.report(0)
         XCTAssertEqual(h.signals(to: 1), [.term], "the next once the first replacement is healthy")
+    }
+
+    func testTheLimitComparesTheWholeTreesPSSNotTheNodesRSS() {
+        var h = Harness(nodes: 1, "memory_limit = \"100MiB\"\n")
+        h.started()
+        h.send(.memory(spawn: h.spawn(0)!, Self.memory(node: 1001, nodePSS: 60 << 20, handlerPSS: 30 << 20)))
+        XCTAssertEqual(h.signals, [], "90 MiB in all: under")
+        h.send(.memory(spawn: h.spawn(0)!, Self.memory(node: 1001, nodePSS: 60 << 20, handlerPSS: 50 << 20)))
+        XCTAssertEqual(h.signals, [.term], "110 MiB in all: over, though neither process is")
     }
 
     // MARK: Size
@@ -479,7 +495,7 @@ final class SwarmCoreTests: XCTestCase {
         h.exit(0)
         h.send(.exited(spawn: old, cause: .exited(1)))
         XCTAssertEqual(h.spawns, [], "the old process's exit again: nothing")
-        h.send(.report(spawn: old, NodeReport(), rss: nil))
+        h.send(.report(spawn: old, NodeReport()))
         XCTAssertEqual(h.phase(0), .starting, "its report does not make the new one running")
     }
 

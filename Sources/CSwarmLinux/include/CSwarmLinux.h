@@ -52,6 +52,8 @@ pid_t swarm_spawn(const char *path, char *const argv[], char *const envp[],
 /// Asks the kernel to send `sig` when the parent thread exits (belt and braces
 /// beside the lifeline pipe).
 int swarm_set_parent_death_signal(int sig);
+/// How many CPUs the calling thread may run on (its affinity mask; CPU_COUNT is a macro).
+int swarm_affinity_cpus(void);
 /// Sets the thread name shown by ps/top (15 bytes at most).
 int swarm_set_thread_name(const char *name);
 

@@ -58,7 +58,17 @@ public struct ConfigLoader {
     private func supervisor(_ t: TOMLTable, into config: inout SwarmConfig, setKeys: inout Set<String>) throws {
         var s = Section(file: path, name: "supervisor", table: t)
         let d = config.supervisor
-        config.supervisor.nodes = try s.int("nodes", d.nodes, min: 1, max: SupervisorSettings.maxNodes)
+        if case .string(let word)? = t["nodes"] {
+            _ = s.value("nodes")
+            guard word == "auto" else {
+                throw s.error("nodes", "must be an integer from 1 to \(SupervisorSettings.maxNodes) or \"auto\", not \"\(word)\"")
+            }
+            let budget = CPUBudget.current()
+            config.supervisor.nodes = budget.nodes
+            config.supervisor.nodesAuto = budget.derivation
+        } else {
+            config.supervisor.nodes = try s.int("nodes", d.nodes, min: 1, max: SupervisorSettings.maxNodes)
+        }
         config.supervisor.nodeCommand = try s.strings("node_command", d.nodeCommand)
         config.supervisor.instancePrefix = try s.string("instance_prefix", d.instancePrefix)
         config.supervisor.reportInterval = try s.seconds("report_interval", d.reportInterval, min: 0.05)
@@ -67,6 +77,8 @@ public struct ConfigLoader {
         config.supervisor.shutdownTimeout = try s.seconds("shutdown_timeout", d.shutdownTimeout, min: 0.1)
         config.supervisor.quitTimeout = try s.seconds("quit_timeout", d.quitTimeout, min: 0.1)
         config.supervisor.memoryLimit = try s.bytes("memory_limit", d.memoryLimit)
+        config.supervisor.memoryHigh = try s.bytes("memory_high", d.memoryHigh)
+        config.supervisor.memoryMax = try s.bytes("memory_max", d.memoryMax)
         config.supervisor.restartBackoffMax = try s.seconds("restart_backoff_max", d.restartBackoffMax, min: 0.1)
         config.supervisor.restartResetAfter = try s.seconds("restart_reset_after", d.restartResetAfter, min: 0.1)
         config.supervisor.crashLoopAfter = try s.int("crash_loop_after", d.crashLoopAfter, min: 1, max: 1000)

@@ -28,7 +28,7 @@ public struct ConfigPrinter {
             }
         }
         section("supervisor", [
-            ("nodes", "\(s.nodes)"),
+            ("nodes", s.nodesAuto.map { "\"auto\"  # \(s.nodes): \($0)" } ?? "\(s.nodes)"),
             ("node_command", Self.array(s.nodeCommand)),
             ("instance_prefix", Self.string(s.instancePrefix)),
             ("report_interval", Self.seconds(s.reportInterval)),
@@ -37,6 +37,8 @@ public struct ConfigPrinter {
             ("shutdown_timeout", Self.seconds(s.shutdownTimeout)),
             ("quit_timeout", Self.seconds(s.quitTimeout)),
             ("memory_limit", Self.bytes(s.memoryLimit)),
+            ("memory_high", Self.bytes(s.memoryHigh)),
+            ("memory_max", Self.bytes(s.memoryMax)),
             ("restart_backoff_max", Self.seconds(s.restartBackoffMax)),
             ("restart_reset_after", Self.seconds(s.restartResetAfter)),
             ("crash_loop_after", "\(s.crashLoopAfter)"),

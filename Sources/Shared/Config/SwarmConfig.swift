@@ -1,6 +1,6 @@
 /// Everything swarmd and its nodes are configured with. Every field has a
-/// default, so an empty file (or none) is a valid configuration: one node per
-/// core of the built-in consumer on the embedded development broker.
+/// default, so an empty file (or none) is a valid configuration: two nodes of
+/// the built-in consumer on the embedded development broker.
 ///
 /// The configuration travels to built-in nodes as JSON in a sealed memfd
 /// (fd 5, `NodeEnvironment.configFd`), never in the environment, so a node
@@ -25,8 +25,11 @@ public struct SupervisorSettings: Codable, Equatable, Sendable {
     /// slot in every status; past a thousand processes, run several swarms.
     public static let maxNodes = 1024
 
-    /// How many nodes to run.
+    /// How many nodes to run. 2 by default, as Karafka's swarm; `"auto"` in
+    /// the file sizes it to the CPUs swarmd may use (`CPUBudget`).
     public var nodes = 2
+    /// With `nodes = "auto"`: how `nodes` was derived (logged at start); nil when the file gave a number.
+    public var nodesAuto: String?
     /// The node program as an argument vector; empty means swarmd's built-in Kafka node.
     public var nodeCommand: [String] = []
     /// The prefix of each node's stable id (and Kafka `group.instance.id`); default: the host name.
@@ -41,8 +44,13 @@ public struct SupervisorSettings: Codable, Equatable, Sendable {
     public var shutdownTimeout = 30.0
     /// Seconds an immediate stop (QUIT) gives nodes before KILL.
     public var quitTimeout = 2.0
-    /// A node's resident memory limit in bytes; 0 means none.
+    /// A node's memory limit in bytes, over its whole process tree (PSS, or
+    /// its cgroup's charge): over it, the node is restarted gracefully; 0 means none.
     public var memoryLimit: Int64 = 0
+    /// cgroup v2 only: each node's `memory.high` (the kernel throttles and reclaims above it); 0 means none.
+    public var memoryHigh: Int64 = 0
+    /// cgroup v2 only: each node's `memory.max` (the kernel OOM-kills inside the node above it); 0 means none.
+    public var memoryMax: Int64 = 0
     /// The longest wait between restarts of a node that keeps failing.
     public var restartBackoffMax = 30.0
     /// A node healthy for this many seconds has its backoff reset.

@@ -134,7 +134,12 @@ public struct NodeStatus: Codable, Equatable, Sendable {
     public var uptimeS: Double
     public var restarts: Int
     public var lastExit: String?
+    /// The whole node: the node process and its handler's processes (RSS counts shared pages in each).
     public var rssBytes: Int64?
+    /// The whole node's proportional set size: what `memory_limit` compares.
+    public var pssBytes: Int64?
+    /// The parts: the node process first, then its handler and whatever that started.
+    public var processes: [ProcessMemoryStatus]?
     public var handled: Int64
     public var failed: Int64
     public var rate: Double
@@ -155,6 +160,8 @@ public struct NodeStatus: Codable, Equatable, Sendable {
         self.restarts = restarts
         self.lastExit = lastExit
         self.rssBytes = rssBytes
+        self.pssBytes = nil
+        self.processes = nil
         self.handled = handled
         self.failed = failed
         self.rate = rate
@@ -163,6 +170,21 @@ public struct NodeStatus: Codable, Equatable, Sendable {
         self.partitionLag = partitionLag
         self.reportAgeMs = reportAgeMs
         self.health = health
+    }
+}
+
+/// One process of a node, in `swarmctl status --json`.
+public struct ProcessMemoryStatus: Codable, Equatable, Sendable {
+    public var pid: Int32
+    public var name: String
+    public var rssBytes: Int64
+    public var pssBytes: Int64
+
+    public init(pid: Int32, name: String, rssBytes: Int64, pssBytes: Int64) {
+        self.pid = pid
+        self.name = name
+        self.rssBytes = rssBytes
+        self.pssBytes = pssBytes
     }
 }
 

@@ -32,13 +32,15 @@ public final class Supervisor {
 
     /// The fds of one live node process.
     final class NodeFds {
+        let pid: Int32
         let pidfd: Int32
         var reportFd: Int32
         let controlFd: Int32
         var reportLines = LineBuffer(limit: NodeReport.maxLineLength)
         /// True while its report pipe wakes the loop on every report.
         var watched = true
-        init(pidfd: Int32, reportFd: Int32, controlFd: Int32) {
+        init(pid: Int32, pidfd: Int32, reportFd: Int32, controlFd: Int32) {
+            self.pid = pid
             self.pidfd = pidfd
             self.reportFd = reportFd
             self.controlFd = controlFd
@@ -59,6 +61,8 @@ public final class Supervisor {
     private var spawner: Spawner
     private let environment: [String: String]
     private var broker: EmbeddedBroker?
+    /// One cgroup v2 child per node, where swarmd was delegated a subtree.
+    private var cgroups: NodeCgroups?
     private var nodes: [Int: NodeFds] = [:]
     private var nextSpawnId = 1
     private var nextWatchdog: Double?
@@ -104,6 +108,9 @@ public final class Supervisor {
             return ExitStatus.software
         }
         logger.info("swarmd started", metadata: ["pid": "\(getpid())", "nodes": "\(swarm.wanted)", "socket": "\(socketPath)"])
+        if let auto = swarm.config.supervisor.nodesAuto {
+            logger.notice("nodes = \"auto\": \(swarm.wanted)", metadata: ["derived_from": "\(auto)"])
+        }
         feed(.start)
         if let interval = notifier.watchdogInterval {
             nextWatchdog = monotonicNow() + interval
@@ -127,6 +134,13 @@ public final class Supervisor {
                                        idleTimeout: config.supervisor.controlTimeout, logger: logger)
         try loop.add(server.listenFd, .listener)
         control = server
+        let (cg, why) = NodeCgroups.make(procSelfCgroup: try? readTextFile("/proc/self/cgroup"))
+        cgroups = cg
+        if cg == nil && (config.supervisor.memoryHigh > 0 || config.supervisor.memoryMax > 0) {
+            logger.warning("memory_high and memory_max are not applied: they need a delegated cgroup v2 subtree, and \(why)")
+        } else {
+            logger.info("per-node cgroups: \(cg == nil ? "none, memory is read from /proc: " : "")\(why)")
+        }
         if config.usesEmbeddedBroker && config.supervisor.nodeCommand.isEmpty {
             let b = try EmbeddedBroker(config: config, logger: logger)
             broker = b
@@ -192,9 +206,13 @@ public final class Supervisor {
             case .signal(let spawn, let signal):
                 guard let fds = nodes[spawn] else { continue }
                 let number = signal == .term ? SIGTERM : signal == .quit ? SIGQUIT : SIGKILL
+                // A node is its whole tree: a KILLed node's handler dies with it (found before the
+                // node goes, while it is still the handler's parent).
+                let below = signal == .kill ? ProcessTree.descendants(of: fds.pid, in: ProcessTree.table()) : []
                 if swarm_pidfd_send_signal(fds.pidfd, number) != 0 && errno != ESRCH {
                     logger.error("cannot signal node: \(errnoText())", metadata: ["spawn": "\(spawn)"])
                 }
+                for pid in below { kill(pid, SIGKILL) }
             case .tell(let spawn, let command):
                 // Never blocks: a node that does not read its commands cannot stall the supervisor.
                 guard let fds = nodes[spawn], fds.controlFd >= 0 else { continue }
@@ -209,8 +227,14 @@ public final class Supervisor {
                 }
             case .reply(var response):
                 if var status = response.status {
-                    // Memory is read fresh for a status, not kept up to date for nobody.
-                    for i in status.nodes.indices { status.nodes[i].rssBytes = status.nodes[i].pid.flatMap { residentBytes(pid: $0) } }
+                    // Memory is read fresh for a status (whole trees, one pass), not kept up to date for nobody.
+                    let memory = ProcessTree.memory(of: status.nodes.compactMap(\.pid))
+                    for i in status.nodes.indices {
+                        guard let m = status.nodes[i].pid.flatMap({ memory[$0] }) else { continue }
+                        status.nodes[i].rssBytes = m.rss
+                        status.nodes[i].pssBytes = m.pss
+                        status.nodes[i].processes = m.processes.map { ProcessMemoryStatus(pid: $0.pid, name: $0.name, rssBytes: $0.rss, pssBytes: $0.pss) }
+                    }
                     response.status = status
                 }
                 replyTo?(response)
@@ -247,7 +271,11 @@ public final class Supervisor {
             for fd in [s.pidfd, s.reportFd, s.controlFd] { close(fd) }
             return .spawnFailed(slot: slot, error: "\(error)")
         }
-        nodes[spawnId] = NodeFds(pidfd: s.pidfd, reportFd: s.reportFd, controlFd: s.controlFd)
+        nodes[spawnId] = NodeFds(pid: s.pid, pidfd: s.pidfd, reportFd: s.reportFd, controlFd: s.controlFd)
+        let settings = swarm.config.supervisor
+        if let cgroups, let problem = cgroups.adopt(pid: s.pid, slot: slot, high: settings.memoryHigh, max: settings.memoryMax) {
+            logger.warning("\(problem); its memory is read from /proc", metadata: ["slot": "\(slot)"])
+        }
         return .spawned(slot: slot, spawn: spawnId, pid: s.pid)
     }
 
@@ -265,12 +293,13 @@ public final class Supervisor {
         if fds.reportFd >= 0 { loop.remove(fds.reportFd); close(fds.reportFd) }
         if fds.controlFd >= 0 { close(fds.controlFd) }
         nodes[spawn] = nil
-        let cause: ExitCause
+        var cause: ExitCause
         switch code {
         case 1: cause = .exited(status)
         case 2, 3: cause = .signaled(signalName(status), coreDumped: code == 3)
         default: cause = .other(code: code, status: status)
         }
+        if let cgroups, let slot = swarm.slot(ofSpawn: spawn)?.id, cgroups.wasOOMKilled(slot: slot) { cause = .oomKilled }
         feed(.exited(spawn: spawn, cause: cause))
     }
 
@@ -296,10 +325,18 @@ public final class Supervisor {
         }
     }
 
-    /// Reads every node's pending reports.
+    /// Reads every node's pending reports and, when a limit needs it, what
+    /// each node's process tree uses (one pass over /proc for all nodes).
     private func sweepReports() {
         for spawn in nodes.keys.sorted() { readReports(spawn) }
         nextSweep = nil
+        guard swarm.config.supervisor.memoryLimit > 0 else { return }
+        let memory = ProcessTree.memory(of: nodes.values.map(\.pid))
+        for (spawn, fds) in nodes.sorted(by: { $0.key < $1.key }) {
+            guard var m = memory[fds.pid] else { continue }
+            if let cgroups, let slot = swarm.slot(ofSpawn: spawn)?.id { m.cgroupBytes = cgroups.current(slot: slot) }
+            feed(.memory(spawn: spawn, m))
+        }
     }
 
     /// Reads whatever the node wrote since the last read; the newest report goes to the core.
@@ -334,10 +371,7 @@ public final class Supervisor {
                 do { latest = try NodeReport.parse(bytes) } catch { feed(.malformedReport(spawn: spawn, why: (error as? SwarmError)?.message ?? "\(error)")) }
             }
         }
-        guard let report = latest, let slot = swarm.slot(ofSpawn: spawn), let pid = slot.process?.pid else { return }
-        // Read from /proc only when a limit needs it; status reads it fresh when asked.
-        let rss = swarm.config.supervisor.memoryLimit > 0 ? residentBytes(pid: pid) : nil
-        feed(.report(spawn: spawn, report, rss: rss))
+        if let report = latest { feed(.report(spawn: spawn, report)) }
     }
 
     // MARK: Commands
@@ -431,12 +465,14 @@ public final class Supervisor {
     private func logStatusReport() {
         sweepReports()
         let s = swarm.status(now: monotonicNow())
+        let memory = ProcessTree.memory(of: s.nodes.compactMap(\.pid))
         logger.notice("status: \(swarm.statusLine())", metadata: ["state": "\(s.state)", "wanted": "\(s.wanted)", "handled": "\(s.handled)", "malformed_reports": "\(s.malformedReports)"])
         for n in s.nodes {
             logger.notice("status: node", metadata: [
                 "slot": "\(n.slot)", "pid": "\(n.pid.map(String.init) ?? "-")", "state": "\(n.state)",
                 "uptime_s": "\(n.uptimeS)", "restarts": "\(n.restarts)", "last_exit": "\(n.lastExit ?? "-")",
-                "rss": "\(n.pid.flatMap { residentBytes(pid: $0) }.map(String.init) ?? "-")", "handled": "\(n.handled)", "failed": "\(n.failed)",
+                "rss": "\(n.pid.flatMap { memory[$0]?.rss }.map(String.init) ?? "-")",
+                "pss": "\(n.pid.flatMap { memory[$0]?.pss }.map(String.init) ?? "-")", "handled": "\(n.handled)", "failed": "\(n.failed)",
                 "partitions": "\(n.partitions)", "lag": "\(n.lag.map(String.init) ?? "-")",
             ])
         }

@@ -14,8 +14,8 @@ struct NodeProcess: Equatable {
     var rate = 0.0
     var rateSampleAt: Double?
     var rateSampleHandled: Int64 = 0
-    /// Resident bytes, when the shell read them (only with a memory limit).
-    var rss: Int64?
+    /// What its process tree uses, when the shell read it (only with a memory limit).
+    var memory: NodeMemory?
 
     init(spawn: Int, pid: Int32, now: Double) {
         self.spawn = spawn
@@ -29,7 +29,8 @@ struct NodeProcess: Equatable {
 enum StopReason: Equatable {
     case hung
     case unhealthy(Int)
-    case overMemory(Int64)
+    /// Which process grew, and how much the tree uses.
+    case overMemory(String)
     case restart
     case scaleDown
     case shutdown
@@ -39,7 +40,7 @@ enum StopReason: Equatable {
         switch self {
         case .hung: return "hung (no report)"
         case .unhealthy(let r): return "unhealthy: \(UnhealthyReason.describe(r))"
-        case .overMemory(let b): return "over memory limit (rss \(b / 1024 / 1024) MiB)"
+        case .overMemory(let detail): return "over memory limit: \(detail)"
         case .restart: return "restart requested"
         case .scaleDown: return "scaled down"
         case .shutdown: return "swarm stopping"
@@ -205,12 +206,15 @@ enum ExitCause: Equatable {
     case exited(Int32)
     case signaled(String, coreDumped: Bool)
     case other(code: Int32, status: Int32)
+    /// Its cgroup's `memory.events` counted an OOM kill (cgroup v2 nodes only).
+    case oomKilled
 
     var text: String {
         switch self {
         case .exited(let s): return "exited with status \(s)"
         case .signaled(let name, let core): return "killed by signal \(name)\(core ? " (core dumped)" : "")"
         case .other(let c, let s): return "ended (code \(c), status \(s))"
+        case .oomKilled: return "oom-killed (its cgroup reached memory_max)"
         }
     }
 }

@@ -83,7 +83,8 @@ struct Swarm {
         case .spawned(let id, let spawn, let pid): spawned(id, spawn: spawn, pid: pid)
         case .spawnFailed(let id, let error): spawnFailed(id, error)
         case .exited(let spawn, let cause): exited(spawn, cause)
-        case .report(let spawn, let report, let rss): accept(report, spawn: spawn, rss: rss)
+        case .report(let spawn, let report): accept(report, spawn: spawn)
+        case .memory(let spawn, let memory): measured(memory, spawn: spawn)
         case .malformedReport(let spawn, let why): malformed(spawn, why)
         case .command(let command, let origin): run(command, from: origin)
         case .tick: checkDeadlines()
@@ -209,7 +210,7 @@ struct Swarm {
         log(.warning, "malformed report ignored: \(why)", m)
     }
 
-    private mutating func accept(_ report: NodeReport, spawn: Int, rss: Int64?) {
+    private mutating func accept(_ report: NodeReport, spawn: Int) {
         guard let id = bySpawn[spawn], let slot = slots[id], slot.process?.spawn == spawn else { return }
         let now = self.now
         let updated = slot.state.updatingProcess { p in
@@ -221,7 +222,6 @@ struct Swarm {
             p.rateSampleHandled = report.handled
             p.lastReport = report
             p.lastReportAt = now
-            if rss != nil { p.rss = rss }
         }
         slots[id]?.state = updated
         let phase = slot.state.phase
@@ -243,11 +243,19 @@ struct Swarm {
         default:
             break
         }
+    }
+
+    /// A node's whole tree over `memory_limit` (its PSS, see `ProcessTree`)
+    /// is restarted gracefully, one node at a time.
+    private mutating func measured(_ memory: NodeMemory, spawn: Int) {
+        guard let id = bySpawn[spawn], let slot = slots[id], slot.process?.spawn == spawn else { return }
+        slots[id]?.state = slot.state.updatingProcess { $0.memory = memory }
         let limit = settings.memoryLimit
-        if limit > 0, let rss = slots[id]?.process?.rss, rss > limit, !rollQueue.contains(where: { $0.slot == id }), rollCurrent != id {
-            log(.warning, "node over memory limit: rss \(rss) > \(limit) bytes; restarting it gracefully", meta(slot))
-            rollQueue.append(RollStep(slot: id, reason: .overMemory(rss)))
-        }
+        guard limit > 0, memory.charged > limit, slot.state.phase != .stopping,
+              !rollQueue.contains(where: { $0.slot == id }), rollCurrent != id else { return }
+        let detail = "\(memory.largest); the limit is \(NodeMemory.text(limit))"
+        log(.warning, "node over memory limit: \(detail); restarting it gracefully", meta(slot))
+        rollQueue.append(RollStep(slot: id, reason: .overMemory(detail)))
     }
 
     /// True while the supervisor waits on this node's next report to move on
@@ -525,7 +533,7 @@ struct Swarm {
             return NodeStatus(
                 slot: slot.id, pid: p?.pid, state: state,
                 uptimeS: p.map { (now - $0.startedAt).rounded(toPlaces: 1) } ?? 0,
-                restarts: slot.restarts, lastExit: slot.lastExit, rssBytes: p?.rss,
+                restarts: slot.restarts, lastExit: slot.lastExit, rssBytes: p?.memory?.rss,
                 handled: slot.handled, failed: slot.failed, rate: (p?.rate ?? 0).rounded(toPlaces: 1),
                 partitions: p?.lastReport?.partitions ?? 0,
                 lag: p?.lastReport.flatMap { $0.lag >= 0 ? $0.lag : nil },

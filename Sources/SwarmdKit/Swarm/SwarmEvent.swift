@@ -10,8 +10,10 @@ enum SwarmEvent: Equatable {
     case spawnFailed(slot: Int, error: String)
     /// A node process ended (reaped through its pidfd).
     case exited(spawn: Int, cause: ExitCause)
-    /// The newest of a node's reports; `rss` when the shell read it.
-    case report(spawn: Int, NodeReport, rss: Int64?)
+    /// The newest of a node's reports.
+    case report(spawn: Int, NodeReport)
+    /// What a node's whole process tree uses, read once per report interval when a limit needs it.
+    case memory(spawn: Int, NodeMemory)
     case malformedReport(spawn: Int, why: String)
     /// An operator's request, from the control socket or a signal.
     case command(SwarmCommand, from: CommandOrigin)

@@ -1,0 +1,132 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Shared
+
+/// A node is its whole process tree: the node and everything its handler
+/// started. This reads what each tree costs in memory, for all nodes in one
+/// pass over /proc.
+///
+/// Why PSS is what `memory_limit` compares: RSS counts every shared page in
+/// full in every process that maps it, so a swarm of statically linked
+/// nodes would each be charged the whole 12 MB binary (a built-in node's RSS
+/// is ~14.6 MB while its PSS is ~2.2 MB), and a handler that forks workers
+/// sharing pages copy-on-write would be charged them once per worker (the
+/// misfire of Puma's worker killer, PM2 #2391, Gunicorn #3581). PSS splits
+/// each shared page among the processes that share it, so the PSS of all
+/// nodes adds up to what the swarm really uses. USS (private pages only)
+/// would miss what a leaking handler shares with its own children.
+enum ProcessTree {
+    /// One process of a node's tree.
+    struct Process: Equatable {
+        var pid: Int32
+        var name: String
+        var rss: Int64
+        var pss: Int64
+    }
+
+    /// The ppid and name of every process, from /proc/PID/stat.
+    static func table() -> [Int32: (ppid: Int32, name: String)] {
+        var out: [Int32: (ppid: Int32, name: String)] = [:]
+        guard let dir = opendir("/proc") else { return out }
+        defer { closedir(dir) }
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            guard let pid = Int32(name), let stat = try? readTextFile("/proc/\(pid)/stat"),
+                  let open = stat.firstIndex(of: "("), let close = stat.lastIndex(of: ")") else { continue }
+            // "pid (comm) state ppid …": comm may hold spaces and parentheses, so split after the last ')'.
+            let rest = stat[stat.index(after: close)...].split(separator: " ")
+            guard rest.count > 1, let ppid = Int32(rest[1]) else { continue }
+            out[pid] = (ppid, String(stat[stat.index(after: open)..<close]))
+        }
+        return out
+    }
+
+    /// Every process below `root` (not `root` itself), parents before children.
+    static func descendants(of root: Int32, in table: [Int32: (ppid: Int32, name: String)]) -> [Int32] {
+        var children: [Int32: [Int32]] = [:]
+        for (pid, entry) in table { children[entry.ppid, default: []].append(pid) }
+        var out: [Int32] = []
+        var queue = (children[root] ?? []).sorted()
+        while !queue.isEmpty {
+            let pid = queue.removeFirst()
+            out.append(pid)
+            queue += (children[pid] ?? []).sorted()
+        }
+        return out
+    }
+
+    /// RSS and PSS of one process, from /proc/PID/smaps_rollup (one page-table
+    /// walk by the kernel); nil if it is gone.
+    static func usage(_ pid: Int32) -> (rss: Int64, pss: Int64)? {
+        guard let text = try? readTextFile("/proc/\(pid)/smaps_rollup") else { return nil }
+        var rss: Int64?, pss: Int64?
+        for line in text.split(separator: "\n") {
+            if line.hasPrefix("Rss:") { rss = kilobytes(line) }
+            if line.hasPrefix("Pss:") { pss = kilobytes(line) }
+            if rss != nil && pss != nil { break }
+        }
+        guard let rss, let pss else { return nil }
+        return (rss, pss)
+    }
+
+    private static func kilobytes(_ line: Substring) -> Int64? {
+        let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+        return fields.count >= 2 ? Int64(fields[1]).map { $0 * 1024 } : nil
+    }
+
+    /// The memory of each node's tree, node first, for the given node pids.
+    static func memory(of roots: [Int32]) -> [Int32: NodeMemory] {
+        let t = table()
+        var out: [Int32: NodeMemory] = [:]
+        for root in roots {
+            var processes: [Process] = []
+            for pid in [root] + descendants(of: root, in: t) {
+                guard let u = usage(pid) else { continue }
+                processes.append(Process(pid: pid, name: t[pid]?.name ?? "?", rss: u.rss, pss: u.pss))
+            }
+            if !processes.isEmpty { out[root] = NodeMemory(processes: processes) }
+        }
+        return out
+    }
+
+    /// KILL for every process below a node (after the node itself was
+    /// killed): a handler that ignores EOF must not outlive its node.
+    static func killDescendants(of root: Int32) {
+        for pid in descendants(of: root, in: table()) { kill(pid, SIGKILL) }
+    }
+}
+
+/// What one node's process tree uses.
+struct NodeMemory: Equatable {
+    /// The node first, then its handler and whatever that started.
+    var processes: [ProcessTree.Process]
+
+    /// What the kernel charges the node's own cgroup, where nodes have one (`NodeCgroups`).
+    var cgroupBytes: Int64?
+
+    init(processes: [ProcessTree.Process], cgroupBytes: Int64? = nil) {
+        self.processes = processes
+        self.cgroupBytes = cgroupBytes
+    }
+
+    /// The tree's PSS (see `ProcessTree`).
+    var pss: Int64 { processes.reduce(0) { $0 + $1.pss } }
+    /// What `memory_limit` compares: the cgroup's charge where there is one, else the PSS.
+    var charged: Int64 { cgroupBytes ?? pss }
+    /// Over-counts shared pages; shown because every tool shows it.
+    var rss: Int64 { processes.reduce(0) { $0 + $1.rss } }
+
+    /// Which process uses the most, in words: "handler pid 123 (python3) uses 1.0 GiB of 1.1 GiB".
+    var largest: String {
+        guard let top = processes.max(by: { $0.pss < $1.pss }) else { return "" }
+        let role = top.pid == processes.first?.pid ? "node" : "handler"
+        return "\(role) pid \(top.pid) (\(top.name)) uses \(Self.text(top.pss)) of \(Self.text(charged))"
+    }
+
+    static func text(_ bytes: Int64) -> String {
+        let mib = Double(bytes) / 1_048_576
+        if mib >= 1024 { return "\((mib / 1024 * 10).rounded() / 10) GiB" }
+        return "\((mib * 10).rounded() / 10) MiB"
+    }
+}
