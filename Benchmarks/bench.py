@@ -87,6 +87,21 @@ class Fifo:
             self.q.get()
 
 
+def tree(pid):
+    """`pid` and every process below it (a node and its exec handler)."""
+    out, queue = [], [pid]
+    while queue:
+        p = queue.pop()
+        out.append(p)
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    queue += [int(c) for c in f.read().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return out
+
+
 def cpu_ns(pid):
     """CPU time of every thread of `pid` so far, in nanoseconds (schedstat: exact, not in clock ticks)."""
     total = 0
@@ -466,7 +481,7 @@ group_id = "{group}"
 """
 
 
-def swarm_rate(broker, topic, count, nodes, handler, group, produce=None, every=0.01, cpu=None):
+def swarm_rate(broker, topic, count, nodes, handler, group, produce=None, every=0.01, cpu=None, with_handlers=False):
     """Messages/s of a swarm between 10 % and 90 % of `count` handled (the
     steady state), from its status `every` seconds, reports as often. With
     `cpu` (a list), appends the nodes' CPU nanoseconds per message in the same window."""
@@ -487,6 +502,8 @@ def swarm_rate(broker, topic, count, nodes, handler, group, produce=None, every=
             s = sw.status()
             handled, now = (s["handled"] if s else 0), time.monotonic()
             pids = [n["pid"] for n in s["nodes"] if n.get("pid")] if s else []
+            if with_handlers:  # the handlers' CPU is the node's too
+                pids = [p for root in pids for p in tree(root)]
             if handled >= count // 10 and "from" not in marks:
                 marks["from"] = (now, handled)
                 cpu0 = sum(cpu_ns(p) for p in pids)
@@ -687,6 +704,47 @@ produce_rate = {n * 5}
     print(f"\nOne node process: RSS {on[2] / 1e6:.1f} MB, PSS {on[3] / 1e6:.1f} MB; its Python handler: RSS {on[4] / 1e6:.1f} MB, PSS {on[5] / 1e6:.1f} MB (medians).")
 
 
+def bench_python(count, reps):
+    """What a Python user compares: the same messages through a plain Python
+    confluent-kafka consumer, a swarm node with a handler on swarm_handler.py
+    (framing 2), and the hand-written framing-1 handler examples/handler.py
+    used to be; messages/s and CPU per message (handler included)."""
+    if subprocess.run(["/usr/bin/python3", "-c", "import confluent_kafka"], capture_output=True).returncode != 0:
+        sh("apt-get", "install", "-y", "-qq", "python3-confluent-kafka", stdout=subprocess.DEVNULL)
+    trivial = os.path.join(OUT, "trivial-handler.py")
+    with open(trivial, "w") as f:
+        f.write(f"import sys\nsys.path.insert(0, {os.path.join(REPO, 'contrib/python')!r})\nimport swarm_handler\n"
+                "swarm_handler.run(lambda batch: None)\n")
+    kinds = {
+        "plain Python confluent-kafka consumer": None,
+        "swarm node + swarm_handler.py, framing 2": f'kind = "exec"\nprotocol = 2\nbatch_size = 500\ncommand = ["/usr/bin/python3", "{trivial}"]',
+        "swarm node + swarm_handler.py, framing 1": f'kind = "exec"\nprotocol = 1\nbatch_size = 500\ncommand = ["/usr/bin/python3", "{trivial}"]',
+        "swarm node + hand-written framing-1 handler": f'kind = "exec"\nbatch_size = 500\ncommand = ["/usr/bin/python3", "{REPO}/Benchmarks/handwritten-v1.py"]',
+    }
+    rates = {k: [] for k in kinds}
+    cpus = {k: [] for k in kinds}
+    for i in range(reps):
+        for name, handler in kinds.items():  # interleaved, one broker each
+            broker = Broker({"py": 4})
+            broker.produce("py", count, 16)
+            if handler is None:
+                out = subprocess.check_output(["/usr/bin/python3", os.path.join(REPO, "Benchmarks/python-consumer.py"),
+                                               broker.bootstrap, f"py{i}", "py", str(count)], text=True).split()
+                rates[name].append(float(out[0]))
+                cpus[name].append(float(out[1]))
+            else:
+                cpu = []
+                rates[name].append(swarm_rate(broker, "py", count, 1, handler, f"s{i}{len(rates[name])}{name[-1]}", every=0.05,
+                                              cpu=cpu, with_handlers=True))
+                cpus[name].append(cpu[0])
+            broker.close()
+    base = median(rates["plain Python confluent-kafka consumer"])
+    print(f"\n### Python handlers: {count:,} messages of 16 bytes, 4 partitions, 1 consumer (median of {reps})\n")
+    print("| consumer | messages/s | vs plain Python | CPU per message (handler included) |\n|---|---|---|---|")
+    for name in kinds:
+        print(f"| {name} | {median(rates[name]):,.0f} | {median(rates[name]) / base * 100:.0f} % | {median(cpus[name]):,.0f} ns |")
+
+
 def bench_ordering(count, reps):
     """An exec handler that fails 1 % of messages once (transiently), with
     `ordering = "partition"` (a failure pauses and rewinds its partition, the
@@ -712,7 +770,7 @@ def bench_ordering(count, reps):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer repetitions and shorter windows")
-    ap.add_argument("--only", nargs="*", default=[], help="respawn scale control idle stop consumer scaling ordering nodes memory")
+    ap.add_argument("--only", nargs="*", default=[], help="respawn scale control idle stop consumer scaling ordering nodes memory python")
     a = ap.parse_args()
     setup()
     reps = 7 if a.quick else 21
@@ -731,6 +789,7 @@ def main():
     if want("ordering"): bench_ordering(20_000 if a.quick else 60_000, 1 if a.quick else 3)
     if want("nodes"): bench_scale_nodes((16, 64) if a.quick else (16, 64, 256), 7 if a.quick else 21)
     if want("memory"): bench_memory(16 if a.quick else 64, 10 if a.quick else 30)
+    if want("python"): bench_python(100_000, 1 if a.quick else 3)
 
 
 if __name__ == "__main__":

@@ -1,74 +1,38 @@
 #!/usr/bin/env python3
-"""An exec handler for swarm in Python: see swarm-handler(7).
+"""An exec handler for swarm in Python, with swarm's handler library: see
+swarm-handler(7) and contrib/python/swarm_handler.py.
 
-Run by each node as `[handler] kind = "exec"`, command = ["python3", "handler.py"].
-Reads batches on stdin, answers one line per batch ("ok <n>") or one per
-message ("ok" / "fail <reason>"), and logs to stderr (swarmd shows it with
-the node's slot). It must exit when stdin ends.
+Run by each node as `[handler] kind = "exec"`, command = ["python3", "handler.py"]
+(add `protocol = 2` for the faster binary framing; the library reads both).
+Logs to stderr, which swarmd shows with the node's slot.
 """
 import json
+import os
 import sys
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "contrib", "python"))
+import swarm_handler  # noqa: E402
 
-def read_batch(inp):
-    line = inp.readline()
-    if not line:
-        return None
-    kind, count = line.split()
-    assert kind == b"batch"
-    messages = []
-    for _ in range(int(count)):
-        f = inp.readline().split()
-        assert f[0] == b"message"
-        topic, partition, offset, timestamp = f[1].decode(), int(f[2]), int(f[3]), int(f[4])
-        key_len, value_len, header_count = int(f[5]), int(f[6]), int(f[7])
-        headers = {}
-        for _ in range(header_count):
-            _, name_len, hv_len = inp.readline().split()
-            name = inp.read(int(name_len)).decode()
-            headers[name] = inp.read(int(hv_len))
-            inp.read(1)
-        key = inp.read(key_len) if key_len >= 0 else None
-        value = inp.read(value_len) if value_len >= 0 else None  # None: a tombstone (null value)
-        inp.read(1)
-        messages.append(dict(topic=topic, partition=partition, offset=offset, timestamp=timestamp,
-                             key=key, value=value, headers=headers))
-    return messages
+handled = 0
 
 
-def handle(message):
-    """Your work goes here. Raise to fail the message (it is retried, then
-    skipped or dead-lettered, as the configuration says). A value of None is
-    a tombstone: the key was deleted."""
-    if message["value"] is None:
-        return
-    if message["value"].startswith(b"{"):
-        json.loads(message["value"])
+def handle(batch):
+    """Your work goes here. Return None when every message was handled, or
+    one result per message (swarm_handler.OK, swarm_handler.fail("why"),
+    swarm_handler.DEFER). A value of None is a tombstone: the key was deleted."""
+    global handled
+    results = []
+    for m in batch:
+        try:
+            if m.value is not None and m.value.startswith(b"{"):
+                json.loads(m.value)
+            results.append(swarm_handler.OK)
+        except ValueError as e:  # one bad message must not take the batch down
+            results.append(swarm_handler.fail(e))
+    handled += len(batch)
+    if handled % 10000 < len(batch):
+        print(f"handled {handled} messages", file=sys.stderr, flush=True)
+    return results
 
 
-def main():
-    inp, out = sys.stdin.buffer, sys.stdout
-    handled = 0
-    while True:
-        batch = read_batch(inp)
-        if batch is None:
-            return
-        answers = []
-        for m in batch:
-            try:
-                handle(m)
-                answers.append("ok")
-            except Exception as e:  # one bad message must not take the batch down
-                answers.append("fail " + str(e).replace("\n", " ")[:200])
-        if all(a == "ok" for a in answers):
-            out.write(f"ok {len(answers)}\n")
-        else:
-            out.write("\n".join(answers) + "\n")
-        out.flush()
-        handled += len(batch)
-        if handled % 10000 < len(batch):
-            print(f"handled {handled} messages", file=sys.stderr, flush=True)
-
-
-if __name__ == "__main__":
-    main()
+swarm_handler.run(handle)

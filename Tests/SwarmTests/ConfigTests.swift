@@ -225,6 +225,7 @@ final class ConfigTests: XCTestCase {
         [handler]
         kind = "exec"
         command = ["python3", "h.py"]
+        protocol = 2
         cpu_rounds = 5
         batch_size = 50
         batch_timeout = 20

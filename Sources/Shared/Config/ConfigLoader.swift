@@ -121,6 +121,7 @@ public struct ConfigLoader {
         let d = config.handler
         config.handler.kind = try s.choice("kind", d.kind)
         config.handler.command = try s.strings("command", d.command)
+        config.handler.protocolVersion = try s.int("protocol", d.protocolVersion, min: 1, max: 2)
         config.handler.cpuRounds = try s.int("cpu_rounds", d.cpuRounds, min: 0, max: 100_000_000)
         config.handler.batchSize = try s.int("batch_size", d.batchSize, min: 1, max: 100_000)
         config.handler.batchTimeout = try s.seconds("batch_timeout", d.batchTimeout, min: 0.1)

@@ -55,6 +55,7 @@ public struct ConfigPrinter {
         section("handler", [
             ("kind", Self.string(h.kind.rawValue)),
             ("command", Self.array(h.command)),
+            ("protocol", "\(h.protocolVersion)"),
             ("cpu_rounds", "\(h.cpuRounds)"),
             ("batch_size", "\(h.batchSize)"),
             ("batch_timeout", Self.seconds(h.batchTimeout)),

@@ -148,6 +148,10 @@ public enum NodeEnvironment {
     /// stay with the node that owns the connection.
     public static let configFd: Int32 = 5
 
+    /// The framing an exec handler is written in (1 or 2), so that one
+    /// handler library reads either.
+    public static let handlerProtocol = "SWARM_HANDLER_PROTOCOL"
+
     /// Variables that are swarm's plumbing between supervisor and node; the
     /// node removes them before it starts an exec handler.
     public static let internalNames = [reportFdName, controlFdName, reportInterval, supervisorPid]

@@ -31,8 +31,12 @@ public final class ExecHandler: MessageHandler {
     private var answers = LineBuffer(limit: 64 * 1024)
     private var stderrThread: pthread_t?
 
-    public init(command: [String], slot: Int, logger: Logger) {
+    /// The framing written to the program: 1 (text) or 2 (binary; see `frameV2`).
+    let protocolVersion: Int
+
+    public init(command: [String], protocol: Int = 1, slot: Int, logger: Logger) {
         self.command = command
+        self.protocolVersion = `protocol`
         self.slot = slot
         self.logger = logger
     }
@@ -54,7 +58,9 @@ public final class ExecHandler: MessageHandler {
         // The node's environment less swarm's plumbing (swarm-handler(7)); the
         // node's configuration never was in it (fd 5, closed), so no Kafka
         // property, secret or not, reaches the handler.
-        let env = currentEnvironment().filter { !NodeEnvironment.internalNames.contains($0.key) }.map { "\($0.key)=\($0.value)" }
+        var environment = currentEnvironment().filter { !NodeEnvironment.internalNames.contains($0.key) }
+        environment[NodeEnvironment.handlerProtocol] = String(protocolVersion)
+        let env = environment.map { "\($0.key)=\($0.value)" }
         let child = withCStringArray(command) { argv in
             withCStringArray(env) { envp in swarm_spawn(program, argv, envp, maps, 3) }
         }
@@ -140,7 +146,7 @@ public final class ExecHandler: MessageHandler {
         // Write the batch and read the answers in one loop: a handler that
         // answers while it reads must never block on a full stdout pipe while
         // we block on its full stdin pipe, and QUIT must not wait for either.
-        let frame = Self.frame(batch)
+        let frame = protocolVersion == 2 ? Self.frameV2(batch) : Self.frame(batch)
         var written = 0
         var buffer = [UInt8](repeating: 0, count: 16384)
         while outcomes.count < batch.count {
@@ -206,6 +212,44 @@ public final class ExecHandler: MessageHandler {
             out.append(UInt8(ascii: "\n"))
         }
         return out
+    }
+
+    /// The bytes of one batch in framing 2, for handlers that read a batch in
+    /// one read and slice it (contrib/python/swarm_handler.py): a 16-byte
+    /// header ("SWB2", u32 count, u64 length of the rest), then per message
+    /// a 36-byte header (u32 topic length, i32 partition, i64 offset, i64
+    /// timestamp, i32 key length, i32 value length, u32 header count; -1 is
+    /// null), the topic, each header (u32 name length, i32 value length, name,
+    /// value), the key and the value. Little-endian, no separators.
+    static func frameV2(_ batch: [KafkaMessage]) -> [UInt8] {
+        var body: [UInt8] = []
+        body.reserveCapacity(batch.count * 64)
+        func put<T: FixedWidthInteger>(_ v: T) { withUnsafeBytes(of: v.littleEndian) { body.append(contentsOf: $0) } }
+        for m in batch {
+            let topic = Array(m.topic.utf8)
+            let headers = m.headers
+            put(UInt32(topic.count))
+            put(m.partition)
+            put(m.offset)
+            put(m.timestamp)
+            put(Int32(m.withKey { $0.map { $0.count } ?? -1 }))
+            put(Int32(m.isTombstone ? -1 : m.withValue { $0.count }))
+            put(UInt32(headers.count))
+            body += topic
+            for h in headers {
+                let name = Array(h.name.utf8)
+                put(UInt32(name.count))
+                put(Int32(h.value.count))
+                body += name
+                body += h.value
+            }
+            m.withKey { if let k = $0 { body.append(contentsOf: k) } }
+            m.withValue { body.append(contentsOf: $0) }
+        }
+        var out: [UInt8] = Array("SWB2".utf8)
+        withUnsafeBytes(of: UInt32(batch.count).littleEndian) { out.append(contentsOf: $0) }
+        withUnsafeBytes(of: UInt64(body.count).littleEndian) { out.append(contentsOf: $0) }
+        return out + body
     }
 
     public func shutdown() {

@@ -31,7 +31,7 @@ public func makeHandler(_ settings: HandlerSettings, slot: Int, logger: Logger) 
     switch settings.kind {
     case .sink: return SinkHandler()
     case .cpu: return CPUHandler(rounds: settings.cpuRounds)
-    case .exec: return ExecHandler(command: settings.command, slot: slot, logger: logger)
+    case .exec: return ExecHandler(command: settings.command, protocol: settings.protocolVersion, slot: slot, logger: logger)
     }
 }
 

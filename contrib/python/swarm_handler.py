@@ -1,0 +1,190 @@
+"""Write a swarm exec handler in Python: see swarm-handler(7).
+
+    import swarm_handler
+
+    def handle(batch):
+        for m in batch:
+            process(m.key, m.value)      # bytes, or None (no key / a tombstone)
+        # returning None: every message was handled
+
+    swarm_handler.run(handle)
+
+`handle(batch)` gets a list of `Message` objects (topic, partition, offset,
+timestamp, key, value, headers) and may return, instead of None, one result
+per message: `swarm_handler.OK`, `swarm_handler.fail("why")` or
+`swarm_handler.DEFER` (not handled, deliver again: with ordering =
+"partition", answer it for the later messages of a partition whose message
+failed). If it raises, every message of the batch fails with the exception's
+text and is retried as the configuration says.
+
+The node tells this module which framing it writes (SWARM_HANDLER_PROTOCOL):
+1, the text framing any language can parse line by line, or 2 (`protocol = 2`
+in swarmd.toml's [handler]), a binary framing that a batch is read with in
+one read and sliced with struct: most of what a Python handler spent per
+message in framing 1 was readline() and split().
+
+Standard library only; import it by path (sys.path) or install it
+(`pip install` of this one file is not needed: copy it next to your handler).
+"""
+import os
+import struct
+import sys
+
+__all__ = ["Message", "run", "OK", "DEFER", "fail", "ProtocolError"]
+
+OK = "ok"
+DEFER = "defer"
+
+
+def fail(reason):
+    """The result for a message that failed: retried, then skipped or dead-lettered."""
+    return "fail " + " ".join(str(reason).split())[:500]
+
+
+class ProtocolError(Exception):
+    """The node sent something this module does not understand."""
+
+
+class Message:
+    __slots__ = ("topic", "partition", "offset", "timestamp", "key", "value", "headers")
+
+    def __init__(self, topic, partition, offset, timestamp, key, value, headers):
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.timestamp = timestamp  # milliseconds since the epoch, -1 if the broker gave none
+        self.key = key  # bytes, or None for a message without a key
+        self.value = value  # bytes, or None for a tombstone (a null value)
+        self.headers = headers  # a list of (name, bytes) pairs, in order
+
+    def __repr__(self):
+        return f"Message({self.topic}/{self.partition}@{self.offset}, key={self.key!r}, value={self.value!r})"
+
+
+def _read_exactly(inp, n):
+    data = inp.read(n)
+    if len(data) != n:
+        raise EOFError
+    return data
+
+
+def _batches_v1(inp):
+    """Framing 1: `batch N`, then per message a text header line and the raw bytes."""
+    while True:
+        line = inp.readline()
+        if not line:
+            return
+        fields = line.split()
+        if len(fields) != 2 or fields[0] != b"batch":
+            raise ProtocolError(f"expected 'batch <count>', got {line[:80]!r}")
+        batch = []
+        for _ in range(int(fields[1])):
+            f = inp.readline().split()
+            if len(f) != 8 or f[0] != b"message":
+                raise ProtocolError(f"expected a message line, got {f!r}")
+            key_len, value_len, header_count = int(f[5]), int(f[6]), int(f[7])
+            headers = []
+            for _ in range(header_count):
+                _, n, v = inp.readline().split()
+                name = _read_exactly(inp, int(n)).decode()
+                headers.append((name, _read_exactly(inp, int(v))))
+                inp.read(1)
+            key = _read_exactly(inp, key_len) if key_len >= 0 else None
+            value = _read_exactly(inp, value_len) if value_len >= 0 else None
+            inp.read(1)
+            batch.append(Message(f[1].decode(), int(f[2]), int(f[3]), int(f[4]), key, value, headers))
+        yield batch
+
+
+_BATCH = struct.Struct("<4sIQ")  # magic, count, bytes that follow
+_MESSAGE = struct.Struct("<IiqqiiI")  # topic len, partition, offset, timestamp, key len, value len, header count
+_HEADER = struct.Struct("<Ii")  # name len, value len
+
+
+def _batches_v2(inp):
+    """Framing 2: a 16-byte batch header, then the whole batch in one read, sliced here."""
+    unpack_message, unpack_header = _MESSAGE.unpack_from, _HEADER.unpack_from
+    message_size, header_size = _MESSAGE.size, _HEADER.size
+    topics = {}
+    while True:
+        head = inp.read(_BATCH.size)
+        if not head:
+            return
+        if len(head) != _BATCH.size:
+            raise ProtocolError("the input ended inside a batch header")
+        magic, count, size = _BATCH.unpack(head)
+        if magic != b"SWB2":
+            raise ProtocolError(f"not a framing-2 batch (magic {magic!r})")
+        data = memoryview(_read_exactly(inp, size))
+        pos = 0
+        batch = []
+        for _ in range(count):
+            topic_len, partition, offset, timestamp, key_len, value_len, header_count = unpack_message(data, pos)
+            pos += message_size
+            raw_topic = bytes(data[pos:pos + topic_len])
+            topic = topics.get(raw_topic) or topics.setdefault(raw_topic, raw_topic.decode())
+            pos += topic_len
+            headers = []
+            for _ in range(header_count):
+                name_len, hv_len = unpack_header(data, pos)
+                pos += header_size
+                name = bytes(data[pos:pos + name_len]).decode()
+                pos += name_len
+                headers.append((name, bytes(data[pos:pos + hv_len]) if hv_len >= 0 else None))
+                pos += max(hv_len, 0)
+            if key_len >= 0:
+                key = bytes(data[pos:pos + key_len])
+                pos += key_len
+            else:
+                key = None
+            if value_len >= 0:
+                value = bytes(data[pos:pos + value_len])
+                pos += value_len
+            else:
+                value = None
+            batch.append(Message(topic, partition, offset, timestamp, key, value, headers))
+        if pos != size:
+            raise ProtocolError(f"a batch of {size} bytes held {pos}")
+        yield batch
+
+
+def _answers(batch, results):
+    """The answer lines for a batch: one `ok N` when all went well."""
+    if results is None:
+        return f"ok {len(batch)}\n"
+    results = list(results)
+    if len(results) != len(batch):
+        raise ProtocolError(f"handle() returned {len(results)} results for {len(batch)} messages")
+    if all(r == OK or r is None or r is True for r in results):
+        return f"ok {len(batch)}\n"
+    lines = []
+    for r in results:
+        if r is None or r is True or r == OK:
+            lines.append(OK)
+        elif r == DEFER:
+            lines.append(DEFER)
+        elif isinstance(r, str) and r.startswith("fail"):
+            lines.append(r)
+        else:
+            lines.append(fail(r))
+    return "\n".join(lines) + "\n"
+
+
+def run(handle, stdin=None, stdout=None):
+    """Reads batches until the node closes the input, calls `handle` for each, answers."""
+    inp = stdin or sys.stdin.buffer
+    out = stdout or sys.stdout
+    protocol = os.environ.get("SWARM_HANDLER_PROTOCOL", "1")
+    batches = _batches_v2(inp) if protocol == "2" else _batches_v1(inp)
+    try:
+        for batch in batches:
+            try:
+                answer = _answers(batch, handle(batch))
+            except ProtocolError:
+                raise
+            except Exception as e:  # the handler's own error: the batch fails and is retried
+                answer = "\n".join([fail(f"{type(e).__name__}: {e}")] * len(batch)) + "\n"
+            out.write(answer)
+            out.flush()
+    except (EOFError, BrokenPipeError):
+        pass  # the node is gone or stopping
