@@ -745,6 +745,73 @@ def bench_python(count, reps):
         print(f"| {name} | {median(rates[name]):,.0f} | {median(rates[name]) / base * 100:.0f} % | {median(cpus[name]):,.0f} ns |")
 
 
+def bench_upgrade(reps):
+    """swarmd replaced in place (swarmctl upgrade) against a restart of the
+    service, with 2 `sink` nodes consuming a steady stream from an external
+    broker (`swarmd broker`): how long each takes to answer again, and the
+    consumption gap the nodes see."""
+    broker = Broker({"up": 4})
+    stop = threading.Event()
+
+    def produce():  # a steady trickle, so that a gap shows
+        i = 0
+        while not stop.is_set():
+            broker.produce("up", 200, 16, start=i)
+            i += 200
+            time.sleep(0.05)
+    threading.Thread(target=produce, daemon=True).start()
+
+    def start(d):
+        sw = Swarm(d, None, 2, builtin_config=swarm_config(broker.bootstrap, 2, "up", "upgrade-bench", 'kind = "sink"'))
+        wait_for(lambda: (s := sw.status()) and all(n["partitions"] == 2 for n in s["nodes"]), timeout=120, step=0.05)
+        return sw
+
+    def gap(sw, action):
+        """Longest stretch without progress in the swarm's handled count around `action`, and the action's time."""
+        samples, t_action = [], None
+        t_end = time.monotonic() + 8
+        began = time.monotonic()
+        while time.monotonic() < t_end:
+            if t_action is None and time.monotonic() - began > 1:
+                t0 = time.monotonic()
+                action()
+                t_action = time.monotonic() - t0
+            s = sw.status() if sw.p.poll() is None else None
+            samples.append((time.monotonic(), s["handled"] if s else None))
+            time.sleep(0.01)
+        longest, last_t, last_h = 0, None, None
+        for t, h in samples:
+            if h is None:
+                continue
+            if last_h is None or h > last_h:
+                if last_t is not None:
+                    longest = max(longest, t - last_t)
+                last_t, last_h = t, h
+        return t_action, longest
+
+    with tempfile.TemporaryDirectory() as d:
+        sw = start(d)
+        ups, gaps = [], []
+        for _ in range(reps):
+            t, g = gap(sw, lambda: subprocess.run([SWARMCTL, "upgrade", "--socket", sw.sock], check=True, stdout=subprocess.DEVNULL))
+            ups.append(t)
+            gaps.append(g)
+        sw.stop()
+    with tempfile.TemporaryDirectory() as d:
+        sw = start(d)
+        t0 = time.monotonic()
+        sw.stop()
+        sw = start(d)
+        restart = time.monotonic() - t0
+        sw.stop()
+    stop.set()
+    broker.close()
+    print(f"\n### Replacing swarmd: in-place upgrade against a restart (2 `sink` nodes, steady traffic, median of {reps})\n")
+    print("| how | until swarmd answers as the new binary | longest gap in consumption |\n|---|---|---|")
+    print(f"| `swarmctl upgrade` (same pid, nodes kept) | {ms(median(ups))} | {ms(median(gaps))} (status polled every 10 ms; the reports' own interval is 50 ms) |")
+    print(f"| stop and start the service | {ms(restart)} until every node holds its partitions again (a graceful stop, a new group join and its rebalance) | the whole of it |")
+
+
 def bench_ordering(count, reps):
     """An exec handler that fails 1 % of messages once (transiently), with
     `ordering = "partition"` (a failure pauses and rewinds its partition, the
@@ -770,7 +837,7 @@ def bench_ordering(count, reps):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer repetitions and shorter windows")
-    ap.add_argument("--only", nargs="*", default=[], help="respawn scale control idle stop consumer scaling ordering nodes memory python")
+    ap.add_argument("--only", nargs="*", default=[], help="respawn scale control idle stop consumer scaling ordering nodes memory python upgrade")
     a = ap.parse_args()
     setup()
     reps = 7 if a.quick else 21
@@ -790,6 +857,7 @@ def main():
     if want("nodes"): bench_scale_nodes((16, 64) if a.quick else (16, 64, 256), 7 if a.quick else 21)
     if want("memory"): bench_memory(16 if a.quick else 64, 10 if a.quick else 30)
     if want("python"): bench_python(100_000, 1 if a.quick else 3)
+    if want("upgrade"): bench_upgrade(3 if a.quick else 7)
 
 
 if __name__ == "__main__":

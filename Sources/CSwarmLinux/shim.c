@@ -192,6 +192,10 @@ int swarm_set_nonblocking(int fd, int on) {
     return fcntl(fd, F_SETFL, flags);
 }
 
+int swarm_set_cloexec(int fd) { return fcntl(fd, F_SETFD, FD_CLOEXEC); }
+
+int swarm_set_inheritable(int fd) { return fcntl(fd, F_SETFD, 0); }
+
 int swarm_sealed_memfd(const char *name, const void *data, size_t len) {
     int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (fd < 0) return -1;

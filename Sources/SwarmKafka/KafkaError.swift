@@ -37,6 +37,11 @@ func makeKafkaConf(_ properties: [String: String]) throws -> OpaquePointer {
     return conf
 }
 
+/// librdkafka's version, for `swarmd --version`.
+public enum Librdkafka {
+    public static var version: String { String(cString: rd_kafka_version_str()) }
+}
+
 func cString(_ buffer: [CChar]) -> String {
     String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }

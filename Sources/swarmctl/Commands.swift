@@ -136,6 +136,43 @@ extension SwarmCtl {
         }
     }
 
+    struct Upgrade: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "upgrade",
+            abstract: "Re-execute swarmd in place: same pid, every node kept, no rebalance (as SIGUSR2).",
+            discussion: """
+            The new binary (default: the path swarmd was started from, where a package puts the new version) \
+            must run and accept the running configuration (--check), or nothing changes. Waits until the new \
+            swarmd answers and prints both versions.
+            """
+        )
+        @OptionGroup var connection: ConnectionOptions
+        @Option(help: ArgumentHelp("The new swarmd binary (an absolute path).", valueName: "path")) var binary: String?
+
+        func run() throws {
+            let before = try connection.send(ControlRequest(cmd: .status)).status!
+            _ = try connection.send(ControlRequest(cmd: .upgrade, binary: binary))
+            // While swarmd execs, a request may find nobody answering for a moment.
+            let deadline = monotonicNow() + connection.timeout
+            while true {
+                if let s = try? connection.client.send(ControlRequest(cmd: .status)).status,
+                   s.pid == before.pid, (s.upgrades ?? 0) > (before.upgrades ?? 0) {
+                    print("swarmd (pid \(s.pid)) upgraded in place: \(before.version ?? "?") -> \(s.version ?? "?"); \(s.nodes.count) node(s) kept")
+                    return
+                }
+                if !processExists(before.pid) {
+                    printError("swarmctl: swarmd (pid \(before.pid)) is gone: the new binary did not take over; see its log")
+                    throw ExitCode(ExitStatus.failure)
+                }
+                if monotonicNow() >= deadline {
+                    printError("swarmctl: swarmd did not come back as the new binary within \(connection.timeout) s; see its log")
+                    throw ExitCode(ExitStatus.failure)
+                }
+                sleepSeconds(0.02)
+            }
+        }
+    }
+
     struct Stop: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "stop",

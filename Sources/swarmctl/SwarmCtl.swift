@@ -10,7 +10,8 @@ struct SwarmCtl: ParsableCommand {
         Exit status: 0 done; 1 swarmd refused or failed (its message is printed); 64 usage; \
         69 no swarmd answering on the socket; 77 permission denied. See swarmctl(1).
         """,
-        subcommands: [Status.self, Scale.self, Drain.self, Resume.self, Restart.self, Reload.self, Stop.self]
+        version: "swarmctl \(SwarmVersion.describe())",
+        subcommands: [Status.self, Scale.self, Drain.self, Resume.self, Restart.self, Reload.self, Upgrade.self, Stop.self]
     )
 }
 

@@ -15,6 +15,7 @@ struct Swarmd: ParsableCommand {
         commandName: "swarmd",
         abstract: "Run a Kafka consumer as a supervised swarm of processes.",
         discussion: "See swarmd(8) and swarmd.toml(5).",
+        version: "swarmd \(SwarmVersion.describe()), librdkafka \(Supervisor.librdkafkaVersion)",
         subcommands: [Run.self, Node.self, Broker.self],
         defaultSubcommand: Run.self
     )
@@ -42,12 +43,28 @@ extension Swarmd {
         @Flag(help: "With --check: print the effective configuration as TOML (every setting, defaults marked, secrets redacted).")
         var print = false
 
+        @Option(help: .hidden)
+        var handover: Int32?
+
         @Argument(parsing: .postTerminator, help: ArgumentHelp("A node program and its arguments, after --, instead of the built-in node.", valueName: "node-command"))
         var nodeCommand: [String] = []
 
         func run() throws {
             StderrLogHandler.bootstrap()
             let logger = Logger(label: "swarmd")
+            if let handover {
+                // Re-executed by an upgrading swarmd (swarmctl upgrade, USR2): adopt, don't start.
+                let supervisor: Supervisor
+                do {
+                    supervisor = try Supervisor(handoverFd: handover, logger: logger)
+                } catch {
+                    logger.critical("cannot adopt the swarm handed over: \(error); its nodes leave when they see swarmd gone")
+                    throw ExitCode(ExitStatus.software)
+                }
+                let status = supervisor.run()
+                if status != 0 { throw ExitCode(status) }
+                return
+            }
             let env = currentEnvironment()
             let path = config ?? env["SWARMD_CONFIG"]
             let overrides = Supervisor.Overrides(nodes: nodes, nodeCommand: nodeCommand.isEmpty ? nil : nodeCommand)

@@ -223,7 +223,7 @@ final class SupervisionTests: XCTestCase {
     func testUnknownSignalIsLoggedAndIgnored() throws {
         let swarmd = try SwarmdUnderTest(config: testNodeConfig(nodes: 1))
         swarmd.waitForHealthy(1)
-        swarmd.signal(SIGUSR2)
+        swarmd.signal(SIGPWR)
         swarmd.waitForLog("signal ignored")
         swarmd.waitForHealthy(1)
     }

@@ -24,10 +24,11 @@ final class SwarmctlTests: XCTestCase {
         XCTAssertEqual(json.status, 0)
         let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as! [String: Any]
         XCTAssertEqual(Set(object.keys), ["pid", "state", "wanted", "running", "healthy", "uptime_s", "restarts",
-                                         "handled", "failed", "rate", "malformed_reports", "nodes"])
+                                         "handled", "failed", "rate", "malformed_reports", "version", "upgrades", "nodes"])
+        XCTAssertEqual(object["upgrades"] as? Int, 0)
         let node = (object["nodes"] as! [[String: Any]])[0]
-        for key in ["slot", "pid", "state", "uptime_s", "restarts", "rss_bytes", "handled", "failed", "rate", "partitions",
-                    "report_age_ms", "health"] {
+        for key in ["slot", "pid", "state", "uptime_s", "restarts", "rss_bytes", "pss_bytes", "processes", "handled", "failed", "rate",
+                    "partitions", "report_age_ms", "health"] {
             XCTAssertNotNil(node[key], "node JSON lacks \(key)")
         }
         XCTAssertEqual(object["pid"] as? Int, Int(swarmd.pid))

@@ -61,6 +61,10 @@ int swarm_set_thread_name(const char *name);
 
 int swarm_pipe(int fds[2], int nonblocking_read, int nonblocking_write);
 int swarm_set_nonblocking(int fd, int on);
+/// Close-on-exec on (the default for every fd swarm opens) or off (fds an
+/// upgrading swarmd hands to the binary it re-executes).
+int swarm_set_cloexec(int fd);
+int swarm_set_inheritable(int fd);
 /// A close-on-exec memfd holding `data`, sealed against any change: what a
 /// child reads from it (with pread, from offset 0) is exactly what was written.
 int swarm_sealed_memfd(const char *name, const void *data, size_t len);

@@ -18,7 +18,7 @@ public enum ControlProtocol {
 }
 
 public enum ControlCommand: String, Codable, Sendable, CaseIterable {
-    case status, scale, drain, resume, restart, reload, stop
+    case status, scale, drain, resume, restart, reload, stop, upgrade
 }
 
 public struct ControlRequest: Codable, Equatable, Sendable {
@@ -32,8 +32,11 @@ public struct ControlRequest: Codable, Equatable, Sendable {
     public var slots: [Int]?
     /// `stop`: true for an immediate stop (as QUIT).
     public var now: Bool?
+    /// `upgrade`: the new swarmd binary; none means the path swarmd was started from.
+    public var binary: String?
 
-    public init(cmd: ControlCommand, nodes: Int? = nil, delta: Int? = nil, slots: [Int]? = nil, now: Bool? = nil) {
+    public init(cmd: ControlCommand, nodes: Int? = nil, delta: Int? = nil, slots: [Int]? = nil, now: Bool? = nil, binary: String? = nil) {
+        self.binary = binary
         self.v = ControlProtocol.version
         self.cmd = cmd.rawValue
         self.nodes = nodes
@@ -107,10 +110,17 @@ public struct SwarmStatus: Codable, Equatable, Sendable {
     public var failed: Int64
     public var rate: Double
     public var malformedReports: Int
+    /// The running swarmd's version and build ("0.3.0 (build 2026-11-28 05:20:01)").
+    public var version: String?
+    /// In-place upgrades of swarmd since it was started (`swarmctl upgrade`, USR2).
+    public var upgrades: Int?
     public var nodes: [NodeStatus]
 
     public init(pid: Int32, state: String, wanted: Int, running: Int, healthy: Int, uptimeS: Double, restarts: Int,
-                handled: Int64, failed: Int64, rate: Double, malformedReports: Int, nodes: [NodeStatus]) {
+                handled: Int64, failed: Int64, rate: Double, malformedReports: Int, version: String? = nil, upgrades: Int? = nil,
+                nodes: [NodeStatus]) {
+        self.version = version
+        self.upgrades = upgrades
         self.pid = pid
         self.state = state
         self.wanted = wanted

@@ -6,14 +6,14 @@
 /// Why this format: a node in any language (even `echo … >&3` in a shell)
 /// can write it, and unknown keys are ignored so newer nodes keep working
 /// with older supervisors. `v` is required and must be 1. swarmd.8 documents it.
-public struct NodeReport: Equatable, Sendable {
+public struct NodeReport: Codable, Equatable, Sendable {
     public static let version = 1
     /// Lines longer than this are malformed (and a pipe that floods us cannot grow our memory).
     public static let maxLineLength = 4096
 
-    public enum Health: String, Sendable { case ok, unhealthy }
+    public enum Health: String, Codable, Sendable { case ok, unhealthy }
     /// What a node says it is doing; the supervisor's own view of the node is `NodeState`.
-    public enum State: String, Sendable { case starting, running, draining, drained, stopping }
+    public enum State: String, Codable, Sendable { case starting, running, draining, drained, stopping }
 
     public var health = Health.ok
     public var state = State.running
@@ -117,7 +117,7 @@ public enum UnhealthyReason: Int, Sendable {
 
 /// One partition of one topic: a value end to end, never a "topic/partition"
 /// string split apart again.
-public struct TopicPartition: Hashable, Comparable, Sendable {
+public struct TopicPartition: Hashable, Comparable, Codable, Sendable {
     public var topic: String
     public var partition: Int32
 

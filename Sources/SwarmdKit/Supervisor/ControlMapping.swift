@@ -8,6 +8,8 @@ enum ControlMapping {
         case command(SwarmCommand)
         /// A reload: the shell reads the file first (I/O), then hands the core `.reload(config)`.
         case reloadFile
+        /// Re-execute swarmd (this binary, or `binary`) in place, keeping every node.
+        case upgrade(binary: String?)
     }
 
     static func command(for request: ControlRequest) -> Result<Mapped, ControlFailure> {
@@ -30,6 +32,11 @@ enum ControlMapping {
         case .restart: return .success(.command(.restart(slots: request.slots)))
         case .reload: return .success(.reloadFile)
         case .stop: return .success(.command(.stop(now: request.now == true)))
+        case .upgrade:
+            if let b = request.binary, !b.hasPrefix("/") {
+                return .failure(ControlFailure(.badArgument, "the new binary must be an absolute path, not \"\(b.prefix(200))\""))
+            }
+            return .success(.upgrade(binary: request.binary))
         }
     }
 }

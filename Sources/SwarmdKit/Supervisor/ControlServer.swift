@@ -63,6 +63,33 @@ final class ControlServer {
         if let gid = allowedGroup { _ = chown(path, uid_t.max, gid) }
     }
 
+    /// Takes over the listening socket an upgrading swarmd left open.
+    init(adopting fd: Int32, path: String, group: String, idleTimeout: Double, logger: Logger) {
+        self.path = path
+        self.idleTimeout = idleTimeout
+        self.logger = logger
+        allowedGroup = group.isEmpty ? nil : getgrnam(group).map { $0.pointee.gr_gid }
+        listenFd = fd
+        _ = swarm_set_cloexec(fd)
+    }
+
+    /// Before swarmd re-executes itself: every answer queued goes out, every
+    /// connection is closed cleanly (a client reconnects to the new swarmd),
+    /// and the listener stays open across exec, so no connection is refused.
+    func handOver() -> Int32 {
+        for (_, conn) in connections {
+            while !conn.output.isEmpty {
+                let n = conn.output.withUnsafeBytes { send(conn.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                if n <= 0 { break }
+                conn.output.removeFirst(n)
+            }
+            close(conn.fd)
+        }
+        connections.removeAll()
+        _ = swarm_set_inheritable(listenFd)
+        return listenFd
+    }
+
     /// Makes sure no other swarmd serves `path`: a live one is an error naming
     /// its pid, a stale socket file is removed, a missing directory is created.
     static func claim(_ path: String) throws {

@@ -18,7 +18,7 @@ import Shared
 /// would miss what a leaking handler shares with its own children.
 enum ProcessTree {
     /// One process of a node's tree.
-    struct Process: Equatable {
+    struct Process: Equatable, Codable {
         var pid: Int32
         var name: String
         var rss: Int64
@@ -98,7 +98,7 @@ enum ProcessTree {
 }
 
 /// What one node's process tree uses.
-struct NodeMemory: Equatable {
+struct NodeMemory: Equatable, Codable {
     /// The node first, then its handler and whatever that started.
     var processes: [ProcessTree.Process]
 

@@ -4,6 +4,7 @@ import Glibc
 import CSwarmLinux
 import Logging
 import Shared
+import SwarmKafka
 
 /// swarmd's I/O shell around the pure core (`Swarm`): one thread, one epoll
 /// loop. It turns fds into events (a signalfd, one pidfd and one report pipe
@@ -47,7 +48,8 @@ public final class Supervisor {
         }
     }
 
-    static let handledSignals: [Int32] = [SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2, SIGTTIN, SIGTTOU, SIGCHLD]
+    /// PWR is taken only to be logged and ignored (its default would end swarmd).
+    static let handledSignals: [Int32] = [SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2, SIGTTIN, SIGTTOU, SIGCHLD, SIGPWR]
 
     private var swarm: Swarm
     private let configPath: String?
@@ -69,6 +71,13 @@ public final class Supervisor {
     private var nextSweep: Double?
     /// Where the reply to the command being handled goes.
     private var replyTo: ((ControlResponse) -> Void)?
+    /// The binary swarmd was started from: what `swarmctl upgrade` re-executes by default.
+    private let executable: String
+    private let version = SwarmVersion.describe()
+    /// An upgrade that passed its check, done at the end of the turn (after its reply went out).
+    private var pendingUpgrade: String?
+    /// What the swarmd this one replaced handed over, until it is adopted.
+    private var handover: Handover?
 
     /// Blocks the signals swarmd takes through its signalfd. Call first thing
     /// in main, before any thread exists, so that every thread inherits the mask.
@@ -86,7 +95,34 @@ public final class Supervisor {
         self.loop = try EventLoop()
         self.spawner = Spawner(config: config, environment: environment)
         self.swarm = Swarm(config: config, pid: getpid(), now: monotonicNow())
+        self.executable = Self.ownExecutable()
     }
+
+    /// The swarmd that an upgrade started: it adopts what the previous one handed over.
+    public init(handoverFd: Int32, logger: Logger) throws {
+        let h = try Handover.read(fd: handoverFd)
+        self.configPath = h.configPath
+        self.overrides = Overrides(nodes: h.overridesNodes, nodeCommand: h.overridesCommand)
+        self.socketPath = h.socketPath
+        self.logger = logger
+        self.environment = currentEnvironment()
+        self.loop = try EventLoop()
+        self.spawner = Spawner(config: h.swarm.config, environment: environment)
+        self.swarm = h.swarm
+        self.nextSpawnId = h.nextSpawnId
+        self.executable = h.executable
+        self.handover = h
+    }
+
+    /// The path of the running binary, read before a package upgrade replaces the file.
+    private static func ownExecutable() -> String {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        return n > 0 ? String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : CommandLine.arguments[0]
+    }
+
+    /// librdkafka's version, for `swarmd --version`.
+    public static var librdkafkaVersion: String { Librdkafka.version }
 
     /// Applies the command-line overrides to a configuration read from a file.
     public static func apply(_ overrides: Overrides, to config: SwarmConfig) -> SwarmConfig {
@@ -107,11 +143,18 @@ public final class Supervisor {
             logger.critical("cannot start: \(error)")
             return ExitStatus.software
         }
-        logger.info("swarmd started", metadata: ["pid": "\(getpid())", "nodes": "\(swarm.wanted)", "socket": "\(socketPath)"])
-        if let auto = swarm.config.supervisor.nodesAuto {
-            logger.notice("nodes = \"auto\": \(swarm.wanted)", metadata: ["derived_from": "\(auto)"])
+        if let h = handover {
+            handover = nil
+            logger.notice("swarmd upgraded in place: every node adopted", metadata: [
+                "pid": "\(getpid())", "nodes": "\(nodes.count)", "from": "\(h.previousVersion)", "to": "\(version)"])
+            if swarm.readySent { notifier.ready() }
+        } else {
+            logger.info("swarmd started", metadata: ["pid": "\(getpid())", "nodes": "\(swarm.wanted)", "socket": "\(socketPath)", "version": "\(version)"])
+            if let auto = swarm.config.supervisor.nodesAuto {
+                logger.notice("nodes = \"auto\": \(swarm.wanted)", metadata: ["derived_from": "\(auto)"])
+            }
+            feed(.start)
         }
-        feed(.start)
         if let interval = notifier.watchdogInterval {
             nextWatchdog = monotonicNow() + interval
             logger.info("systemd watchdog enabled", metadata: ["ping_every_s": "\(interval)"])
@@ -130,8 +173,23 @@ public final class Supervisor {
         guard signalFd >= 0 else { throw SwarmError(.signalfd, "signalfd: \(errnoText())") }
         try loop.add(signalFd, .signal)
         let config = swarm.config
-        let server = try ControlServer(path: socketPath, mode: config.supervisor.socketMode, group: config.supervisor.socketGroup,
+        let server: ControlServer
+        if let h = handover {
+            server = ControlServer(adopting: h.listenFd, path: socketPath, group: config.supervisor.socketGroup,
+                                   idleTimeout: config.supervisor.controlTimeout, logger: logger)
+            for n in h.nodes {
+                let fds = NodeFds(pid: n.pid, pidfd: n.pidfd, reportFd: n.reportFd, controlFd: n.controlFd)
+                fds.watched = n.watched
+                for fd in [n.pidfd, n.reportFd, n.controlFd] where fd >= 0 { _ = swarm_set_cloexec(fd) }
+                nodes[n.spawn] = fds
+                // A node that died during the upgrade: its pidfd is readable at once, and it is reaped as usual.
+                try loop.add(n.pidfd, .pidfd(spawn: n.spawn))
+                if n.reportFd >= 0 { try loop.add(n.reportFd, .report(spawn: n.spawn), events: n.watched ? SWARM_EPOLLIN : 0) }
+            }
+        } else {
+            server = try ControlServer(path: socketPath, mode: config.supervisor.socketMode, group: config.supervisor.socketGroup,
                                        idleTimeout: config.supervisor.controlTimeout, logger: logger)
+        }
         try loop.add(server.listenFd, .listener)
         control = server
         let (cg, why) = NodeCgroups.make(procSelfCgroup: try? readTextFile("/proc/self/cgroup"))
@@ -190,6 +248,7 @@ public final class Supervisor {
         feed(.tick)
         if notifier.isActive { notifier.status(swarm.statusLine()) }  // not worth a string for nobody, every turn
         updateReportWatches(now: monotonicNow())
+        if let binary = pendingUpgrade { upgrade(to: binary) }
         loop.arm(at: [swarm.nextDeadline(), nextWatchdog, nextSweep, control?.nextDeadline].compactMap { $0 }.min())
     }
 
@@ -227,6 +286,7 @@ public final class Supervisor {
                 }
             case .reply(var response):
                 if var status = response.status {
+                    status.version = version
                     // Memory is read fresh for a status (whole trees, one pass), not kept up to date for nobody.
                     let memory = ProcessTree.memory(of: status.nodes.compactMap(\.pid))
                     for i in status.nodes.indices {
@@ -383,6 +443,8 @@ public final class Supervisor {
         switch ControlMapping.command(for: request) {
         case .failure(let failure):
             return ControlResponse(ok: false, error: failure)
+        case .success(.upgrade(let binary)):
+            return prepareUpgrade(binary: binary ?? executable, origin: "swarmctl upgrade by uid \(peer.uid)")
         case .success(.reloadFile):
             switch readConfiguration() {
             case .failure(let e): return .failure(.badConfig, e.message)
@@ -421,6 +483,63 @@ public final class Supervisor {
         return .success(next)
     }
 
+    // MARK: Upgrades
+
+    /// Checks an upgrade and schedules it for the end of this turn (after the
+    /// requester's reply went out), or refuses it while everything runs on.
+    private func prepareUpgrade(binary: String, origin: String) -> ControlResponse {
+        let refuse = { (code: ControlErrorCode, why: String) -> ControlResponse in
+            self.logger.error("upgrade refused: \(why); swarmd keeps running", metadata: ["asked_by": "\(origin)"])
+            return .failure(code, why)
+        }
+        if swarm.mode.isStopping { return refuse(.shuttingDown, "swarmd is stopping") }
+        if pendingUpgrade != nil { return refuse(.busy, "an upgrade is already under way") }
+        if broker != nil {
+            return refuse(.badArgument, "the embedded development broker lives inside swarmd and would not survive it; upgrade with an external broker (or swarmd broker), or restart")
+        }
+        if let problem = Handover.check(binary, configPath: configPath) { return refuse(.badArgument, problem) }
+        pendingUpgrade = binary
+        logger.notice("upgrade checked: re-executing in place", metadata: ["binary": "\(binary)", "asked_by": "\(origin)", "from": "\(version)"])
+        return ControlResponse(ok: true, message: "upgrading swarmd (pid \(getpid()), \(version)) to \(binary)")
+    }
+
+    /// Re-executes swarmd in place: same pid, same children, every fd the
+    /// nodes are watched through kept open across exec. Returns only if the
+    /// exec failed, with everything as it was.
+    private func upgrade(to binary: String) {
+        pendingUpgrade = nil
+        notifier.reloading()
+        guard let control else { return }
+        let listen = control.handOver()
+        var kept = [listen]
+        var handed: [Handover.Node] = []
+        for (spawn, fds) in nodes.sorted(by: { $0.key < $1.key }) {
+            handed.append(Handover.Node(spawn: spawn, pid: fds.pid, pidfd: fds.pidfd, reportFd: fds.reportFd, controlFd: fds.controlFd, watched: fds.watched))
+            for fd in [fds.pidfd, fds.reportFd, fds.controlFd] where fd >= 0 {
+                _ = swarm_set_inheritable(fd)
+                kept.append(fd)
+            }
+        }
+        var state = swarm
+        state.upgrades += 1
+        let h = Handover(swarm: state, nodes: handed, nextSpawnId: nextSpawnId, listenFd: listen, socketPath: socketPath,
+                         configPath: configPath, overridesNodes: overrides.nodes, overridesCommand: overrides.nodeCommand,
+                         executable: executable, previousVersion: version)
+        var why: String
+        do {
+            let fd = try h.write()
+            let argv = [binary, "run", "--handover", String(fd)]
+            _ = withCStringArray(argv) { execv(binary, $0) }
+            why = "cannot execute \(binary): \(errnoText())"
+            close(fd)
+        } catch {
+            why = "\(error)"
+        }
+        for fd in kept { _ = swarm_set_cloexec(fd) }
+        logger.error("upgrade failed: \(why); swarmd keeps running")
+        notifier.ready()
+    }
+
     // MARK: Signals
 
     private func readSignals() {
@@ -453,6 +572,9 @@ public final class Supervisor {
             feed(.command(.scale(.relative(-1)), from: origin))
         case SIGUSR1:
             logStatusReport()
+        case SIGUSR2:
+            logger.notice("upgrade requested", metadata: meta)
+            _ = prepareUpgrade(binary: executable, origin: "USR2")
         case SIGHUP:
             logger.notice("reload requested", metadata: meta)
             if case .success(let config) = readConfiguration() { feed(.command(.reload(config), from: origin)) }

@@ -1,7 +1,7 @@
 import Shared
 
 /// One running node process, as the supervisor knows it.
-struct NodeProcess: Equatable {
+struct NodeProcess: Equatable, Codable {
     /// swarmd's own id for this process: events name the spawn, never the
     /// slot, so an event from a replaced process cannot be taken for its successor's.
     let spawn: Int
@@ -26,7 +26,7 @@ struct NodeProcess: Equatable {
 }
 
 /// Why the supervisor stops a node: shown in logs and in `last_exit`.
-enum StopReason: Equatable {
+enum StopReason: Equatable, Codable {
     case hung
     case unhealthy(Int)
     /// Which process grew, and how much the tree uses.
@@ -63,7 +63,7 @@ enum NodeSignal: Equatable {
 }
 
 /// A stop the supervisor ordered: why, and when KILL follows.
-struct StopOrder: Equatable {
+struct StopOrder: Equatable, Codable {
     var reason: StopReason
     var killAt: Double
     var killed = false
@@ -80,7 +80,7 @@ struct StopOrder: Equatable {
 /// Every legal move is in `next(_:on:)`, beside this diagram; the core
 /// refuses (and logs) any other. A slot that is not wanted any more (scaled
 /// down, swarm stopping) is removed at its exit instead of going to backoff.
-enum NodeState: Equatable {
+enum NodeState: Equatable, Codable {
     /// No process. `respawnAt` nil: a spawn was asked of the shell just now.
     case backoff(respawnAt: Double?)
     /// Spawned; waiting for the first healthy report.
@@ -169,8 +169,8 @@ enum NodeState: Equatable {
 /// A node slot: a stable id (0…N-1) that outlives the processes filling it.
 /// What the slot *is* (`state`) is kept apart from what is *wanted* of it
 /// (`want`), as runit's runsv keeps `state` and `want`.
-struct Slot: Equatable {
-    enum Want: Equatable {
+struct Slot: Equatable, Codable {
+    enum Want: Equatable, Codable {
         /// Running and consuming.
         case up
         /// Drained by the operator: a replacement process is drained too.

@@ -6,9 +6,9 @@ import Shared
 /// no system calls, no clock reads: the shell (`Supervisor`) turns fds into
 /// events and effects into system calls, and tests drive this with events
 /// and a fake clock (`SwarmTests`).
-struct Swarm {
+struct Swarm: Codable {
     /// What the swarm as a whole is doing.
-    enum Mode: Equatable {
+    enum Mode: Equatable, Codable {
         case running
         /// Rolling the nodes onto a new configuration.
         case reloading
@@ -32,7 +32,7 @@ struct Swarm {
     }
 
     /// One slot to restart in a rolling restart, and why.
-    struct RollStep: Equatable {
+    struct RollStep: Equatable, Codable {
         var slot: Int
         var reason: StopReason
     }
@@ -58,6 +58,14 @@ struct Swarm {
     private var bySpawn: [Int: Int] = [:]
     private var effects: [SwarmEffect] = []
     private var now = 0.0
+    /// In-place upgrades of swarmd so far (the state outlives each: `Supervisor.upgrade`).
+    var upgrades = 0
+
+    /// What an upgrade hands to the new swarmd: everything but the effects being built.
+    private enum CodingKeys: String, CodingKey {
+        case config, pid, mode, slots, wanted, startedAt, readySent, rollQueue, rollCurrent, stopDeadline, pauseDeadline
+        case anyKilledWhileStopping, malformedReports, totalRestarts, bySpawn, now, upgrades
+    }
 
     init(config: SwarmConfig, pid: Int32 = 0, now: Double) {
         self.config = config
@@ -548,7 +556,7 @@ struct Swarm {
             uptimeS: (now - startedAt).rounded(toPlaces: 1), restarts: totalRestarts,
             handled: nodes.reduce(0) { $0 + $1.handled }, failed: nodes.reduce(0) { $0 + $1.failed },
             rate: nodes.reduce(0.0) { $0 + $1.rate }.rounded(toPlaces: 1),
-            malformedReports: malformedReports, nodes: nodes)
+            malformedReports: malformedReports, version: nil, upgrades: upgrades, nodes: nodes)
     }
 
     /// systemd's one-line STATUS.
