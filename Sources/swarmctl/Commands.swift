@@ -18,12 +18,13 @@ extension SwarmCtl {
 
         func run() throws {
             repeat {
-                let status = try connection.send(ControlRequest(cmd: .status)).status!
                 let text: String
-                if json {
-                    text = try ControlProtocol.encoder.encode(status).text + "\n"
+                if json, let raw = try? connection.client.statusJSON() {
+                    // Passed on as swarmd wrote it (sorted keys, snake case).
+                    text = String(decoding: raw, as: UTF8.self) + "\n"
                 } else {
-                    text = StatusTable.render(status)
+                    let status = try connection.send(ControlRequest(cmd: .status)).status!
+                    text = json ? try ControlProtocol.encoder.encode(status).text + "\n" : StatusTable.render(status)
                 }
                 writeAll(1, (watch ? "\u{1B}[H\u{1B}[2J" : "") + text)
                 if watch { sleepSeconds(1) }

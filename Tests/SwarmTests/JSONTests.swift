@@ -95,4 +95,26 @@ final class JSONTests: XCTestCase {
         XCTAssertEqual(try JSONValueDecoder().decode(SwarmConfig.self, from: Array(text.utf8)), c)
         XCTAssertEqual(try JSONDecoder().decode(SwarmConfig.self, from: Data(text.utf8)), c, "Foundation reads it too")
     }
+
+    func testTheStatusWriterWritesExactlyWhatCodableWrites() {
+        var full = NodeStatus(slot: 3, pid: 77, state: "running", uptimeS: 12.5, restarts: 2, lastExit: "exited with status 1 \"x\"\n",
+                              rssBytes: 123, handled: 9_000_000_000, failed: 1, rate: 0.1, partitions: 2, lag: 40,
+                              partitionLag: [PartitionLag(topic: "orders/é", partition: 3, lag: 9), PartitionLag(topic: "b", partition: 0, lag: 0)],
+                              reportAgeMs: 150, health: "ok")
+        full.pssBytes = 99
+        full.processes = [ProcessMemoryStatus(pid: 77, name: "swarmd-node", rssBytes: 100, pssBytes: 50),
+                          ProcessMemoryStatus(pid: 78, name: "py\tthon", rssBytes: 23, pssBytes: nil)]
+        let bare = NodeStatus(slot: 0, pid: nil, state: "backoff", uptimeS: 0, restarts: 0, lastExit: nil, rssBytes: nil,
+                              handled: 0, failed: 0, rate: 0, partitions: 0, lag: nil, reportAgeMs: nil, health: "down")
+        for (version, upgrades) in [(String?.some("0.3.0 (build x)"), Int?.some(2)), (nil, nil)] {
+            let status = SwarmStatus(pid: 42, state: "running", wanted: 2, running: 1, healthy: 1, uptimeS: 1e-3, restarts: 3,
+                                     handled: 5, failed: 6, rate: 1234.5, malformedReports: 7, version: version, upgrades: upgrades,
+                                     nodes: [bare, full])
+            for message in [nil, "ok"] {
+                let response = ControlResponse(ok: true, message: message, status: status)
+                XCTAssertEqual(String(decoding: ControlProtocol.line(response), as: UTF8.self),
+                               String(decoding: ControlProtocol.codableLine(response), as: UTF8.self))
+            }
+        }
+    }
 }

@@ -27,7 +27,7 @@ final class SwarmctlTests: XCTestCase {
                                          "handled", "failed", "rate", "malformed_reports", "version", "upgrades", "nodes"])
         XCTAssertEqual(object["upgrades"] as? Int, 0)
         let node = (object["nodes"] as! [[String: Any]])[0]
-        for key in ["slot", "pid", "state", "uptime_s", "restarts", "rss_bytes", "pss_bytes", "processes", "handled", "failed", "rate",
+        for key in ["slot", "pid", "state", "uptime_s", "restarts", "rss_bytes", "processes", "handled", "failed", "rate",
                     "partitions", "report_age_ms", "health"] {
             XCTAssertNotNil(node[key], "node JSON lacks \(key)")
         }

@@ -45,20 +45,28 @@ class ProtocolError(Exception):
     """The node sent something this module does not understand."""
 
 
-class Message:
-    __slots__ = ("topic", "partition", "offset", "timestamp", "key", "value", "headers")
+class Message(tuple):
+    """One message: `topic`, `partition`, `offset`, `timestamp` (ms since the
+    epoch, -1 if the broker gave none), `key` (bytes, None without a key),
+    `value` (bytes, None for a tombstone), `headers` (a list of (name, bytes)).
 
-    def __init__(self, topic, partition, offset, timestamp, key, value, headers):
-        self.topic = topic
-        self.partition = partition
-        self.offset = offset
-        self.timestamp = timestamp  # milliseconds since the epoch, -1 if the broker gave none
-        self.key = key  # bytes, or None for a message without a key
-        self.value = value  # bytes, or None for a tombstone (a null value)
-        self.headers = headers  # a list of (name, bytes) pairs, in order
+    A tuple underneath: building one per message was the largest cost of a
+    Python handler after the framing itself (tuple.__new__ is several times
+    cheaper than a class's __init__)."""
+    __slots__ = ()
+    topic = property(lambda m: m[0])
+    partition = property(lambda m: m[1])
+    offset = property(lambda m: m[2])
+    timestamp = property(lambda m: m[3])
+    key = property(lambda m: m[4])
+    value = property(lambda m: m[5])
+    headers = property(lambda m: m[6])
+
+    def __new__(cls, topic, partition, offset, timestamp, key, value, headers):
+        return tuple.__new__(cls, (topic, partition, offset, timestamp, key, value, headers))
 
     def __repr__(self):
-        return f"Message({self.topic}/{self.partition}@{self.offset}, key={self.key!r}, value={self.value!r})"
+        return f"Message({self[0]}/{self[1]}@{self[2]}, key={self[4]!r}, value={self[5]!r})"
 
 
 def _read_exactly(inp, n):
@@ -103,8 +111,10 @@ _HEADER = struct.Struct("<Ii")  # name len, value len
 
 def _batches_v2(inp):
     """Framing 2: a 16-byte batch header, then the whole batch in one read, sliced here."""
-    unpack_message, unpack_header = _MESSAGE.unpack_from, _HEADER.unpack_from
+    unpack_message = _MESSAGE.unpack_from
+    unpack_header = _HEADER.unpack_from
     message_size, header_size = _MESSAGE.size, _HEADER.size
+    new = tuple.__new__
     topics = {}
     while True:
         head = inp.read(_BATCH.size)
@@ -115,34 +125,41 @@ def _batches_v2(inp):
         magic, count, size = _BATCH.unpack(head)
         if magic != b"SWB2":
             raise ProtocolError(f"not a framing-2 batch (magic {magic!r})")
-        data = memoryview(_read_exactly(inp, size))
+        data = _read_exactly(inp, size)
         pos = 0
         batch = []
+        append = batch.append
         for _ in range(count):
             topic_len, partition, offset, timestamp, key_len, value_len, header_count = unpack_message(data, pos)
             pos += message_size
-            raw_topic = bytes(data[pos:pos + topic_len])
-            topic = topics.get(raw_topic) or topics.setdefault(raw_topic, raw_topic.decode())
-            pos += topic_len
+            end = pos + topic_len
+            raw_topic = data[pos:end]
+            topic = topics.get(raw_topic)
+            if topic is None:
+                topic = topics[raw_topic] = raw_topic.decode()
+            pos = end
             headers = []
             for _ in range(header_count):
                 name_len, hv_len = unpack_header(data, pos)
                 pos += header_size
-                name = bytes(data[pos:pos + name_len]).decode()
+                name = data[pos:pos + name_len].decode()
                 pos += name_len
-                headers.append((name, bytes(data[pos:pos + hv_len]) if hv_len >= 0 else None))
-                pos += max(hv_len, 0)
+                if hv_len >= 0:
+                    headers.append((name, data[pos:pos + hv_len]))
+                    pos += hv_len
+                else:
+                    headers.append((name, None))
             if key_len >= 0:
-                key = bytes(data[pos:pos + key_len])
+                key = data[pos:pos + key_len]
                 pos += key_len
             else:
                 key = None
             if value_len >= 0:
-                value = bytes(data[pos:pos + value_len])
+                value = data[pos:pos + value_len]
                 pos += value_len
             else:
                 value = None
-            batch.append(Message(topic, partition, offset, timestamp, key, value, headers))
+            append(new(Message, (topic, partition, offset, timestamp, key, value, headers)))
         if pos != size:
             raise ProtocolError(f"a batch of {size} bytes held {pos}")
         yield batch

@@ -12,6 +12,12 @@ public enum ControlProtocol {
 
     /// One JSON line (with its newline) for a value.
     public static func line<T: Encodable>(_ value: T) -> [UInt8] {
+        if let r = value as? ControlResponse, let s = r.status, r.error == nil { return StatusJSON.line(r, s) }
+        return codableLine(value)
+    }
+
+    /// The same through Codable (every other message, and the reference the status writer is tested against).
+    public static func codableLine<T: Encodable>(_ value: T) -> [UInt8] {
         let json = (try? encoder.encode(value)) ?? .object([:])
         return json.serialized() + [UInt8(ascii: "\n")]
     }
@@ -188,9 +194,10 @@ public struct ProcessMemoryStatus: Codable, Equatable, Sendable {
     public var pid: Int32
     public var name: String
     public var rssBytes: Int64
-    public var pssBytes: Int64
+    /// Read once per report interval while `memory_limit` is set; absent otherwise.
+    public var pssBytes: Int64?
 
-    public init(pid: Int32, name: String, rssBytes: Int64, pssBytes: Int64) {
+    public init(pid: Int32, name: String, rssBytes: Int64, pssBytes: Int64?) {
         self.pid = pid
         self.name = name
         self.rssBytes = rssBytes

@@ -78,6 +78,10 @@ public final class Supervisor {
     private var pendingUpgrade: String?
     /// What the swarmd this one replaced handed over, until it is adopted.
     private var handover: Handover?
+    /// Trees read for a status, kept for one report interval: a status shows
+    /// reports of that age anyway, and re-reading /proc for every request
+    /// cost 40 µs per node (BENCHMARKS.md, large swarms).
+    private var statusMemory: (at: Double, byPid: [Int32: NodeMemory]) = (-.infinity, [:])
 
     /// Blocks the signals swarmd takes through its signalfd. Call first thing
     /// in main, before any thread exists, so that every thread inherits the mask.
@@ -287,13 +291,18 @@ public final class Supervisor {
             case .reply(var response):
                 if var status = response.status {
                     status.version = version
-                    // Memory is read fresh for a status (whole trees, one pass), not kept up to date for nobody.
-                    let memory = ProcessTree.memory(of: status.nodes.compactMap(\.pid))
-                    for i in status.nodes.indices {
+                    // With a memory limit the core has every tree from the sweep (PSS included);
+                    // without one, a status reads RSS quickly, not kept up to date for nobody.
+                    let missing = status.nodes.filter { $0.processes == nil }.compactMap(\.pid)
+                    let now = monotonicNow()
+                    if now - statusMemory.at >= swarm.config.supervisor.reportInterval || missing.contains(where: { statusMemory.byPid[$0] == nil }) {
+                        statusMemory = (now, missing.isEmpty ? [:] : ProcessTree.quickMemory(of: missing))
+                    }
+                    let memory = statusMemory.byPid
+                    for i in status.nodes.indices where status.nodes[i].processes == nil {
                         guard let m = status.nodes[i].pid.flatMap({ memory[$0] }) else { continue }
                         status.nodes[i].rssBytes = m.rss
-                        status.nodes[i].pssBytes = m.pss
-                        status.nodes[i].processes = m.processes.map { ProcessMemoryStatus(pid: $0.pid, name: $0.name, rssBytes: $0.rss, pssBytes: $0.pss) }
+                        status.nodes[i].processes = m.processes.map { ProcessMemoryStatus(pid: $0.pid, name: $0.name, rssBytes: $0.rss, pssBytes: nil) }
                     }
                     response.status = status
                 }
@@ -587,7 +596,7 @@ public final class Supervisor {
     private func logStatusReport() {
         sweepReports()
         let s = swarm.status(now: monotonicNow())
-        let memory = ProcessTree.memory(of: s.nodes.compactMap(\.pid))
+        let memory = ProcessTree.memory(of: s.nodes.compactMap(\.pid))  // USR1 is rare: the full pass, PSS included
         logger.notice("status: \(swarm.statusLine())", metadata: ["state": "\(s.state)", "wanted": "\(s.wanted)", "handled": "\(s.handled)", "malformed_reports": "\(s.malformedReports)"])
         for n in s.nodes {
             logger.notice("status: node", metadata: [

@@ -533,7 +533,7 @@ struct Swarm: Codable {
 
     /// The status as `swarmctl status --json` shows it (memory is the shell's to read).
     func status(now: Double) -> SwarmStatus {
-        let nodes = slots.keys.sorted().map { id -> NodeStatus in
+        var nodes = slots.keys.sorted().map { id -> NodeStatus in
             let slot = slots[id]!
             let p = slot.process
             var state = slot.state.phase.rawValue
@@ -548,6 +548,11 @@ struct Swarm: Codable {
                 partitionLag: p?.lastReport.flatMap { $0.partitionLag.isEmpty ? nil : PartitionLag.list($0.partitionLag) },
                 reportAgeMs: p?.lastReport == nil ? nil : Int64((now - p!.lastReportAt) * 1000),
                 health: p?.lastReport?.health.rawValue ?? (p == nil ? "down" : "unknown"))
+        }
+        for i in nodes.indices {
+            guard let m = slots[nodes[i].slot]?.process?.memory, m.hasPSS else { continue }
+            nodes[i].pssBytes = m.pss
+            nodes[i].processes = m.processes.map { ProcessMemoryStatus(pid: $0.pid, name: $0.name, rssBytes: $0.rss, pssBytes: $0.pss) }
         }
         return SwarmStatus(
             pid: pid, state: mode.name, wanted: wanted,
