@@ -71,6 +71,18 @@ public struct KafkaMessage: @unchecked Sendable {
     /// The value, nil for a tombstone.
     public var value: [UInt8]? { isTombstone ? nil : withValue { Array($0) } }
 
+    /// How many headers the message has, without copying them out.
+    public var headerCount: Int {
+        switch storage {
+        case .owned(_, _, let headers):
+            return headers.count
+        case .librdkafka(let h):
+            var hdrs: OpaquePointer?
+            guard rd_kafka_message_headers(h.m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR, let hdrs else { return 0 }
+            return rd_kafka_header_cnt(hdrs)
+        }
+    }
+
     public var headers: [(name: String, value: [UInt8])] {
         switch storage {
         case .owned(_, _, let headers):

@@ -105,10 +105,20 @@ final class HandlerLibraryTests: XCTestCase {
     func testFraming2IsWhatTheManPageSays() {
         let m = KafkaMessage(topic: "t", partition: 3, offset: 9, key: nil, value: Array("v".utf8), timestamp: 5,
                              headers: [(name: "h", value: [7])])
-        let frame = ExecHandler.frameV2([m])
+        let tombstone = KafkaMessage(topic: "t", partition: 3, offset: 10, key: Array("k".utf8), value: nil, timestamp: -1)
+        let frame = ExecHandler.frameV2([m, tombstone])
         func le<T: FixedWidthInteger>(_ v: T) -> [UInt8] { withUnsafeBytes(of: v.littleEndian) { Array($0) } }
-        var body = le(UInt32(1)) + le(Int32(3)) + le(Int64(9)) + le(Int64(5)) + le(Int32(-1)) + le(Int32(1)) + le(UInt32(1))
-        body += Array("t".utf8) + le(UInt32(1)) + le(Int32(1)) + Array("h".utf8) + [7] + Array("v".utf8)
-        XCTAssertEqual(frame, Array("SWB2".utf8) + le(UInt32(1)) + le(UInt64(body.count)) + body)
+        let records = 2 * 64 + 1 * 32 + 1 * 16  // two messages, one header, one topic
+        // The data: "t" at 176, then the first message's header "h"=[7], its (null) key and value "v", then the key "k".
+        let t = Int64(records)
+        var rest = le(UInt32(0)) + le(Int32(3)) + le(Int64(9)) + le(Int64(5)) + le(Int64(-1)) + le(Int64(-1))
+        rest += le(t + 3) + le(t + 4) + le(UInt32(0)) + le(UInt32(1))
+        rest += le(UInt32(0)) + le(Int32(3)) + le(Int64(10)) + le(Int64(-1)) + le(t + 4) + le(t + 5)
+        rest += le(Int64(-1)) + le(Int64(-1)) + le(UInt32(1)) + le(UInt32(0))
+        rest += le(t + 1) + le(t + 2) + le(t + 2) + le(t + 3)  // the header: name, value
+        rest += le(t) + le(t + 1)  // the topic
+        rest += Array("t".utf8) + Array("h".utf8) + [7] + Array("v".utf8) + Array("k".utf8)
+        XCTAssertEqual(rest.count, records + 5)
+        XCTAssertEqual(frame, Array("SWB2".utf8) + le(UInt32(2)) + le(UInt32(1)) + le(UInt32(1)) + le(UInt64(rest.count)) + rest)
     }
 }

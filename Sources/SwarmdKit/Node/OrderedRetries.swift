@@ -81,6 +81,10 @@ struct OrderedRetries {
         return (keep, rewind)
     }
 
+    /// Nothing stopped, nothing isolated: the common case, where a batch goes
+    /// to the handler whole and a batch answered `ok` is simply handled.
+    var isCalm: Bool { stops.isEmpty && isolated.isEmpty }
+
     /// True when a message must go to the handler on its own (see `isolated`).
     func isIsolated(_ p: Partition, offset: Int64) -> Bool {
         isolated[p].map { offset <= $0 } ?? false

