@@ -835,10 +835,73 @@ def bench_ordering(count, reps):
     print("\nEach run, partition / none: " + ", ".join(f"{a:,.0f}/{b:,.0f}" for a, b in zip(rates["partition"], rates["none"])) + ".")
 
 
+def bench_http(reps, seconds):
+    """The HTTP listener ([http] listen): a scrape of /metrics with 12 and 64
+    worker nodes (latency, bytes), and swarmd's idle cost with 12 nodes with
+    the listener on and off."""
+    import http.client
+
+    def config(nodes, port):
+        text = f'[supervisor]\nnodes = {nodes}\nnode_command = ["{WORKER}"]\nreport_interval = 1\n'
+        return text + (f'[http]\nlisten = "127.0.0.1:{port}"\n' if port else "")
+
+    def free_port():
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        return port
+
+    def scrape(port, path="/metrics"):
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        c.request("GET", path)
+        body = c.getresponse().read()
+        c.close()
+        return body
+
+    scrapes = []
+    for n in (12, 64):
+        with tempfile.TemporaryDirectory() as d:
+            port = free_port()
+            sw = Swarm(d, None, n, builtin_config=config(n, port))
+            wait_for(lambda: len(sw.running()) == n, timeout=60)
+            time.sleep(1.5)
+            times, size = [], 0
+            for _ in range(reps):
+                t0 = time.monotonic()
+                size = len(scrape(port))
+                times.append(time.monotonic() - t0)
+                time.sleep(0.05)
+            sw.stop()
+            scrapes.append((n, median(times), size))
+    idle = []
+    for on in (False, True):
+        with tempfile.TemporaryDirectory() as d:
+            port = free_port() if on else None
+            sw = Swarm(d, None, 12, builtin_config=config(12, port))
+            wait_for(lambda: len(sw.running()) == 12, timeout=60)
+            if on:
+                scrape(port)  # what a first scrape brings in stays resident
+                scrape(port, "/")
+            time.sleep(2)
+            c0, s0, _ = proc_stat(sw.pid)
+            time.sleep(seconds)
+            c1, s1, rss = proc_stat(sw.pid)
+            sw.stop()
+            idle.append(("on, after a scrape and a page view" if on else "off", (c1 - c0) / seconds * 100, (s1 - s0) / seconds, rss))
+    print("\n### HTTP listener: a scrape of /metrics, and swarmd's idle cost with it (median of %d)\n" % reps)
+    print("| nodes | GET /metrics | bytes |\n|---|---|---|")
+    for n, t, size in scrapes:
+        print(f"| {n} | {ms(t)} | {size:,} |")
+    print(f"\n| listener, 12 idle nodes, {seconds} s | CPU | wake-ups/s | RSS |\n|---|---|---|---|")
+    for name, cpu, wakes, rss in idle:
+        print(f"| {name} | {cpu:.3f} % | {wakes:.1f} | {rss / 1e6:.1f} MB |")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer repetitions and shorter windows")
-    ap.add_argument("--only", nargs="*", default=[], help="respawn scale control idle stop consumer scaling ordering nodes memory python upgrade")
+    ap.add_argument("--only", nargs="*", default=[], help="respawn scale control idle stop consumer scaling ordering nodes memory python upgrade http")
     a = ap.parse_args()
     setup()
     reps = 7 if a.quick else 21
@@ -859,6 +922,7 @@ def main():
     if want("memory"): bench_memory(16 if a.quick else 64, 10 if a.quick else 30)
     if want("python"): bench_python(100_000, 1 if a.quick else 3)
     if want("upgrade"): bench_upgrade(3 if a.quick else 7)
+    if want("http"): bench_http(7 if a.quick else 21, 10 if a.quick else 30)
 
 
 if __name__ == "__main__":

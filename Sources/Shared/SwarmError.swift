@@ -48,6 +48,8 @@ public struct SwarmError: Error, CustomStringConvertible, Equatable, Sendable {
 public enum ExitStatus {
     public static let ok: Int32 = 0
     public static let failure: Int32 = 1
+    /// `swarmctl status`: swarmd answers, but not every wanted node is healthy.
+    public static let degraded: Int32 = 3
     public static let usage: Int32 = 64
     public static let unavailable: Int32 = 69
     public static let software: Int32 = 70

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import CRdKafka
 
 /// A librdkafka high-level consumer in one consumer group, for one node.
@@ -17,6 +20,9 @@ public final class KafkaConsumer {
     public var onRevoke: (() -> Void)?
     /// Called from inside `poll` after partitions were assigned or revoked.
     public var onAssignmentChange: ((Int) -> Void)?
+    /// Called from inside `poll` when the group gave this consumer its
+    /// assignment (possibly empty: more members than partitions).
+    public var onAssigned: (() -> Void)?
     public var assignedCount: Int { assigned.count }
     /// Topic names by librdkafka topic handle: a String per message is a
     /// measurable share of the cost of consuming small messages.
@@ -33,6 +39,10 @@ public final class KafkaConsumer {
         if props["enable.partition.eof"] == nil { props["enable.partition.eof"] = "false" }
         let conf = try makeKafkaConf(props)
         rd_kafka_conf_set_rebalance_cb(conf, swarmRebalanceCallback)
+        // Errors come to us (served by our own polls, on the node's thread),
+        // not to librdkafka's stderr: the node logs them, and learns of an
+        // outage (`_ALL_BROKERS_DOWN`) from them.
+        rd_kafka_conf_set_error_cb(conf, swarmErrorCallback)
         var errbuf = [CChar](repeating: 0, count: 512)
         guard let rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, &errbuf, errbuf.count) else {
             rd_kafka_conf_destroy(conf)
@@ -80,20 +90,50 @@ public final class KafkaConsumer {
         let n = batchBuffer.withUnsafeMutableBufferPointer {
             rd_kafka_consume_batch_queue(consumerQueue, Int32(timeoutMs), $0.baseAddress, max)
         }
-        guard n > 0 else { return ([], []) }
+        var errors = pendingErrors
+        pendingErrors.removeAll()
+        guard n > 0 else { return ([], errors) }
         var messages: [KafkaMessage] = []
         messages.reserveCapacity(n)
-        var errors: [KafkaError] = []
         for i in 0..<n {
             let m = batchBuffer[i]!
             if m.pointee.err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                if m.pointee.err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN { brokersDown = true }
                 if m.pointee.err != RD_KAFKA_RESP_ERR__PARTITION_EOF { errors.append(KafkaError(m.pointee.err, context: "consuming")) }
                 rd_kafka_message_destroy(m)
             } else {
                 messages.append(KafkaMessage(m, topic: topicName(m.pointee.rkt)))
             }
         }
+        if !messages.isEmpty { brokersDown = false }
         return (messages, errors)
+    }
+
+    /// True after librdkafka said every broker is down (`_ALL_BROKERS_DOWN`),
+    /// until a message or a rebalance arrives or `probeBrokers` reaches one.
+    /// librdkafka reports the outage but not the recovery, hence the probe.
+    public private(set) var brokersDown = false
+    /// Errors the error callback saw since the last `pollBatch`.
+    private var pendingErrors: [KafkaError] = []
+
+    fileprivate func error(_ code: Int32, _ reason: String) {
+        let err = rd_kafka_resp_err_t(code)
+        if err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN { brokersDown = true }
+        if pendingErrors.count < 100 {
+            pendingErrors.append(KafkaError(name: String(cString: rd_kafka_err2name(err)), message: reason, context: "librdkafka"))
+        }
+    }
+
+    /// Asks for the cluster's metadata (no topics): true, and `brokersDown`
+    /// cleared, when a broker answered within `timeoutMs`. Blocks the caller
+    /// that long at most; call it only while `brokersDown`.
+    @discardableResult
+    public func probeBrokers(timeoutMs: Int32) -> Bool {
+        var md: UnsafePointer<rd_kafka_metadata>?
+        guard rd_kafka_metadata(handle, 0, nil, &md, timeoutMs) == RD_KAFKA_RESP_ERR_NO_ERROR else { return false }
+        if let md { rd_kafka_metadata_destroy(md) }
+        brokersDown = false
+        return true
     }
 
     /// Stores, for each partition, the offset after the highest handled message.
@@ -119,6 +159,10 @@ public final class KafkaConsumer {
         _ = rd_kafka_offsets_store(handle, list)
     }
 
+    /// True when the group took the partitions away without asking (the
+    /// session timed out, a broker outage): a commit for them can only fail.
+    public var assignmentLost: Bool { rd_kafka_assignment_lost(handle) != 0 }
+
     /// Commits the stored offsets synchronously. "Nothing to commit" is success.
     @discardableResult
     public func commit() -> KafkaError? {
@@ -130,8 +174,13 @@ public final class KafkaConsumer {
     /// The lag of each assigned partition (messages behind), from
     /// librdkafka's cached high watermarks (no broker round trip).
     /// Partitions whose watermark is not known yet are left out.
-    public func lags() -> [(topic: String, partition: Int32, lag: Int64)] {
+    ///
+    /// `refreshing` partitions (paused ones, whose cached watermark no fetch
+    /// updates) ask the broker instead, within `budgetMs` for all of them:
+    /// the lag of a paused partition keeps growing while nothing fetches it.
+    public func lags(refreshing: Set<TopicPartitionKey> = [], budgetMs: Int32 = 500) -> [(topic: String, partition: Int32, lag: Int64)] {
         guard !assigned.isEmpty else { return [] }
+        var deadline = budgetMs
         let list = rd_kafka_topic_partition_list_new(Int32(assigned.count))!
         defer { rd_kafka_topic_partition_list_destroy(list) }
         for a in assigned { rd_kafka_topic_partition_list_add(list, a.topic, a.partition) }
@@ -140,10 +189,21 @@ public final class KafkaConsumer {
         for i in 0..<Int(list.pointee.cnt) {
             let tp = list.pointee.elems[i]
             var low: Int64 = 0, high: Int64 = 0
+            let topic = String(cString: tp.topic)
+            if deadline > 0, refreshing.contains(TopicPartitionKey(topic: topic, partition: tp.partition)) {
+                let started = monotonicMilliseconds()
+                _ = rd_kafka_query_watermark_offsets(handle, tp.topic, tp.partition, &low, &high, min(deadline, 200))
+                deadline -= Int32(monotonicMilliseconds() - started)
+                if high >= 0 {
+                    let position = tp.offset >= 0 ? tp.offset : low
+                    out.append((topic, tp.partition, max(0, high - position)))
+                    continue
+                }
+            }
             guard rd_kafka_get_watermark_offsets(handle, tp.topic, tp.partition, &low, &high) == RD_KAFKA_RESP_ERR_NO_ERROR,
                   high >= 0 else { continue }
             let position = tp.offset >= 0 ? tp.offset : low
-            out.append((String(cString: tp.topic), tp.partition, max(0, high - position)))
+            out.append((topic, tp.partition, max(0, high - position)))
         }
         return out
     }
@@ -166,6 +226,7 @@ public final class KafkaConsumer {
             }
         }
         if err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS {
+            brokersDown = false  // the coordinator answered (a revocation can be local: a lost session)
             if cooperative {
                 if let e = rd_kafka_incremental_assign(handle, partitions) { rd_kafka_error_destroy(e) }
                 assigned += list
@@ -174,6 +235,7 @@ public final class KafkaConsumer {
                 assigned = list
             }
             if paused, let partitions { rd_kafka_pause_partitions(handle, partitions) }
+            onAssigned?()
         } else {
             onRevoke?()
             if cooperative {
@@ -188,6 +250,22 @@ public final class KafkaConsumer {
     }
 }
 
+/// A partition as a key (SwarmKafka does not depend on Shared's `TopicPartition`).
+public struct TopicPartitionKey: Hashable, Sendable {
+    public var topic: String
+    public var partition: Int32
+    public init(topic: String, partition: Int32) {
+        self.topic = topic
+        self.partition = partition
+    }
+}
+
+private func monotonicMilliseconds() -> Int64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+}
+
 /// The consumer of each librdkafka handle, for the C rebalance callback
 /// (only ever touched from the thread that polls, one consumer per node).
 nonisolated(unsafe) private var registry: [UInt: UnsafeMutableRawPointer] = [:]
@@ -198,6 +276,11 @@ private func swarmRebalanceCallback(
 ) {
     guard let rk, let raw = registry[UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(rk)))] else { return }
     Unmanaged<KafkaConsumer>.fromOpaque(raw).takeUnretainedValue().rebalance(err, partitions)
+}
+
+private func swarmErrorCallback(_ rk: OpaquePointer?, _ err: Int32, _ reason: UnsafePointer<CChar>?, _ opaque: UnsafeMutableRawPointer?) {
+    guard let rk, let raw = registry[UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(rk)))] else { return }
+    Unmanaged<KafkaConsumer>.fromOpaque(raw).takeUnretainedValue().error(err, reason.map { String(cString: $0) } ?? "")
 }
 
 extension KafkaConsumer {
@@ -267,6 +350,23 @@ extension KafkaConsumer {
     /// revocation callback has committed); `subscribe` again to come back.
     public func unsubscribe() {
         rd_kafka_unsubscribe(handle)
+    }
+
+    /// Leaves the group explicitly and waits (at most `timeoutMs`) until the
+    /// revocation ran, so `close()` finds nothing left to leave. Why not
+    /// just `close()`: with static membership (`group.instance.id`, which
+    /// swarm sets) librdkafka sends no LeaveGroup on close (KIP-345), so a
+    /// node that goes away for good would leave its partitions without an
+    /// owner for `session.timeout.ms` (45 s by default). An unsubscribe is
+    /// not a termination: it does send LeaveGroup, static member or not.
+    /// Messages still queued are dropped unhandled (not stored: their new
+    /// owner gets them).
+    public func leaveGroup(timeoutMs: Int) {
+        rd_kafka_unsubscribe(handle)
+        let deadline = monotonicMilliseconds() + Int64(timeoutMs)
+        while !assigned.isEmpty && monotonicMilliseconds() < deadline {
+            _ = pollBatch(max: 100, timeoutMs: 50)
+        }
     }
 
     func withAssignment(_ body: (UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) -> rd_kafka_resp_err_t) {

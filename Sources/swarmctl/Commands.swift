@@ -17,18 +17,37 @@ extension SwarmCtl {
         @Flag(help: "Refresh every second until interrupted.") var watch = false
 
         func run() throws {
+            var healthy = true
             repeat {
                 let text: String
                 if json, let raw = try? connection.client.statusJSON() {
-                    // Passed on as swarmd wrote it (sorted keys, snake case).
+                    // Passed on as swarmd wrote it (sorted keys, snake case); the exit status
+                    // needs a look at it: parsed here only as far as health goes.
                     text = String(decoding: raw, as: UTF8.self) + "\n"
+                    healthy = (try? ControlProtocol.decoder.decode(SwarmStatus.self, from: raw)).map(StatusTable.allHealthy) ?? false
                 } else {
                     let status = try connection.send(ControlRequest(cmd: .status)).status!
                     text = json ? try ControlProtocol.encoder.encode(status).text + "\n" : StatusTable.render(status)
+                    healthy = StatusTable.allHealthy(status)
                 }
                 writeAll(1, (watch ? "\u{1B}[H\u{1B}[2J" : "") + text)
                 if watch { sleepSeconds(1) }
             } while watch
+            if !healthy { throw ExitCode(ExitStatus.degraded) }
+        }
+    }
+
+    struct Metrics: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "metrics",
+            abstract: "Print the swarm's Prometheus metrics (what GET /metrics serves).",
+            discussion: "For node_exporter's textfile collector where no HTTP port is wanted: swarmctl metrics > /var/lib/node_exporter/swarm.prom.tmp && mv …"
+        )
+        @OptionGroup var connection: ConnectionOptions
+
+        func run() throws {
+            let response = try connection.send(ControlRequest(cmd: .metrics))
+            writeAll(1, response.message ?? "")
         }
     }
 
@@ -126,8 +145,12 @@ extension SwarmCtl {
     struct Reload: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "reload",
-            abstract: "Re-read the configuration file and replace the nodes one at a time (as SIGHUP).",
-            discussion: "An invalid file changes nothing: swarmd keeps running as before and this prints why (exit 1)."
+            abstract: "Re-read the configuration file and apply what changed (as SIGHUP).",
+            discussion: """
+            An unchanged file changes nothing; settings only swarmd reads apply in place; a change the nodes \
+            see replaces them one at a time. The swarm keeps a size set with `scale` unless the file's nodes \
+            changed. An invalid file changes nothing: swarmd keeps running as before and this prints why (exit 1).
+            """
         )
         @OptionGroup var connection: ConnectionOptions
 

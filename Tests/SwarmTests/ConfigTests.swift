@@ -22,6 +22,25 @@ final class ConfigTests: XCTestCase {
         XCTAssertTrue(c.usesEmbeddedBroker)
     }
 
+    func testABacklogIsReadFromTheEarliestOffsetUnlessTheFileSaysOtherwise() throws {
+        XCTAssertEqual(try load("").kafka.properties["auto.offset.reset"], "earliest")
+        XCTAssertEqual(try load("[kafka.properties]\n\"bootstrap.servers\" = \"k:9092\"\n").kafka.properties["auto.offset.reset"], "earliest")
+        XCTAssertEqual(try load("[kafka.properties]\n\"auto.offset.reset\" = \"latest\"\n").kafka.properties["auto.offset.reset"], "latest")
+    }
+
+    func testTheHTTPListenerIsOffByDefaultAndItsAddressIsChecked() throws {
+        XCTAssertEqual(try load("").http.listen, "")
+        XCTAssertEqual(HTTPSettings.parse("9464")?.host, "127.0.0.1", "a port alone is loopback")
+        XCTAssertEqual(HTTPSettings.parse("[::1]:9464")?.host, "::1")
+        XCTAssertEqual(HTTPSettings.parse("0.0.0.0:9464")?.port, 9464)
+        XCTAssertThrowsError(try load("[http]\nlisten = \"localhost:9464\"\n")) {
+            XCTAssertTrue("\($0)".contains("[http] listen needs a numeric address"), "\($0)")
+        }
+        XCTAssertThrowsError(try load("[http]\nlisten = \"127.0.0.1:99999\"\n")) {
+            XCTAssertTrue("\($0)".contains("swarmd.toml:2: [http] listen must be"), "\($0)")
+        }
+    }
+
     func testEverySectionIsRead() throws {
         let c = try load("""
         # a comment
@@ -56,7 +75,8 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(c.supervisor.memoryLimit, 512 * 1024 * 1024)
         XCTAssertEqual(c.supervisor.socketMode, 0o660)
         XCTAssertEqual(c.kafka.topics, ["a", "^b.*"])
-        XCTAssertEqual(c.kafka.properties, ["bootstrap.servers": "k1:9092", "session.timeout.ms": "6000", "enable.partition.eof": "false"])
+        XCTAssertEqual(c.kafka.properties, ["bootstrap.servers": "k1:9092", "session.timeout.ms": "6000", "enable.partition.eof": "false",
+                                            "auto.offset.reset": "earliest"], "swarm's default for auto.offset.reset is added")
         XCTAssertEqual(c.handler.kind, .exec)
         XCTAssertEqual(c.handler.command, ["python3", "h.py"])
         XCTAssertEqual(c.handler.onFailure, .deadLetter)
@@ -216,12 +236,16 @@ final class ConfigTests: XCTestCase {
         socket_mode = "0660"
         socket_group = "adm"
         control_timeout = 2
+        ready_timeout = 30
+        disconnected_after = 5
+        rebalance_limit = 90
         [kafka]
         topics = ["a", "b"]
         group_id = "g"
         [kafka.properties]
         "bootstrap.servers" = "k:9092"
         "session.timeout.ms" = 6000
+        "auto.offset.reset" = "latest"
         [handler]
         kind = "exec"
         command = ["python3", "h.py"]
@@ -240,6 +264,8 @@ final class ConfigTests: XCTestCase {
         partitions = 3
         produce_rate = 10
         message_size = 20
+        [http]
+        listen = "127.0.0.1:9464"
         """
         let loaded = try ConfigLoader(path: "swarmd.toml").parse(bytes: Array(text.utf8))
         let printed = ConfigPrinter(config: loaded.config, setKeys: loaded.setKeys).text()

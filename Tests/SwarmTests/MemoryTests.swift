@@ -92,7 +92,10 @@ final class MemoryTests: XCTestCase {
                                          environment: ["RECORD_FILE": record.path])
         swarmd.waitForLog("after stop: over memory limit: handler pid", timeout: 90)
         let line = swarmd.log.split(separator: "\n").first { $0.contains("node over memory limit") } ?? ""
-        XCTAssertTrue(line.contains("(python3) uses 15") || line.contains("(python3) uses 14"), "the child's ~150 MiB is named: \(line)")
+        // The sweep may catch the child while it is still filling its 150 MiB: what matters is that the
+        // process named is the one over the limit on its own (the handler and the node are a few MiB each).
+        let uses = line.range(of: "(python3) uses ").flatMap { Double(line[$0.upperBound...].prefix { $0 == "." || $0.isNumber }) }
+        XCTAssertGreaterThan(uses ?? 0, 100, "the child holding the memory is named: \(line)")
         swarmd.signal(SIGTERM)
         XCTAssertEqual(swarmd.waitForExit(), 0)
     }

@@ -174,7 +174,8 @@ final class SupervisionTests: XCTestCase {
         let swarmd = try SwarmdUnderTest(config: testNodeConfig(nodes: 2))
         swarmd.waitForHealthy(2)
         let before = Set(swarmd.nodePids())
-        try testNodeConfig(nodes: 3).write(toFile: swarmd.configPath, atomically: true, encoding: .utf8)
+        // A change the nodes see (their report interval) rolls them; nodes = 3 scales as well.
+        try testNodeConfig(nodes: 3, extra: "report_interval = 0.3").write(toFile: swarmd.configPath, atomically: true, encoding: .utf8)
         swarmd.signal(SIGHUP)
         swarmd.waitForLog("reload complete")
         swarmd.waitForHealthy(3)
@@ -217,7 +218,7 @@ final class SupervisionTests: XCTestCase {
         swarmd.waitForHealthy(2)
         swarmd.signal(SIGUSR1)
         swarmd.waitForLog("status: node", count: 2)
-        XCTAssertTrue(swarmd.log.contains("status: 2/2 nodes running"))
+        XCTAssertTrue(swarmd.log.contains("status: 2/2 nodes consuming"))
     }
 
     func testUnknownSignalIsLoggedAndIgnored() throws {

@@ -53,9 +53,10 @@ final class SwarmCoreTests: XCTestCase {
         func phase(_ slot: Int) -> NodeState.Phase? { swarm.slots[slot]?.state.phase }
 
         mutating func report(_ slot: Int, _ state: NodeReport.State = .running, health: NodeReport.Health = .ok, reason: Int = 0,
-                             handled: Int64 = 0) {
+                             handled: Int64 = 0, kafka: KafkaCondition? = nil) {
             var r = NodeReport()
             r.state = state
+            r.kafka = kafka
             r.health = health
             r.reason = reason
             r.handled = handled
@@ -389,6 +390,133 @@ final class SwarmCoreTests: XCTestCase {
         XCTAssertEqual(h.notified, [.ready])
         XCTAssertTrue(h.logs.contains("reload complete: every node runs the new configuration"))
         XCTAssertEqual(h.swarm.mode, .running)
+    }
+
+    // MARK: Kafka-true health
+
+    func testReadyWaitsUntilEveryNodeConsumesNotUntilItReports() {
+        var h = Harness(nodes: 3)
+        h.send(.start)
+        for slot in 0..<3 { h.report(slot, kafka: .joining) }
+        XCTAssertFalse(h.swarm.readySent, "reporting is not consuming: nobody has joined the group yet")
+        XCTAssertEqual(h.swarm.statusLine(), "0/3 nodes consuming (3 joining), 0 msg/s, 0 restarts")
+        h.report(0, kafka: .consuming)
+        h.report(1, kafka: .idle)
+        XCTAssertFalse(h.swarm.readySent)
+        h.report(2, kafka: .waiting)
+        XCTAssertEqual(h.notified, [.ready], "a node beyond the partition count waits, and the swarm is ready")
+    }
+
+    func testReadyGoesOutAtTheReadyTimeoutSayingWhatIsMissing() {
+        var h = Harness(nodes: 2, "ready_timeout = 20\n")
+        h.send(.start)
+        h.report(0, kafka: .consuming)
+        h.report(1, kafka: .disconnected)
+        XCTAssertEqual(h.swarm.nextDeadline(), 10, "the report deadline comes first")
+        for t in [9.0, 18.0] {
+            h.now = t
+            h.report(0, kafka: .consuming)
+            h.report(1, kafka: .disconnected)
+        }
+        XCTAssertEqual(h.swarm.nextDeadline(), 20, "then the ready timeout")
+        h.at(19.9)
+        XCTAssertFalse(h.swarm.readySent)
+        h.at(20)
+        XCTAssertEqual(h.signals, [], "nobody is restarted for it")
+        XCTAssertEqual(h.notified, [.ready], "systemd must not kill a swarm waiting for its broker")
+        XCTAssertTrue(h.logs.contains { $0.contains("ready by ready_timeout") && $0.contains("1 disconnected") }, "\(h.logs)")
+        XCTAssertEqual(h.swarm.readyByTimeout, true)
+    }
+
+    func testABrokerOutageDegradesTheSwarmAndRestartsNothing() {
+        var h = Harness(nodes: 2)
+        h.send(.start)
+        h.report(0, kafka: .disconnected)
+        h.report(1, kafka: .rebalancingTooLong)
+        XCTAssertEqual(h.signals, [], "restarting consumers brings no broker back")
+        let s = h.swarm.status(now: 1)
+        XCTAssertEqual(s.nodes.map(\.health), ["degraded", "degraded"])
+        XCTAssertEqual(s.nodes.map(\.reason), ["disconnected", "rebalancing-too-long"])
+        XCTAssertEqual(s.healthy, 0)
+        XCTAssertFalse(StatusTable.allHealthy(s), "swarmctl status exits 3")
+        h.report(0, kafka: .idle)
+        h.report(1, kafka: .rebalancing)
+        XCTAssertTrue(StatusTable.allHealthy(h.swarm.status(now: 2)), "a rebalance in progress is normal, not degraded")
+    }
+
+    func testOnlyAWedgedProcessIsRestarted() {
+        var h = Harness(nodes: 1)
+        h.started()
+        h.report(0, health: .unhealthy, reason: UnhealthyReason.handlerStuck.rawValue, kafka: .consuming)
+        XCTAssertEqual(h.signals, [.term])
+        XCTAssertEqual(h.swarm.status(now: 1).nodes[0].reason, "handler stuck on one batch")
+    }
+
+    func testARollingStepWaitsUntilTheReplacementIsAssigned() {
+        var h = Harness(nodes: 2, "ready_timeout = 30\n")
+        h.send(.start)
+        h.report(0, kafka: .consuming)
+        h.report(1, kafka: .consuming)
+        _ = h.command(.restart(slots: nil))
+        h.exit(0, .exited(0))
+        h.report(0, kafka: .joining)
+        XCTAssertEqual(h.signals, [], "the replacement has no partitions yet: slot 1 keeps its")
+        h.report(0, kafka: .consuming)
+        XCTAssertEqual(h.signals(to: 1), [.term], "assigned: the next slot goes")
+        XCTAssertFalse(h.told.contains(.leave), "a restarted slot keeps its static membership for its replacement")
+        h.exit(1, .exited(0))
+        h.report(1, kafka: .joining)
+        h.at(40)
+        XCTAssertTrue(h.logs.contains { $0.contains("rolling on: the replacement did not consume within ready_timeout") })
+    }
+
+    func testNodesLeavingForGoodLeaveTheGroupExplicitly() {
+        var h = Harness(nodes: 3)
+        h.started()
+        _ = h.command(.scale(.absolute(2)))
+        XCTAssertEqual(h.effects.filter { if case .tell = $0 { return true } else { return false } }.count, 1)
+        XCTAssertEqual(h.told, [.leave], "scaled down: nobody comes back for slot 2's membership")
+        XCTAssertEqual(h.signals(to: 2), [.term], "told first, then TERM")
+        h.exit(2, .exited(0))
+        _ = h.command(.stop(now: false))
+        h.allReport(.drained)
+        XCTAssertEqual(h.told, [.leave, .leave], "a stopping swarm hands its partitions over at once")
+    }
+
+    func testAnUnchangedReloadReplacesNothing() {
+        var h = Harness(nodes: 2)
+        h.started()
+        XCTAssertEqual(h.command(.reload(h.swarm.config))?.message, "configuration unchanged: nothing to do")
+        XCTAssertEqual(h.signals, [])
+        XCTAssertEqual(h.notified, [])
+        XCTAssertEqual(h.swarm.mode, .running)
+    }
+
+    func testAReloadOfSwarmdsOwnSettingsAppliesInPlace() {
+        var h = Harness(nodes: 2)
+        h.started()
+        var next = h.swarm.config
+        next.supervisor.killTimeout = 3
+        next.supervisor.memoryLimit = 1 << 30
+        XCTAssertEqual(h.command(.reload(next))?.message, "reloaded: swarmd's own settings applied; no node replaced")
+        XCTAssertEqual(h.signals, [])
+        XCTAssertTrue(h.effects.contains(.useConfig(next)))
+        XCTAssertEqual(h.swarm.config.supervisor.killTimeout, 3)
+    }
+
+    func testARuntimeScaleSurvivesAReloadUnlessTheFilesNodesChanged() {
+        var h = Harness(nodes: 2)
+        h.started()
+        _ = h.command(.scale(.absolute(3)))
+        h.allReport()
+        var next = h.swarm.config
+        next.handler.batchSize = 9
+        _ = h.command(.reload(next))
+        XCTAssertEqual(h.swarm.wanted, 3, "the file's nodes did not change: swarmctl scale 3 stands")
+        XCTAssertEqual(h.swarm.rollQueue.count + (h.swarm.rollCurrent == nil ? 0 : 1), 3, "all three roll onto the new handler settings")
+        next.supervisor.nodes = 4
+        _ = h.command(.reload(next))
+        XCTAssertEqual(h.swarm.wanted, 4, "the file's nodes changed: the file wins")
     }
 
     // MARK: Stopping

@@ -15,7 +15,7 @@ final class SwarmctlTests: XCTestCase {
         XCTAssertTrue(lines[0].hasPrefix("swarmd pid \(swarmd.pid), running, up "), String(lines[0]))
         XCTAssertTrue(lines[0].contains("2/2 nodes running, 2 healthy"), String(lines[0]))
         XCTAssertEqual(lines[1].split(separator: " ").map(String.init),
-                       ["SLOT", "PID", "STATE", "UPTIME", "RESTARTS", "RSS", "HANDLED", "MSG/S", "PARTS", "LAG", "REPORT", "LAST", "EXIT"])
+                       ["SLOT", "PID", "STATE", "HEALTH", "KAFKA", "UPTIME", "RESTARTS", "RSS", "HANDLED", "MSG/S", "PARTS", "LAG", "REPORT", "LAST", "EXIT"])
         XCTAssertTrue(lines[2].hasPrefix("0 "))
         XCTAssertTrue(lines[3].hasPrefix("1 "))
         XCTAssertTrue(lines[2].contains(" running "))
@@ -111,7 +111,7 @@ final class SwarmctlTests: XCTestCase {
     func testReloadAppliesAValidFileAndRefusesAnInvalidOne() throws {
         let swarmd = try SwarmdUnderTest(config: testNodeConfig(nodes: 1))
         swarmd.waitForHealthy(1)
-        try testNodeConfig(nodes: 2).write(toFile: swarmd.configPath, atomically: true, encoding: .utf8)
+        try testNodeConfig(nodes: 2, extra: "report_interval = 0.3").write(toFile: swarmd.configPath, atomically: true, encoding: .utf8)
         var r = try swarmctl(["reload"], socket: swarmd.socket)
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stdout.hasPrefix("reloading: replacing"), r.stdout)

@@ -58,7 +58,7 @@ final class SystemdNotifyTests: XCTestCase {
         XCTAssertNotNil(notify.first("WATCHDOG=1"), "pings start before READY, from the loop")
         eventually("a STATUS line with both nodes") {
             notify.collect()
-            return notify.messages.contains { $0.text.hasPrefix("STATUS=2/2 nodes running") }
+            return notify.messages.contains { $0.text.hasPrefix("STATUS=2/2 nodes consuming") }
         }
 
         // Nodes must not be able to speak for swarmd.
@@ -88,6 +88,11 @@ final class SystemdNotifyTests: XCTestCase {
         let notify = NotifySocket(dir: dir)
         let swarmd = try SwarmdUnderTest(config: testNodeConfig(nodes: 1), environment: ["NOTIFY_SOCKET": notify.path])
         eventually("READY=1") { notify.collect(); return notify.first("READY=1") != nil }
+        swarmd.signal(SIGHUP)
+        swarmd.waitForLog("configuration reloaded: unchanged, nothing to do")
+        notify.collect()
+        XCTAssertEqual(notify.count("RELOADING=1"), 0, "an unchanged file is no reload for systemd either")
+        try testNodeConfig(nodes: 1, extra: "report_interval = 0.3").write(toFile: swarmd.configPath, atomically: true, encoding: .utf8)
         swarmd.signal(SIGHUP)
         eventually("RELOADING=1 then READY=1") {
             notify.collect()

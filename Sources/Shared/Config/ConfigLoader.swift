@@ -46,11 +46,12 @@ public struct ConfigLoader {
         var config = SwarmConfig()
         var setKeys: Set<String> = []
         var top = Section(file: path, name: "", table: root)
-        try top.allow(["supervisor", "kafka", "handler", "embedded"])
+        try top.allow(["supervisor", "kafka", "handler", "embedded", "http"])
         if let t = try top.table("supervisor") { try supervisor(t, into: &config, setKeys: &setKeys) }
         if let t = try top.table("kafka") { try kafka(t, into: &config, setKeys: &setKeys) }
         if let t = try top.table("handler") { try handler(t, into: &config, setKeys: &setKeys) }
         if let t = try top.table("embedded") { try embedded(t, into: &config, setKeys: &setKeys) }
+        if let t = try top.table("http") { try http(t, into: &config, setKeys: &setKeys) }
         try top.finish()
         return Loaded(config: config, setKeys: setKeys)
     }
@@ -86,6 +87,9 @@ public struct ConfigLoader {
         config.supervisor.socketMode = try s.mode("socket_mode", d.socketMode)
         config.supervisor.socketGroup = try s.string("socket_group", d.socketGroup)
         config.supervisor.controlTimeout = try s.seconds("control_timeout", d.controlTimeout, min: 0.1)
+        config.supervisor.readyTimeout = try s.seconds("ready_timeout", d.readyTimeout, min: 0.1)
+        config.supervisor.disconnectedAfter = try s.seconds("disconnected_after", d.disconnectedAfter, min: 0.1)
+        config.supervisor.rebalanceLimit = try s.seconds("rebalance_limit", d.rebalanceLimit, min: 1)
         try s.finish()
         if config.supervisor.reportTimeout <= config.supervisor.reportInterval {
             throw s.error("report_timeout", "(\(config.supervisor.reportTimeout) s) must be longer than report_interval (\(config.supervisor.reportInterval) s)")
@@ -104,8 +108,8 @@ public struct ConfigLoader {
         if let p = try s.table("properties") {
             var props = Section(file: path, name: "kafka.properties", table: p)
             config.kafka.properties = try props.properties()
-            if config.kafka.properties["bootstrap.servers"] == nil {
-                config.kafka.properties["bootstrap.servers"] = KafkaSettings.embeddedBootstrap
+            for (key, value) in KafkaSettings.defaults where config.kafka.properties[key] == nil {
+                config.kafka.properties[key] = value
             }
             for reserved in ["group.id", "group.instance.id", "enable.auto.offset.store"] where config.kafka.properties[reserved] != nil {
                 throw props.error(reserved, "is set by swarm itself (use [kafka] group_id; instance ids come from instance_prefix and the slot; offsets are stored only after handling)")
@@ -136,6 +140,21 @@ public struct ConfigLoader {
         }
         if config.handler.onFailure == .deadLetter && config.handler.deadLetterTopic.isEmpty {
             throw s.error("dead_letter_topic", "is required when on_failure = \"dead-letter\"")
+        }
+        try s.finish()
+        setKeys.formUnion(s.present)
+    }
+
+    private func http(_ t: TOMLTable, into config: inout SwarmConfig, setKeys: inout Set<String>) throws {
+        var s = Section(file: path, name: "http", table: t)
+        config.http.listen = try s.string("listen", config.http.listen)
+        if !config.http.listen.isEmpty {
+            guard let (host, port) = HTTPSettings.parse(config.http.listen), port > 0 else {
+                throw s.error("listen", "must be \"host:port\", \"[v6 address]:port\" or a port (loopback), not \"\(config.http.listen)\"")
+            }
+            guard host.allSatisfy({ $0.isHexDigit || $0 == "." || $0 == ":" }) else {
+                throw s.error("listen", "needs a numeric address (\"127.0.0.1:9464\", \"[::1]:9464\", \"0.0.0.0:9464\"), not the name \"\(host)\"")
+            }
         }
         try s.finish()
         setKeys.formUnion(s.present)

@@ -46,6 +46,9 @@ public struct ConfigPrinter {
             ("socket_mode", Self.string("0" + String(s.socketMode, radix: 8))),
             ("socket_group", Self.string(s.socketGroup)),
             ("control_timeout", Self.seconds(s.controlTimeout)),
+            ("ready_timeout", Self.seconds(s.readyTimeout)),
+            ("disconnected_after", Self.seconds(s.disconnectedAfter)),
+            ("rebalance_limit", Self.seconds(s.rebalanceLimit)),
         ])
         section("kafka", [
             ("topics", Self.array(k.topics)),
@@ -71,6 +74,9 @@ public struct ConfigPrinter {
             ("partitions", "\(e.partitions)"),
             ("produce_rate", "\(e.produceRate)"),
             ("message_size", "\(e.messageSize)"),
+        ])
+        section("http", [
+            ("listen", Self.string(config.http.listen)),
         ])
         return out
     }

@@ -11,12 +11,37 @@ public struct SwarmConfig: Codable, Equatable, Sendable {
     public var kafka = KafkaSettings()
     public var handler = HandlerSettings()
     public var embedded = EmbeddedSettings()
+    public var http = HTTPSettings()
 
     public init() {}
 
     /// True when swarmd should host librdkafka's mock cluster itself.
     public var usesEmbeddedBroker: Bool {
         kafka.properties["bootstrap.servers"] == KafkaSettings.embeddedBootstrap
+    }
+
+    /// The configuration as a node sees it: the settings only swarmd reads
+    /// (timeouts, limits it enforces, the socket, the size) set to their
+    /// defaults. Two configurations with the same view need no node replaced.
+    public var nodeView: SwarmConfig {
+        var c = self
+        let d = SupervisorSettings()
+        c.supervisor.nodes = d.nodes
+        c.supervisor.nodesAuto = d.nodesAuto
+        c.supervisor.reportTimeout = d.reportTimeout
+        c.supervisor.killTimeout = d.killTimeout
+        c.supervisor.shutdownTimeout = d.shutdownTimeout
+        c.supervisor.quitTimeout = d.quitTimeout
+        c.supervisor.memoryLimit = d.memoryLimit
+        c.supervisor.restartBackoffMax = d.restartBackoffMax
+        c.supervisor.restartResetAfter = d.restartResetAfter
+        c.supervisor.crashLoopAfter = d.crashLoopAfter
+        c.supervisor.socket = d.socket
+        c.supervisor.socketMode = d.socketMode
+        c.supervisor.socketGroup = d.socketGroup
+        c.supervisor.controlTimeout = d.controlTimeout
+        c.supervisor.readyTimeout = d.readyTimeout
+        return c
     }
 }
 
@@ -65,6 +90,22 @@ public struct SupervisorSettings: Codable, Equatable, Sendable {
     public var socketGroup = ""
     /// Seconds a control connection may stay silent before it is closed.
     public var controlTimeout = 5.0
+    /// Seconds swarmd waits for every node to consume (joined, assigned)
+    /// before it tells systemd READY anyway, with STATUS saying what is
+    /// missing; also the longest a rolling step waits for its replacement to
+    /// be assigned. Under systemd's default TimeoutStartSec (90 s): a broker
+    /// outage at boot must not make systemd kill and restart the swarm,
+    /// which would bring no broker back.
+    public var readyTimeout = 60.0
+    /// Seconds without any reachable broker before a node says `disconnected`
+    /// (librdkafka reconnects by itself meanwhile; a blip is not an outage).
+    public var disconnectedAfter = 10.0
+    /// Seconds a node may spend joining the group or in one rebalance before
+    /// it says `rebalancing-too-long` (Karafka Pro's stuck-rebalance check).
+    /// Eager rebalances wait for every member's revocation, bounded by
+    /// `max.poll.interval.ms` (300 s by default); 120 s catches a stuck
+    /// group well before that without flagging a slow but normal one.
+    public var rebalanceLimit = 120.0
 
     public init() {}
 }
@@ -75,8 +116,15 @@ public struct KafkaSettings: Codable, Equatable, Sendable {
     public var topics: [String] = ["swarm-demo"]
     /// The consumer group every node joins.
     public var groupId = "swarm"
-    /// librdkafka properties passed through as written.
-    public var properties: [String: String] = ["bootstrap.servers": KafkaSettings.embeddedBootstrap]
+    /// librdkafka properties passed through as written, plus the defaults
+    /// swarm sets when the file does not (`defaults`).
+    public var properties: [String: String] = KafkaSettings.defaults
+
+    /// What swarm sets unless the file says otherwise. `auto.offset.reset`:
+    /// librdkafka's default is `latest`, so a new group silently skips the
+    /// backlog waiting for it; an at-least-once consumer starts from the
+    /// earliest message, as Karafka's `initial_offset` does.
+    public static let defaults: [String: String] = ["bootstrap.servers": embeddedBootstrap, "auto.offset.reset": "earliest"]
 
     public init() {}
 }
@@ -139,4 +187,30 @@ public struct EmbeddedSettings: Codable, Equatable, Sendable {
     public var messageSize = 100
 
     public init() {}
+}
+
+/// swarmd's read-only HTTP listener: metrics, probes and a live page. Off
+/// by default: a new port is a decision the operator makes.
+public struct HTTPSettings: Codable, Equatable, Sendable {
+    /// `host:port`, `[v6]:port`, or a port alone (loopback); empty: off.
+    /// 9464 is the port OpenTelemetry's Prometheus exporter took; any port
+    /// works. An address other than loopback only when written out.
+    public var listen = ""
+
+    public init() {}
+
+    /// The address to bind, parsed: (host, port), nil when off.
+    public static func parse(_ text: String) -> (host: String, port: UInt16)? {
+        if text.isEmpty { return nil }
+        if let port = UInt16(text) { return ("127.0.0.1", port) }
+        if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
+            let host = String(text[text.index(after: text.startIndex)..<close])
+            let rest = text[text.index(after: close)...]
+            guard rest.hasPrefix(":"), let port = UInt16(rest.dropFirst()), !host.isEmpty else { return nil }
+            return (host, port)
+        }
+        guard let colon = text.lastIndex(of: ":"), let port = UInt16(text[text.index(after: colon)...]) else { return nil }
+        let host = String(text[..<colon])
+        return (host.isEmpty ? "127.0.0.1" : host, port)
+    }
 }

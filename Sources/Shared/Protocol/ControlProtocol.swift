@@ -24,7 +24,7 @@ public enum ControlProtocol {
 }
 
 public enum ControlCommand: String, Codable, Sendable, CaseIterable {
-    case status, scale, drain, resume, restart, reload, stop, upgrade
+    case status, scale, drain, resume, restart, reload, stop, upgrade, metrics
 }
 
 public struct ControlRequest: Codable, Equatable, Sendable {
@@ -164,7 +164,12 @@ public struct NodeStatus: Codable, Equatable, Sendable {
     /// Lag of each assigned partition, as the node reports it.
     public var partitionLag: [PartitionLag]?
     public var reportAgeMs: Int64?
+    /// ok, joining, degraded, unhealthy, unknown (no report yet) or down (no process).
     public var health: String
+    /// Where the node stands with Kafka (`KafkaCondition`), as it reported it.
+    public var kafka: String?
+    /// Why the node is not healthy, when it is not.
+    public var reason: String?
 
     public init(slot: Int, pid: Int32?, state: String, uptimeS: Double, restarts: Int, lastExit: String?, rssBytes: Int64?,
                 handled: Int64, failed: Int64, rate: Double, partitions: Int64, lag: Int64?, partitionLag: [PartitionLag]? = nil,

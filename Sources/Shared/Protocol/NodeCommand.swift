@@ -7,6 +7,12 @@ public enum NodeCommand: String, Sendable, CaseIterable {
     case drain
     /// Fetch again.
     case resume
+    /// This node goes away for good (scale-down, the swarm stopping): on the
+    /// TERM that follows, leave the group explicitly, so that its partitions
+    /// move at once instead of after `session.timeout.ms` (static members
+    /// send no LeaveGroup on close). Without it, a TERM keeps the static
+    /// membership for the replacement (rolling restart, reload, memory).
+    case leave
 
     /// The line written to the pipe.
     public var line: String { rawValue + "\n" }

@@ -1,7 +1,7 @@
 /// One liveness report, written by a node to its report pipe (fd 3) as one
 /// line of space-separated `key=value` pairs:
 ///
-///     v=1 health=ok state=running handled=1200 failed=3 inflight=10 inflight_age_ms=40 partitions=3 poll_age_ms=12 lag=40 partition_lag=events/0:40,events/3:0
+///     v=1 health=ok state=running kafka=consuming handled=1200 failed=3 inflight=10 inflight_age_ms=40 partitions=3 poll_age_ms=12 lag=40 partition_lag=events/0:40,events/3:0
 ///
 /// Why this format: a node in any language (even `echo … >&3` in a shell)
 /// can write it, and unknown keys are ignored so newer nodes keep working
@@ -17,6 +17,9 @@ public struct NodeReport: Codable, Equatable, Sendable {
 
     public var health = Health.ok
     public var state = State.running
+    /// Where the node stands with Kafka (`KafkaCondition`); nil from a node
+    /// that does not say (a custom `node_command`): it counts as consuming.
+    public var kafka: KafkaCondition?
     /// Why a node reports itself unhealthy (see `UnhealthyReason`).
     public var reason = 0
     public var detail = ""
@@ -27,14 +30,36 @@ public struct NodeReport: Codable, Equatable, Sendable {
     public var partitions: Int64 = 0
     public var pollAgeMs: Int64 = 0
     public var lag: Int64 = -1
+    /// Messages retried after a failure, dead-lettered, and rebalances this
+    /// node went through (`retried=`, `dead_lettered=`, `rebalances=`).
+    public var retried: Int64 = 0
+    public var deadLettered: Int64 = 0
+    public var rebalances: Int64 = 0
+
+    /// The counters metrics sum over a slot's processes.
+    public enum Counter: String, CaseIterable, Sendable {
+        case retried, deadLettered = "dead_lettered", rebalances
+    }
+
+    public subscript(counter: Counter) -> Int64 {
+        switch counter {
+        case .retried: return retried
+        case .deadLettered: return deadLettered
+        case .rebalances: return rebalances
+        }
+    }
+
     /// Lag of each assigned partition, as `partition_lag=t/0:5,t/1:0` on the wire (at most 200 partitions).
     public var partitionLag: [TopicPartition: Int64] = [:]
 
     public init() {}
 
     public func encoded() -> String {
-        var s = "v=\(Self.version) health=\(health.rawValue) state=\(state.rawValue) handled=\(handled) failed=\(failed) inflight=\(inflight) inflight_age_ms=\(inflightAgeMs) partitions=\(partitions) poll_age_ms=\(pollAgeMs) lag=\(lag)"
+        var s = "v=\(Self.version) health=\(health.rawValue) state=\(state.rawValue)\(kafka.map { " kafka=\($0.rawValue)" } ?? "") handled=\(handled) failed=\(failed) inflight=\(inflight) inflight_age_ms=\(inflightAgeMs) partitions=\(partitions) poll_age_ms=\(pollAgeMs) lag=\(lag)"
         if health == .unhealthy { s += " reason=\(reason)" }
+        if retried > 0 { s += " retried=\(retried)" }
+        if deadLettered > 0 { s += " dead_lettered=\(deadLettered)" }
+        if rebalances > 0 { s += " rebalances=\(rebalances)" }
         if !partitionLag.isEmpty {
             s += " partition_lag=" + partitionLag.keys.sorted().prefix(200).map { "\($0.topic)/\($0.partition):\(partitionLag[$0]!)" }.joined(separator: ",")
         }
@@ -71,6 +96,11 @@ public struct NodeReport: Codable, Equatable, Sendable {
             case "state":
                 guard let s = State(rawValue: value) else { throw SwarmError(.report, "state=\(value.prefix(40)) is unknown") }
                 report.state = s
+            case "kafka":
+                guard let k = KafkaCondition(rawValue: value) else {
+                    throw SwarmError(.report, "kafka=\(value.prefix(40)) is not one of \(KafkaCondition.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                report.kafka = k
             case "reason": report.reason = Int(try int())
             case "detail": report.detail = String(value.prefix(200))
             case "handled": report.handled = try int()
@@ -80,6 +110,9 @@ public struct NodeReport: Codable, Equatable, Sendable {
             case "partitions": report.partitions = try int()
             case "poll_age_ms": report.pollAgeMs = try int()
             case "lag": report.lag = try int()
+            case "retried": report.retried = try int()
+            case "dead_lettered": report.deadLettered = try int()
+            case "rebalances": report.rebalances = try int()
             case "partition_lag":
                 for item in value.split(separator: ",") {
                     // Topic names may hold '/' but never ':' (Kafka allows [a-zA-Z0-9._-]).
@@ -95,6 +128,34 @@ public struct NodeReport: Codable, Equatable, Sendable {
         guard sawVersion else { throw SwarmError(.report, "no v=\(Self.version) field") }
         return report
     }
+}
+
+/// Where a built-in node stands with Kafka, as it reports it (`kafka=`).
+/// Healthy means consuming, not "the process reports": Burrow's lag rules
+/// and Karafka Pro's separate polling and rebalance limits are the models.
+/// None of these restarts a node — restarting consumers brings no broker
+/// back; only a wedged process (`UnhealthyReason`: stalled, stuck) is restarted.
+public enum KafkaCondition: String, Codable, Sendable, CaseIterable {
+    /// Subscribed, not assigned yet: the first join of the group.
+    case joining
+    /// Assigned, and messages arrived within the last report intervals (or lag is waiting).
+    case consuming
+    /// Assigned, nothing to do: healthy.
+    case idle
+    /// The group's assignment gave this node no partition (more nodes than
+    /// partitions): healthy, and said so.
+    case waiting
+    /// Its partitions were revoked and the new assignment has not come yet.
+    case rebalancing
+    /// Joining or rebalancing for longer than `rebalance_limit`: the group is stuck.
+    case rebalancingTooLong = "rebalancing-too-long"
+    /// No broker reachable for longer than `disconnected_after`.
+    case disconnected
+
+    /// Counts as healthy for `swarmctl status` (exit 0) and the swarm's health.
+    public var isHealthy: Bool { self == .consuming || self == .idle || self == .waiting || self == .rebalancing }
+    /// The group's assignment is settled for this node: READY may be sent.
+    public var isSettled: Bool { self == .consuming || self == .idle || self == .waiting }
 }
 
 /// The numbered reasons a node gives for reporting itself unhealthy.

@@ -4,7 +4,7 @@
 /// Why: with 256 nodes, encoding the status through Codable into a tree of
 /// `JSONValue`s and sorting every object's keys again was most of what a
 /// `swarmctl status` cost swarmd (BENCHMARKS.md, large swarms).
-enum StatusJSON {
+public enum StatusJSON {
     static func line(_ response: ControlResponse, _ status: SwarmStatus) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(300 + status.nodes.count * 320)
@@ -16,6 +16,13 @@ enum StatusJSON {
         w.key("v"); w.raw(String(response.v))
         w.close()
         w.out.append(UInt8(ascii: "\n"))
+        return w.out
+    }
+
+    /// The status object alone, as `GET /status.json` serves it.
+    public static func document(_ status: SwarmStatus) -> [UInt8] {
+        var w = Writer(out: [])
+        write(status, &w)
         return w.out
     }
 
@@ -45,6 +52,7 @@ enum StatusJSON {
         w.key("failed"); w.raw(String(n.failed))
         w.key("handled"); w.raw(String(n.handled))
         w.key("health"); w.string(n.health)
+        if let k = n.kafka { w.key("kafka"); w.string(k) }
         if let l = n.lag { w.key("lag"); w.raw(String(l)) }
         if let e = n.lastExit { w.key("last_exit"); w.string(e) }
         if let lags = n.partitionLag {
@@ -74,6 +82,7 @@ enum StatusJSON {
         }
         if let p = n.pssBytes { w.key("pss_bytes"); w.raw(String(p)) }
         w.key("rate"); w.raw(n.rate.description)
+        if let r = n.reason { w.key("reason"); w.string(r) }
         if let a = n.reportAgeMs { w.key("report_age_ms"); w.raw(String(a)) }
         w.key("restarts"); w.raw(String(n.restarts))
         if let r = n.rssBytes { w.key("rss_bytes"); w.raw(String(r)) }

@@ -8,6 +8,9 @@ import Synchronization
 struct NodeCounters {
     var handled: Int64 = 0
     var failed: Int64 = 0
+    var retried: Int64 = 0
+    var deadLettered: Int64 = 0
+    var rebalances: Int64 = 0
     var inflight = 0
     var batchStartedAt: Double?
     var lastPollAt = monotonicNow()
@@ -15,6 +18,23 @@ struct NodeCounters {
     /// Lag of each assigned partition; empty while unknown.
     var partitionLag: [TopicPartition: Int64] = [:]
     var state = NodeReport.State.starting
+    /// Since when the node has been joining (never assigned yet) or
+    /// rebalancing (revoked, not assigned again); nil while assigned.
+    var unassignedSince: Double? = monotonicNow()
+    /// True once the group gave this node an assignment (even an empty one).
+    var joined = false
+    /// Since when librdkafka has said every broker is down; nil when reachable.
+    var brokersDownSince: Double?
+    /// When the last non-empty batch arrived.
+    var lastMessageAt: Double?
+}
+
+/// The limits a node's Kafka condition is judged by (`[supervisor]`).
+struct KafkaLimits {
+    var disconnectedAfter = 10.0
+    var rebalanceLimit = 120.0
+    /// Messages within this many seconds make a node `consuming` rather than `idle`.
+    var consumingWindow = 2.0
 }
 
 /// The node's second thread: it writes a report every interval whatever the
@@ -31,13 +51,17 @@ final class NodeReporter: @unchecked Sendable {
     let controlFd: Int32
     let interval: Double
     let batchTimeout: Double
+    let limits: KafkaLimits
     private var thread: pthread_t?
+    /// Command lines read so far (the reporter thread's, or the caller's once it stopped).
+    private var lines = LineBuffer(limit: 1024)
 
-    init(reportFd: Int32, controlFd: Int32, interval: Double, batchTimeout: Double) {
+    init(reportFd: Int32, controlFd: Int32, interval: Double, batchTimeout: Double, limits: KafkaLimits = KafkaLimits()) {
         self.reportFd = reportFd
         self.controlFd = controlFd
         self.interval = interval
         self.batchTimeout = batchTimeout
+        self.limits = limits
     }
 
     func start() {
@@ -58,6 +82,41 @@ final class NodeReporter: @unchecked Sendable {
         commands.withLock { c in defer { c.removeAll() }; return c }
     }
 
+    /// After `stop()`: the commands written before a signal that the
+    /// reporter thread had no time to read (the supervisor writes `leave`
+    /// and then sends TERM; the TERM can win the race to this process).
+    func takePendingCommands() -> [NodeCommand] {
+        var pfd = pollfd(fd: controlFd, events: Int16(POLLIN), revents: 0)
+        var buffer = [UInt8](repeating: 0, count: 1024)
+        while poll(&pfd, 1, 0) > 0 && pfd.revents & Int16(POLLIN) != 0 {
+            let n = buffer.withUnsafeMutableBytes { read(controlFd, $0.baseAddress, $0.count) }
+            guard n > 0 else { break }
+            parse(Array(buffer[0..<n]))
+        }
+        return takeCommands()
+    }
+
+    private func parse(_ bytes: [UInt8]) {
+        for case .line(let l) in lines.feed(bytes) {
+            if let cmd = NodeCommand(rawValue: String(decoding: l, as: UTF8.self)) {
+                commands.withLock { $0.append(cmd) }
+            }
+        }
+    }
+
+    /// Where the node stands with Kafka, from what the main thread recorded.
+    static func condition(_ c: NodeCounters, now: Double, limits: KafkaLimits) -> KafkaCondition {
+        if let down = c.brokersDownSince, now - down >= limits.disconnectedAfter { return .disconnected }
+        if let since = c.unassignedSince {
+            if now - since >= limits.rebalanceLimit { return .rebalancingTooLong }
+            return c.joined ? .rebalancing : .joining
+        }
+        if c.partitions == 0 { return .waiting }
+        if let last = c.lastMessageAt, now - last < limits.consumingWindow { return .consuming }
+        if c.partitionLag.values.contains(where: { $0 > 0 }) { return .consuming }
+        return .idle
+    }
+
     /// Writes a report now (on state changes, so the supervisor hears at once).
     func reportNow() {
         let line = report()
@@ -71,8 +130,13 @@ final class NodeReporter: @unchecked Sendable {
         let now = monotonicNow()
         var r = NodeReport()
         r.state = c.state
+        // A drained node left the subscription on purpose: it has no Kafka condition to judge.
+        if c.state == .running || c.state == .starting { r.kafka = Self.condition(c, now: now, limits: limits) }
         r.handled = c.handled
         r.failed = c.failed
+        r.retried = c.retried
+        r.deadLettered = c.deadLettered
+        r.rebalances = c.rebalances
         r.inflight = Int64(c.inflight)
         r.inflightAgeMs = c.batchStartedAt.map { Int64((now - $0) * 1000) } ?? 0
         r.partitions = Int64(c.partitions)
@@ -93,7 +157,6 @@ final class NodeReporter: @unchecked Sendable {
 
     private func run() {
         var next = monotonicNow()
-        var lines = LineBuffer(limit: 1024)
         var buffer = [UInt8](repeating: 0, count: 1024)
         while !stopping.load(ordering: .relaxed) {
             let now = monotonicNow()
@@ -111,13 +174,7 @@ final class NodeReporter: @unchecked Sendable {
                 supervisorGone.store(true, ordering: .relaxed)
                 return
             }
-            if n > 0 {
-                for case .line(let l) in lines.feed(Array(buffer[0..<n])) {
-                    if let cmd = NodeCommand(rawValue: String(decoding: l, as: UTF8.self)) {
-                        commands.withLock { $0.append(cmd) }
-                    }
-                }
-            }
+            if n > 0 { parse(Array(buffer[0..<n])) }
         }
     }
 }

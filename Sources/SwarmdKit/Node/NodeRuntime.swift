@@ -10,7 +10,10 @@ import SwarmKafka
 /// `swarmd-node`): a Kafka consumer that hands batches to a handler and
 /// stores offsets only after the handler answered (at-least-once).
 ///
-/// - TERM/INT: finish the batch, commit, leave the group, exit 0.
+/// - TERM/INT: finish the batch, commit, close (a static member keeps its
+///   place for a replacement with the same id), exit 0.
+/// - `leave` on fd 4, then TERM: as TERM, but leave the group explicitly first
+///   (scale-down, swarm stop: nobody comes back for these partitions).
 /// - QUIT: abandon the batch (nothing unhandled is stored), leave, exit 0.
 /// - `pause` on fd 4: stop fetching, commit, report `drained`, stay in the group.
 /// - `drain` on fd 4: commit, leave the subscription so others take the partitions.
@@ -29,6 +32,8 @@ public final class NodeRuntime {
     private var mode = Mode.active
     /// Set when the node leaves because a message could not be settled.
     private var unsettledExit = false
+    /// Told `leave`: this node goes away for good, so it leaves the group explicitly when it stops.
+    private var leaving = false
     /// Partitions stopped at a failed message (`ordering = "partition"`).
     private var ordered: OrderedRetries
 
@@ -47,7 +52,10 @@ public final class NodeRuntime {
         self.logger = logger
         let interval = environment[NodeEnvironment.reportInterval].flatMap(Double.init) ?? config.supervisor.reportInterval
         reporter = NodeReporter(reportFd: NodeEnvironment.reportFd, controlFd: NodeEnvironment.controlFd,
-                                interval: interval, batchTimeout: config.handler.batchTimeout)
+                                interval: interval, batchTimeout: config.handler.batchTimeout,
+                                limits: KafkaLimits(disconnectedAfter: config.supervisor.disconnectedAfter,
+                                                    rebalanceLimit: config.supervisor.rebalanceLimit,
+                                                    consumingWindow: max(2, 2 * interval)))
         handler = makeHandler(config.handler, slot: slot, logger: logger)
         ordered = OrderedRetries(retries: config.handler.retries, backoff: config.handler.retryBackoff)
     }
@@ -104,7 +112,13 @@ public final class NodeRuntime {
         props["auto.commit.interval.ms"] = String(Int(config.handler.commitInterval * 1000))
         if props["log_level"] == nil { props["log_level"] = "3" }
         let consumer = try KafkaConsumer(properties: props)
-        consumer.onRevoke = { [unowned self] in self.commit("partitions revoked") }
+        consumer.onRevoke = { [unowned self] in
+            self.commit("partitions revoked")
+            self.reporter.update { if $0.unassignedSince == nil { $0.unassignedSince = monotonicNow() } }
+        }
+        consumer.onAssigned = { [unowned self] in
+            self.reporter.update { $0.joined = true; $0.unassignedSince = nil; $0.brokersDownSince = nil; $0.rebalances += 1 }
+        }
         consumer.onAssignmentChange = { [unowned self] count in
             self.logger.info("assignment changed", metadata: ["partitions": "\(count)"])
             self.reporter.update { $0.partitions = count }
@@ -115,6 +129,8 @@ public final class NodeRuntime {
         if config.handler.onFailure == .deadLetter {
             var p = config.kafka.properties
             p["log_level"] = p["log_level"] ?? "3"
+            // Its own client id, per node: broker logs, quotas and metrics tell the producers apart.
+            p["client.id"] = "\(props["client.id"]!)-dead-letters"
             deadLetters = try KafkaProducer(properties: p)
         }
         reporter.update { $0.state = .running }
@@ -124,7 +140,16 @@ public final class NodeRuntime {
     }
 
     private func commit(_ why: String) {
-        if let error = consumer?.commit() {
+        guard let consumer else { return }
+        // A synchronous commit waits for a coordinator: with no broker, or for
+        // partitions already lost, it would only wedge the poll loop (measured:
+        // a revocation during an outage held a node for over 90 s). What was
+        // handled since the last commit is delivered again: at-least-once.
+        if consumer.brokersDown || consumer.assignmentLost {
+            logger.warning("not committing (\(why)): \(consumer.brokersDown ? "no broker reachable" : "the assignment was lost"); what was handled since the last commit may be delivered again")
+            return
+        }
+        if let error = consumer.commit() {
             logger.warning("commit failed (\(why)): \(error)")
         }
     }
@@ -150,11 +175,25 @@ public final class NodeRuntime {
             }
             var (batch, errors) = consumer.pollBatch(max: config.handler.batchSize, timeoutMs: 100)
             for e in errors { logger.warning("consumer: \(e)") }
+            let down = consumer.brokersDown
+            reporter.update { c in
+                if !batch.isEmpty { c.lastMessageAt = monotonicNow() }
+                if down { if c.brokersDownSince == nil { c.brokersDownSince = monotonicNow() } } else { c.brokersDownSince = nil }
+            }
             if config.handler.ordering == .partition && !ordered.stops.isEmpty { batch = admitted(batch) }
             let now = monotonicNow()
             reporter.update { $0.lastPollAt = now }
             if now - lastLag >= 1 {
-                let lags = consumer.lags()
+                // librdkafka says when every broker is down, not when one is back: ask.
+                if consumer.brokersDown && consumer.probeBrokers(timeoutMs: 200) {
+                    reporter.update { $0.brokersDownSince = nil }
+                    logger.notice("a broker answers again")
+                }
+                // Paused partitions are not fetched, so their cached watermarks go stale: ask the broker.
+                let paused: Set<TopicPartitionKey> = mode == .paused
+                    ? Set(consumer.assignment.map { TopicPartitionKey(topic: $0.topic, partition: $0.partition) })
+                    : Set(ordered.pausedPartitions.map { TopicPartitionKey(topic: $0.topic, partition: $0.partition) })
+                let lags = consumer.lags(refreshing: paused)
                 reporter.update { c in
                     c.partitionLag = Dictionary(lags.map { (TopicPartition(topic: $0.topic, partition: $0.partition), $0.lag) }) { a, _ in a }
                 }
@@ -187,6 +226,8 @@ public final class NodeRuntime {
             consumer.unsubscribe()
             mode = .drained
             logger.info("draining: committed; leaving the subscription so the others take the partitions")
+        case .leave:
+            leaving = true
         case .resume where mode != .active:
             if mode == .paused {
                 consumer.resume()
@@ -275,6 +316,7 @@ public final class NodeRuntime {
             case .unanswered:
                 complete = false
             case .retry(let attempt, let until):
+                reporter.update { $0.retried += 1 }
                 logger.info("retrying failed message in order: its partition waits",
                             metadata: where_.merging(["attempt": "\(attempt)", "in_s": "\((until - monotonicNow()).rounded(toPlaces: 2))",
                                                       "reason": "\(ordered.stops[p]?.reason ?? "")"]) { $1 })
@@ -354,6 +396,7 @@ public final class NodeRuntime {
         var delay = config.handler.retryBackoff
         for attempt in 0..<config.handler.retries {
             if quitPending() { break }
+            reporter.update { $0.retried += 1 }
             logger.info("retrying failed message", metadata: ["topic": "\(message.topic)", "partition": "\(message.partition)",
                                                               "offset": "\(message.offset)", "attempt": "\(attempt + 1)", "reason": "\(reason)"])
             sleepSeconds(delay)
@@ -392,6 +435,7 @@ public final class NodeRuntime {
                 logger.error("dead-letter produce not confirmed; the message will be delivered again", metadata: where_)
                 return false
             }
+            reporter.update { $0.deadLettered += 1 }
             logger.error("message failed every retry: sent to \(config.handler.deadLetterTopic)", metadata: where_)
             return true
         }
@@ -399,9 +443,18 @@ public final class NodeRuntime {
 
     private func finish(quit: Bool) {
         reporter.update { $0.state = .stopping }
+        reporter.reportNow()
+        // A `leave` written just before the TERM may still be in the pipe.
+        reporter.stop()
+        if reporter.takePendingCommands().contains(.leave) { leaving = true }
         handler.shutdown()
         guard let consumer else { return }
         if !quit { commit("stop") }
+        if leaving && !quit {
+            // Committed above; the revocation commits again (nothing new) and the group moves on at once.
+            consumer.leaveGroup(timeoutMs: 5000)
+            logger.info("left the group: its partitions go to the other members now")
+        }
         consumer.close()
         deadLetters?.flush(timeoutMs: 5000)
         logger.info(quit ? "node left at once" : "node stopped: everything handled is committed")

@@ -10,6 +10,8 @@ enum ControlMapping {
         case reloadFile
         /// Re-execute swarmd (this binary, or `binary`) in place, keeping every node.
         case upgrade(binary: String?)
+        /// The Prometheus exposition (read-only; the shell writes it from the status).
+        case metrics
     }
 
     static func command(for request: ControlRequest) -> Result<Mapped, ControlFailure> {
@@ -37,6 +39,7 @@ enum ControlMapping {
                 return .failure(ControlFailure(.badArgument, "the new binary must be an absolute path, not \"\(b.prefix(200))\""))
             }
             return .success(.upgrade(binary: request.binary))
+        case .metrics: return .success(.metrics)
         }
     }
 }

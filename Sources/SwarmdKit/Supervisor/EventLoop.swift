@@ -18,6 +18,8 @@ struct EventLoop {
         case pidfd(spawn: Int)
         case report(spawn: Int)
         case connection(id: Int)
+        case httpListener
+        case httpConnection(id: Int)
 
         var raw: UInt64 {
             switch self {
@@ -27,6 +29,8 @@ struct EventLoop {
             case .pidfd(let s): return (4 << 56) | UInt64(s)
             case .report(let s): return (5 << 56) | UInt64(s)
             case .connection(let id): return (6 << 56) | UInt64(id)
+            case .httpListener: return 7 << 56
+            case .httpConnection(let id): return (8 << 56) | UInt64(id)
             }
         }
 
@@ -39,6 +43,8 @@ struct EventLoop {
             case 4: self = .pidfd(spawn: id)
             case 5: self = .report(spawn: id)
             case 6: self = .connection(id: id)
+            case 7: self = .httpListener
+            case 8: self = .httpConnection(id: id)
             default: return nil
             }
         }

@@ -32,6 +32,8 @@ struct Handover: Codable {
     var nodes: [Node]
     var nextSpawnId: Int
     var listenFd: Int32
+    /// The HTTP listener, when `[http]` is on (optional: older handovers have none).
+    var httpFd: Int32?
     var socketPath: String
     var configPath: String?
     var overridesNodes: Int?

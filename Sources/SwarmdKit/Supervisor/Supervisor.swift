@@ -59,6 +59,10 @@ public final class Supervisor {
     private var loop: EventLoop
     private var signalFd: Int32 = -1
     private var control: ControlServer?
+    /// The read-only HTTP listener (`[http] listen`), and what its page charts.
+    private var http: HTTPServer?
+    private var history = StatusHistory()
+    private var lastTurnAt = monotonicNow()
     private var notifier = SystemdNotifier()
     private var spawner: Spawner
     private let environment: [String: String]
@@ -196,6 +200,17 @@ public final class Supervisor {
         }
         try loop.add(server.listenFd, .listener)
         control = server
+        if !config.http.listen.isEmpty {
+            let h: HTTPServer
+            if let fd = handover?.httpFd {
+                h = HTTPServer(adopting: fd, address: config.http.listen, logger: logger)
+            } else {
+                h = try HTTPServer(listen: config.http.listen, logger: logger)
+            }
+            try loop.add(h.listenFd, .httpListener)
+            http = h
+            logger.info("http: serving /metrics, /healthz, /readyz and the swarm's page", metadata: ["listen": "\(config.http.listen)"])
+        }
         let (cg, why) = NodeCgroups.make(procSelfCgroup: try? readTextFile("/proc/self/cgroup"))
         cgroups = cg
         if cg == nil && (config.supervisor.memoryHigh > 0 || config.supervisor.memoryMax > 0) {
@@ -239,21 +254,27 @@ public final class Supervisor {
                 control?.service(id: id, events: events, loop: loop) { [unowned self] request, peer in
                     self.answer(request, from: peer)
                 }
+            case .httpListener: http?.acceptAll(loop: loop)
+            case .httpConnection(let id):
+                http?.service(id: id, events: events, loop: loop) { [unowned self] request in self.route(request) }
             }
         }
         let now = monotonicNow()
+        lastTurnAt = now
         if let w = nextWatchdog, now >= w, let interval = notifier.watchdogInterval {
             notifier.watchdog()
             nextWatchdog = now + interval
         }
         control?.expire(now: now, loop: loop)
+        http?.expire(now: now, loop: loop)
+        if http != nil && now - history.lastAt >= StatusHistory.interval { history.record(swarm.status(now: now), now: now) }
         if let s = nextSweep, now >= s { sweepReports() }
         for spawn in swarm.hangSuspects(now: now) { readReports(spawn) }
         feed(.tick)
         if notifier.isActive { notifier.status(swarm.statusLine()) }  // not worth a string for nobody, every turn
         updateReportWatches(now: monotonicNow())
         if let binary = pendingUpgrade { upgrade(to: binary) }
-        loop.arm(at: [swarm.nextDeadline(), nextWatchdog, nextSweep, control?.nextDeadline].compactMap { $0 }.min())
+        loop.arm(at: [swarm.nextDeadline(), nextWatchdog, nextSweep, control?.nextDeadline, http?.nextDeadline].compactMap { $0 }.min())
     }
 
     // MARK: Events in, effects out
@@ -289,23 +310,7 @@ public final class Supervisor {
                 case .stopping: notifier.stopping()
                 }
             case .reply(var response):
-                if var status = response.status {
-                    status.version = version
-                    // With a memory limit the core has every tree from the sweep (PSS included);
-                    // without one, a status reads RSS quickly, not kept up to date for nobody.
-                    let missing = status.nodes.filter { $0.processes == nil }.compactMap(\.pid)
-                    let now = monotonicNow()
-                    if now - statusMemory.at >= swarm.config.supervisor.reportInterval || missing.contains(where: { statusMemory.byPid[$0] == nil }) {
-                        statusMemory = (now, missing.isEmpty ? [:] : ProcessTree.quickMemory(of: missing))
-                    }
-                    let memory = statusMemory.byPid
-                    for i in status.nodes.indices where status.nodes[i].processes == nil {
-                        guard let m = status.nodes[i].pid.flatMap({ memory[$0] }) else { continue }
-                        status.nodes[i].rssBytes = m.rss
-                        status.nodes[i].processes = m.processes.map { ProcessMemoryStatus(pid: $0.pid, name: $0.name, rssBytes: $0.rss, pssBytes: nil) }
-                    }
-                    response.status = status
-                }
+                if let status = response.status { response.status = enriched(status) }
                 replyTo?(response)
             case .log(let level, let message, let meta):
                 logger.log(level: level, "\(message)", metadata: meta.mapValues { .string($0) })
@@ -314,6 +319,62 @@ public final class Supervisor {
                 if let broker { c.kafka.properties["bootstrap.servers"] = broker.bootstrapServers }
                 spawner = Spawner(config: c, environment: environment)
             }
+        }
+    }
+
+    /// A status from the core with what only the shell reads: swarmd's
+    /// version and each node's memory. With a memory limit the core has every
+    /// tree from the sweep (PSS included); without one, a status reads RSS
+    /// quickly, not kept up to date for nobody.
+    private func enriched(_ input: SwarmStatus) -> SwarmStatus {
+        var status = input
+        status.version = version
+        let missing = status.nodes.filter { $0.processes == nil }.compactMap(\.pid)
+        let now = monotonicNow()
+        if now - statusMemory.at >= swarm.config.supervisor.reportInterval || missing.contains(where: { statusMemory.byPid[$0] == nil }) {
+            statusMemory = (now, missing.isEmpty ? [:] : ProcessTree.quickMemory(of: missing))
+        }
+        let memory = statusMemory.byPid
+        for i in status.nodes.indices where status.nodes[i].processes == nil {
+            guard let m = status.nodes[i].pid.flatMap({ memory[$0] }) else { continue }
+            status.nodes[i].rssBytes = m.rss
+            status.nodes[i].processes = m.processes.map { ProcessMemoryStatus(pid: $0.pid, name: $0.name, rssBytes: $0.rss, pssBytes: nil) }
+        }
+        return status
+    }
+
+    /// The HTTP routes. Read-only: nothing here changes the swarm.
+    private func route(_ request: HTTPServer.Request) -> HTTPServer.Response {
+        switch request.path {
+        case "/healthz":
+            // Answered by the loop itself, so an answer is the proof that it turns.
+            let age = Int((monotonicNow() - lastTurnAt) * 1000)
+            return .text(200, "ok: swarmd pid \(getpid()) answers; its loop turned \(age) ms ago\n")
+        case "/readyz":
+            sweepReports()
+            let status = swarm.status(now: monotonicNow())
+            var body = swarm.consuming ? "ready: all \(status.wanted) nodes consume\n" : "not ready: \(swarm.missing())\n"
+            for n in status.nodes {
+                body += "slot \(n.slot): \(n.state), \(n.health)\(n.kafka.map { ", \($0)" } ?? "")\(n.reason.map { " (\($0))" } ?? "")\n"
+            }
+            return .text(swarm.consuming ? 200 : 503, body)
+        case "/metrics":
+            sweepReports()
+            let text = Metrics.exposition(swarm: swarm, status: enriched(swarm.status(now: monotonicNow())))
+            return HTTPServer.Response(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: Array(text.utf8))
+        case "/status.json":
+            sweepReports()
+            return HTTPServer.Response(status: 200, contentType: "application/json",
+                                       body: StatusJSON.document(enriched(swarm.status(now: monotonicNow()))))
+        case "/history.json":
+            return HTTPServer.Response(status: 200, contentType: "application/json", body: Array(history.json().utf8))
+        case "/", "/index.html":
+            sweepReports()
+            let status = enriched(swarm.status(now: monotonicNow()))
+            return HTTPServer.Response(status: 200, contentType: "text/html; charset=utf-8",
+                                       body: Array(WebPage.html(status, title: swarm.config.kafka.groupId).utf8))
+        default:
+            return .text(404, "no such page; try /, /metrics, /healthz, /readyz, /status.json\n")
         }
     }
 
@@ -454,6 +515,10 @@ public final class Supervisor {
             return ControlResponse(ok: false, error: failure)
         case .success(.upgrade(let binary)):
             return prepareUpgrade(binary: binary ?? executable, origin: "swarmctl upgrade by uid \(peer.uid)")
+        case .success(.metrics):
+            sweepReports()
+            let text = Metrics.exposition(swarm: swarm, status: enriched(swarm.status(now: monotonicNow())))
+            return ControlResponse(ok: true, message: text)
         case .success(.reloadFile):
             switch readConfiguration() {
             case .failure(let e): return .failure(.badConfig, e.message)
@@ -521,6 +586,8 @@ public final class Supervisor {
         guard let control else { return }
         let listen = control.handOver()
         var kept = [listen]
+        let httpFd = http?.handOver()
+        if let httpFd { kept.append(httpFd) }
         var handed: [Handover.Node] = []
         for (spawn, fds) in nodes.sorted(by: { $0.key < $1.key }) {
             handed.append(Handover.Node(spawn: spawn, pid: fds.pid, pidfd: fds.pidfd, reportFd: fds.reportFd, controlFd: fds.controlFd, watched: fds.watched))
@@ -531,9 +598,10 @@ public final class Supervisor {
         }
         var state = swarm
         state.upgrades += 1
-        let h = Handover(swarm: state, nodes: handed, nextSpawnId: nextSpawnId, listenFd: listen, socketPath: socketPath,
+        var h = Handover(swarm: state, nodes: handed, nextSpawnId: nextSpawnId, listenFd: listen, socketPath: socketPath,
                          configPath: configPath, overridesNodes: overrides.nodes, overridesCommand: overrides.nodeCommand,
                          executable: executable, previousVersion: version)
+        h.httpFd = httpFd
         var why: String
         do {
             let fd = try h.write()

@@ -49,6 +49,17 @@ enum StopReason: Equatable, Codable {
     }
 
     /// Failures count toward backoff; operator-requested stops do not.
+    /// The `reason` label of `swarm_node_restarts_total`.
+    var metricName: String {
+        switch self {
+        case .hung: return "hung"
+        case .unhealthy: return "unhealthy"
+        case .overMemory: return "memory"
+        case .restart: return "requested"
+        case .scaleDown, .shutdown, .quit: return "stopped"
+        }
+    }
+
     var isFailure: Bool {
         switch self {
         case .hung, .unhealthy, .overMemory: return true
@@ -190,6 +201,11 @@ struct Slot: Equatable, Codable {
     /// Totals of earlier processes of this slot, so counters never go backwards.
     var handledBefore: Int64 = 0
     var failedBefore: Int64 = 0
+    /// The same for the counters metrics show (retried, dead-lettered,
+    /// rebalances); optional so that a handover from an older swarmd reads.
+    var countersBefore: [String: Int64]?
+    /// Restarts by why (`crashed`, `hung`, `unhealthy`, `memory`, `requested`), for metrics.
+    var restartReasons: [String: Int]?
 
     init(id: Int) {
         self.id = id
@@ -199,6 +215,11 @@ struct Slot: Equatable, Codable {
     var process: NodeProcess? { state.process }
     var handled: Int64 { handledBefore + (process?.lastReport?.handled ?? 0) }
     var failed: Int64 { failedBefore + (process?.lastReport?.failed ?? 0) }
+
+    /// A counter over every process this slot had.
+    func total(_ counter: NodeReport.Counter) -> Int64 {
+        (countersBefore?[counter.rawValue] ?? 0) + (process?.lastReport?[counter] ?? 0)
+    }
 }
 
 /// How a node process ended, as waitid(2) said.

@@ -47,8 +47,12 @@ struct Swarm: Codable {
     private(set) var readySent = false
     /// Slots still to restart one at a time (rolling restart, reload, memory).
     private(set) var rollQueue: [RollStep] = []
-    /// The slot being rolled now: the next waits until its replacement is healthy.
+    /// The slot being rolled now: the next waits until its replacement consumes.
     private(set) var rollCurrent: Int?
+    /// When the current rolling step began (its replacement gets `ready_timeout` to be assigned).
+    private var rollStartedAt: Double?
+    /// True once READY went out because `ready_timeout` passed, not because every node consumed.
+    private(set) var readyByTimeout: Bool?
     private var stopDeadline: Double?
     private var pauseDeadline: Double?
     private(set) var anyKilledWhileStopping = false
@@ -64,7 +68,7 @@ struct Swarm: Codable {
     /// What an upgrade hands to the new swarmd: everything but the effects being built.
     private enum CodingKeys: String, CodingKey {
         case config, pid, mode, slots, wanted, startedAt, readySent, rollQueue, rollCurrent, stopDeadline, pauseDeadline
-        case anyKilledWhileStopping, malformedReports, totalRestarts, bySpawn, now, upgrades
+        case anyKilledWhileStopping, malformedReports, totalRestarts, bySpawn, now, upgrades, rollStartedAt, readyByTimeout
     }
 
     init(config: SwarmConfig, pid: Int32 = 0, now: Double) {
@@ -170,6 +174,10 @@ struct Swarm: Codable {
         log(order == nil ? .error : .info, "node exited: \(cause)", m)
         slot.handledBefore += p.lastReport?.handled ?? 0
         slot.failedBefore += p.lastReport?.failed ?? 0
+        for counter in NodeReport.Counter.allCases {
+            slot.countersBefore = slot.countersBefore ?? [:]
+            slot.countersBefore![counter.rawValue, default: 0] += p.lastReport?[counter] ?? 0
+        }
         slot.lastExit = cause
         slots[id] = slot
         if mode.isStopping || slot.want == .gone {
@@ -184,6 +192,8 @@ struct Swarm: Codable {
             delay = Backoff(cap: settings.restartBackoffMax).delay(afterFailures: slot.quickFailures)
         }
         slot.restarts += 1
+        slot.restartReasons = slot.restartReasons ?? [:]
+        slot.restartReasons![order?.reason.metricName ?? "crashed", default: 0] += 1
         totalRestarts += 1
         slots[id] = slot
         if delay > 0 {
@@ -204,6 +214,11 @@ struct Swarm: Codable {
         let deadline = now + grace
         let order = StopOrder(reason: reason, killAt: min(previous?.killAt ?? deadline, deadline), killed: previous?.killed ?? false)
         move(id, on: .stop, to: .stopping(p, order), reason.text)
+        if signal == .term && (reason == .scaleDown || reason == .shutdown) && settings.nodeCommand.isEmpty {
+            // Nobody comes back for this slot's static membership: leave the group
+            // explicitly, so its partitions move now, not after session.timeout.ms.
+            effects.append(.tell(spawn: p.spawn, .leave))
+        }
         effects.append(.signal(spawn: p.spawn, signal))
     }
 
@@ -304,6 +319,8 @@ struct Swarm: Codable {
             }
         }
         consider(pauseDeadline)
+        if !readySent && mode == .running { consider(startedAt + settings.readyTimeout) }
+        if rollCurrent != nil, let at = rollStartedAt { consider(at + settings.readyTimeout) }
         return next
     }
 
@@ -384,20 +401,41 @@ struct Swarm: Codable {
             }
             reply(ControlResponse(ok: true, message: message), to: origin)
         case .reload(let next):
-            effects.append(.notify(.reloading))
-            effects.append(.useConfig(next))
-            mode = .reloading
-            config = next
-            scale(to: next.supervisor.nodes, reason: "reload")
-            for id in slots.keys.sorted() where !rollQueue.contains(where: { $0.slot == id }) {
-                rollQueue.append(RollStep(slot: id, reason: .restart))
-            }
-            log(.notice, "configuration reloaded; replacing nodes one at a time", ["nodes": "\(wanted)"])
-            reply(ControlResponse(ok: true, message: "reloading: replacing \(slots.count) node(s) one at a time"), to: origin)
+            reload(next, from: origin)
         case .stop(let immediately):
             if immediately { beginQuit() } else { beginStop() }
             reply(ControlResponse(ok: true, message: immediately ? "stopping now" : "stopping gracefully"), to: origin)
         }
+    }
+
+    /// Applies a new configuration, changing only what changed: an unchanged
+    /// file replaces nothing; settings only swarmd reads apply in place; a
+    /// change the nodes see rolls them one at a time. The size follows the
+    /// file only when the file's `nodes` changed, so a runtime `swarmctl
+    /// scale` survives a reload that is about something else.
+    private mutating func reload(_ next: SwarmConfig, from origin: CommandOrigin) {
+        guard next != config else {
+            log(.notice, "configuration reloaded: unchanged, nothing to do")
+            reply(ControlResponse(ok: true, message: "configuration unchanged: nothing to do"), to: origin)
+            return
+        }
+        let rollNodes = next.nodeView != config.nodeView
+        let resize = next.supervisor.nodes != config.supervisor.nodes
+        effects.append(.useConfig(next))
+        config = next
+        if resize { scale(to: next.supervisor.nodes, reason: "reload") }
+        guard rollNodes else {
+            log(.notice, "configuration reloaded: only swarmd's own settings changed; no node replaced", ["nodes": "\(wanted)"])
+            reply(ControlResponse(ok: true, message: "reloaded: swarmd's own settings applied; no node replaced" + (resize ? "; scaling to \(wanted) nodes" : "")), to: origin)
+            return
+        }
+        effects.append(.notify(.reloading))
+        mode = .reloading
+        for id in slots.keys.sorted() where !rollQueue.contains(where: { $0.slot == id }) && slots[id]?.want != .gone {
+            rollQueue.append(RollStep(slot: id, reason: .restart))
+        }
+        log(.notice, "configuration reloaded; replacing nodes one at a time", ["nodes": "\(wanted)"])
+        reply(ControlResponse(ok: true, message: "reloading: replacing \(rollQueue.count) node(s) one at a time"), to: origin)
     }
 
     /// Brings the swarm to `n` nodes: new slots are spawned, the highest slots stop.
@@ -456,13 +494,20 @@ struct Swarm: Codable {
     private mutating func advanceRoll() {
         guard !mode.isStopping else { rollQueue.removeAll(); rollCurrent = nil; return }
         if let current = rollCurrent {
-            if let slot = slots[current], [.backoff, .starting, .stopping].contains(slot.state.phase) { return }
+            if let slot = slots[current], !isSettled(slot) {
+                guard let at = rollStartedAt, now >= at + settings.readyTimeout else { return }
+                // A replacement that cannot join (a broker outage) must not hold the roll forever.
+                log(.warning, "rolling on: the replacement did not consume within ready_timeout (\(settings.readyTimeout) s)",
+                    meta(slot))
+            }
             rollCurrent = nil
+            rollStartedAt = nil
         }
         while rollCurrent == nil, !rollQueue.isEmpty {
             let step = rollQueue.removeFirst()
             guard let slot = slots[step.slot], slot.process != nil, slot.state.phase != .stopping else { continue }
             rollCurrent = step.slot
+            rollStartedAt = now
             stop(step.slot, reason: step.reason, signal: .term, grace: settings.killTimeout)
         }
         if rollCurrent == nil, rollQueue.isEmpty, mode == .reloading {
@@ -522,13 +567,66 @@ struct Swarm: Codable {
 
     // MARK: Readiness and status
 
+    /// True when a slot's node consumes: it runs (or is drained on purpose)
+    /// and its group assignment is settled. A node that says nothing of
+    /// Kafka (a custom `node_command`) is settled once it reports running.
+    func isSettled(_ slot: Slot) -> Bool {
+        switch slot.state.phase {
+        case .drained: return true
+        case .running: return slot.process?.lastReport?.kafka.map(\.isSettled) ?? true
+        default: return false
+        }
+    }
+
+    /// READY=1 once every wanted node consumes — joined, assigned (nodes
+    /// beyond the partition count `waiting`) — or once `ready_timeout`
+    /// passed, with STATUS saying what is missing: a broker outage at boot
+    /// must not make systemd kill a swarm that will consume once it is back.
     private mutating func checkReady() {
         guard !readySent, mode == .running else { return }
         let initial = slots.values.filter { $0.id < wanted }
-        guard initial.count == wanted, initial.allSatisfy({ $0.state.phase == .running || $0.state.phase == .drained }) else { return }
-        readySent = true
-        log(.notice, "swarm ready: all \(wanted) nodes report healthy")
-        effects.append(.notify(.ready))
+        if initial.count == wanted, initial.allSatisfy(isSettled) {
+            readySent = true
+            log(.notice, "swarm ready: all \(wanted) nodes consume (joined the group and assigned)")
+            effects.append(.notify(.ready))
+        } else if now >= startedAt + settings.readyTimeout {
+            readySent = true
+            readyByTimeout = true
+            log(.warning, "swarm ready by ready_timeout (\(settings.readyTimeout) s), not consuming: \(missing())")
+            effects.append(.notify(.ready))
+        }
+    }
+
+    /// True while every wanted node consumes (what READY means, now): `/readyz`.
+    var consuming: Bool {
+        let wantedSlots = slots.values.filter { $0.id < wanted }
+        return wantedSlots.count == wanted && wantedSlots.allSatisfy(isSettled)
+    }
+
+    /// What keeps the swarm from consuming, in a few words ("2 joining, 1 disconnected").
+    func missing() -> String {
+        var counts: [String: Int] = [:]
+        for slot in slots.values where slot.id < wanted && !isSettled(slot) {
+            let word = slot.process?.lastReport?.kafka?.rawValue ?? slot.state.phase.rawValue
+            counts[word, default: 0] += 1
+        }
+        return counts.isEmpty ? "nothing" : counts.keys.sorted().map { "\(counts[$0]!) \($0)" }.joined(separator: ", ")
+    }
+
+    /// One node's health, as status shows it: `ok` while it consumes or may
+    /// (consuming, idle, waiting, a rebalance in progress), `joining` before
+    /// its first assignment, `degraded` when Kafka is the problem
+    /// (disconnected, rebalancing too long: restarting would not help),
+    /// `unhealthy` when the process is (stalled, stuck: it is restarted).
+    static func health(of report: NodeReport?, alive: Bool) -> String {
+        guard let report else { return alive ? "unknown" : "down" }
+        if report.health == .unhealthy { return "unhealthy" }
+        switch report.kafka {
+        case nil: return "ok"
+        case .joining?: return "joining"
+        case .disconnected?, .rebalancingTooLong?: return "degraded"
+        case let k?: return k.isHealthy ? "ok" : "degraded"
+        }
     }
 
     /// The status as `swarmctl status --json` shows it (memory is the shell's to read).
@@ -547,9 +645,17 @@ struct Swarm: Codable {
                 lag: p?.lastReport.flatMap { $0.lag >= 0 ? $0.lag : nil },
                 partitionLag: p?.lastReport.flatMap { $0.partitionLag.isEmpty ? nil : PartitionLag.list($0.partitionLag) },
                 reportAgeMs: p?.lastReport == nil ? nil : Int64((now - p!.lastReportAt) * 1000),
-                health: p?.lastReport?.health.rawValue ?? (p == nil ? "down" : "unknown"))
+                health: Self.health(of: p?.lastReport, alive: p != nil))
         }
         for i in nodes.indices {
+            if let report = slots[nodes[i].slot]?.process?.lastReport {
+                nodes[i].kafka = report.kafka?.rawValue
+                if report.health == .unhealthy {
+                    nodes[i].reason = UnhealthyReason.describe(report.reason)
+                } else if let k = report.kafka, !k.isHealthy && k != .joining {
+                    nodes[i].reason = k.rawValue
+                }
+            }
             guard let m = slots[nodes[i].slot]?.process?.memory, m.hasPSS else { continue }
             nodes[i].pssBytes = m.pss
             nodes[i].processes = m.processes.map { ProcessMemoryStatus(pid: $0.pid, name: $0.name, rssBytes: $0.rss, pssBytes: $0.pss) }
@@ -557,19 +663,20 @@ struct Swarm: Codable {
         return SwarmStatus(
             pid: pid, state: mode.name, wanted: wanted,
             running: nodes.filter { $0.state == "running" || $0.state == "drained" || $0.state == "draining" }.count,
-            healthy: nodes.filter { $0.health == "ok" }.count,
+            healthy: nodes.filter { $0.slot < wanted && $0.health == "ok" }.count,
             uptimeS: (now - startedAt).rounded(toPlaces: 1), restarts: totalRestarts,
             handled: nodes.reduce(0) { $0 + $1.handled }, failed: nodes.reduce(0) { $0 + $1.failed },
             rate: nodes.reduce(0.0) { $0 + $1.rate }.rounded(toPlaces: 1),
             malformedReports: malformedReports, version: nil, upgrades: upgrades, nodes: nodes)
     }
 
-    /// systemd's one-line STATUS.
+    /// systemd's one-line STATUS: how many nodes consume, and what the others wait for.
     func statusLine() -> String {
-        let running = slots.values.filter { $0.state.phase == .running || $0.state.phase == .drained }.count
+        let consuming = slots.values.filter { $0.id < wanted && isSettled($0) }.count
         let rate = slots.values.reduce(0.0) { $0 + ($1.process?.rate ?? 0) }
         let word = mode == .running ? "" : "\(mode.name): "
-        return "\(word)\(running)/\(wanted) nodes running, \(Int(rate.rounded())) msg/s, \(totalRestarts) restarts"
+        let rest = consuming < wanted ? " (\(missing()))" : ""
+        return "\(word)\(consuming)/\(wanted) nodes consuming\(rest), \(Int(rate.rounded())) msg/s, \(totalRestarts) restarts"
     }
 }
 

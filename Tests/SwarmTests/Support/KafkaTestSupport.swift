@@ -98,7 +98,8 @@ struct Record {
 }
 
 /// A swarm configuration of built-in nodes with the record handler, against a broker.
-func kafkaConfig(bootstrap: String, nodes: Int, topic: String, batchSize: Int = 20, extraHandler: String = "", extraSupervisor: String = "") -> String {
+func kafkaConfig(bootstrap: String, nodes: Int, topic: String, batchSize: Int = 20, extraHandler: String = "", extraSupervisor: String = "",
+                 extraProperties: String = "") -> String {
     """
     [supervisor]
     nodes = \(nodes)
@@ -115,7 +116,7 @@ func kafkaConfig(bootstrap: String, nodes: Int, topic: String, batchSize: Int = 
     "bootstrap.servers" = "\(bootstrap)"
     "session.timeout.ms" = 6000
     "heartbeat.interval.ms" = 500
-    "auto.offset.reset" = "earliest"
+    \(extraProperties)
 
     [handler]
     kind = "exec"

@@ -1,0 +1,131 @@
+import Shared
+
+/// The swarm in Prometheus text exposition format 0.0.4 (`GET /metrics`,
+/// `swarmctl metrics`): swarm's own series, and consumer lag under
+/// kafka_exporter's names and labels, so that dashboards made for
+/// kafka_exporter show swarm's numbers unchanged.
+///
+/// Counters are the supervisor's sums over every process a slot had, so they
+/// never go backwards when a node restarts. States and health are labelled
+/// gauges with every value present (1 for the current one, 0 for the
+/// others), as kube-state-metrics does, so that a series does not vanish and
+/// reappear when a node changes state.
+enum Metrics {
+    static let states = ["starting", "running", "draining", "drained", "stopping", "backoff", "crash-looping"]
+    static let healths = ["ok", "joining", "degraded", "unhealthy", "unknown", "down"]
+    static let restartReasons = ["crashed", "hung", "unhealthy", "memory", "requested"]
+
+    static func exposition(swarm: Swarm, status: SwarmStatus) -> String {
+        var out = Writer()
+        let group = swarm.config.kafka.groupId
+
+        out.family("swarm_nodes_wanted", .gauge, "Nodes the swarm is sized to.")
+        out.sample("swarm_nodes_wanted", [], Double(status.wanted))
+        out.family("swarm_nodes_running", .gauge, "Nodes with a process that runs (running, draining or drained).")
+        out.sample("swarm_nodes_running", [], Double(status.running))
+        out.family("swarm_nodes_healthy", .gauge, "Wanted nodes whose health is ok (consuming, idle, waiting or rebalancing).")
+        out.sample("swarm_nodes_healthy", [], Double(status.healthy))
+        out.family("swarm_ready", .gauge, "1 when every wanted node consumes (joined and assigned), as /readyz.")
+        out.sample("swarm_ready", [], swarm.consuming ? 1 : 0)
+        out.family("swarm_restarts_total", .counter, "Node restarts since swarmd started.")
+        out.sample("swarm_restarts_total", [], Double(status.restarts))
+        out.family("swarm_malformed_reports_total", .counter, "Node reports that could not be read.")
+        out.sample("swarm_malformed_reports_total", [], Double(status.malformedReports))
+        out.family("swarm_upgrades_total", .counter, "In-place upgrades of swarmd since it was started.")
+        out.sample("swarm_upgrades_total", [], Double(status.upgrades ?? 0))
+
+        let nodes = status.nodes
+        out.family("swarm_node_up", .gauge, "1 when the slot has a live process.")
+        for n in nodes { out.sample("swarm_node_up", [("slot", "\(n.slot)")], n.pid == nil ? 0 : 1) }
+        out.family("swarm_node_state", .gauge, "The slot's state: 1 for the current one.")
+        for n in nodes {
+            for s in states { out.sample("swarm_node_state", [("slot", "\(n.slot)"), ("state", s)], n.state == s ? 1 : 0) }
+        }
+        out.family("swarm_node_health", .gauge, "The node's health: 1 for the current one (HEALTH in swarmd(8)).")
+        for n in nodes {
+            for h in healths { out.sample("swarm_node_health", [("slot", "\(n.slot)"), ("health", h)], n.health == h ? 1 : 0) }
+        }
+        out.family("swarm_node_restarts_total", .counter, "Restarts of the slot, by why.")
+        for n in nodes {
+            let reasons = swarm.slots[n.slot]?.restartReasons ?? [:]
+            for r in restartReasons { out.sample("swarm_node_restarts_total", [("slot", "\(n.slot)"), ("reason", r)], Double(reasons[r] ?? 0)) }
+        }
+        out.family("swarm_node_rss_bytes", .gauge, "Resident memory of the node's whole process tree (handler included).")
+        for n in nodes { if let r = n.rssBytes { out.sample("swarm_node_rss_bytes", [("slot", "\(n.slot)")], Double(r)) } }
+        out.family("swarm_node_pss_bytes", .gauge, "Proportional set size of the node's tree (what memory_limit compares; with a limit set).")
+        for n in nodes { if let p = n.pssBytes { out.sample("swarm_node_pss_bytes", [("slot", "\(n.slot)")], Double(p)) } }
+        out.family("swarm_node_partitions", .gauge, "Partitions assigned to the node.")
+        for n in nodes { out.sample("swarm_node_partitions", [("slot", "\(n.slot)")], Double(n.partitions)) }
+        out.family("swarm_node_messages_per_second", .gauge, "Messages the node handled per second, smoothed over its reports.")
+        for n in nodes { out.sample("swarm_node_messages_per_second", [("slot", "\(n.slot)")], n.rate) }
+
+        out.family("swarm_messages_handled_total", .counter, "Messages handled (the handler said ok).")
+        for n in nodes { out.sample("swarm_messages_handled_total", [("slot", "\(n.slot)")], Double(n.handled)) }
+        out.family("swarm_messages_failed_total", .counter, "Messages that failed every retry (skipped or dead-lettered).")
+        for n in nodes { out.sample("swarm_messages_failed_total", [("slot", "\(n.slot)")], Double(n.failed)) }
+        let counters: [(NodeReport.Counter, String, String)] = [
+            (.retried, "swarm_messages_retried_total", "Retries of failed messages."),
+            (.deadLettered, "swarm_messages_dead_lettered_total", "Messages sent to the dead-letter topic."),
+            (.rebalances, "swarm_rebalances_total", "Assignments the node received from the group (each rebalance it took part in)."),
+        ]
+        for (counter, name, help) in counters {
+            out.family(name, .counter, help)
+            for n in nodes { out.sample(name, [("slot", "\(n.slot)")], Double(swarm.slots[n.slot]?.total(counter) ?? 0)) }
+        }
+
+        // kafka_exporter's names and labels, for its dashboards.
+        var byPartition: [(topic: String, partition: Int32, lag: Int64)] = []
+        for n in nodes { for l in n.partitionLag ?? [] { byPartition.append((l.topic, l.partition, l.lag)) } }
+        byPartition.sort { ($0.topic, $0.partition) < ($1.topic, $1.partition) }
+        out.family("kafka_consumergroup_lag", .gauge, "Current approximate lag of a consumer group at topic/partition (kafka_exporter's name).")
+        for l in byPartition {
+            out.sample("kafka_consumergroup_lag", [("consumergroup", group), ("partition", "\(l.partition)"), ("topic", l.topic)], Double(l.lag))
+        }
+        out.family("kafka_consumergroup_lag_sum", .gauge, "Current approximate lag of a consumer group at topic for all partitions (kafka_exporter's name).")
+        var sums: [String: Int64] = [:]
+        for l in byPartition { sums[l.topic, default: 0] += l.lag }
+        for topic in sums.keys.sorted() {
+            out.sample("kafka_consumergroup_lag_sum", [("consumergroup", group), ("topic", topic)], Double(sums[topic]!))
+        }
+        out.family("kafka_consumergroup_members", .gauge, "Members of the consumer group that are this swarm's nodes (kafka_exporter's name).")
+        out.sample("kafka_consumergroup_members", [("consumergroup", group)], Double(nodes.filter { $0.pid != nil && $0.state == "running" }.count))
+        return out.text
+    }
+
+    enum Kind: String { case gauge, counter }
+
+    struct Writer {
+        var text = ""
+
+        mutating func family(_ name: String, _ kind: Kind, _ help: String) {
+            text += "# HELP \(name) \(help)\n# TYPE \(name) \(kind.rawValue)\n"
+        }
+
+        mutating func sample(_ name: String, _ labels: [(String, String)], _ value: Double) {
+            text += name
+            if !labels.isEmpty {
+                text += "{" + labels.map { "\($0.0)=\"\(Self.escape($0.1))\"" }.joined(separator: ",") + "}"
+            }
+            text += " " + Self.format(value) + "\n"
+        }
+
+        static func escape(_ s: String) -> String {
+            var out = ""
+            for c in s {
+                switch c {
+                case "\\": out += "\\\\"
+                case "\"": out += "\\\""
+                case "\n": out += "\\n"
+                default: out.append(c)
+                }
+            }
+            return out
+        }
+
+        static func format(_ v: Double) -> String {
+            if v.isNaN { return "NaN" }
+            if v == v.rounded() && abs(v) < 1e15 { return String(Int64(v)) }
+            return "\(v)"
+        }
+    }
+}
