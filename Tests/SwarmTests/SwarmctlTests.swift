@@ -100,8 +100,8 @@ final class SwarmctlTests: XCTestCase {
         // One at a time: after the first restart, each stop comes only after the
         // previous replacement's first healthy report.
         let events = swarmd.log.split(separator: "\n").compactMap { line -> String? in
-            if line.contains("running -> stopping") && line.contains("reason=restart requested") { return "stop" }
-            if line.contains("reason=first healthy report") { return "healthy" }
+            if line.contains("running -> stopping") && line.contains("reason=\"restart requested\"") { return "stop" }
+            if line.contains("reason=\"first healthy report\"") { return "healthy" }
             return nil
         }
         let rolling = events.drop { $0 != "stop" }.dropFirst(2)  // skip the single restart of slot 2

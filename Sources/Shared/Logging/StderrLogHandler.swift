@@ -3,7 +3,8 @@ import Glibc
 #endif
 import Logging
 
-/// One line per event on stderr: `time level [label] message key=value…`.
+/// One line per event on stderr: `time level [label] message key=value…`,
+/// the pairs in logfmt (values with spaces or quotes quoted and escaped).
 /// Under systemd (`JOURNAL_STREAM` set) the line starts with the journald
 /// priority `<N>` instead of a time stamp, so `journalctl -p warning` works.
 public struct StderrLogHandler: LogHandler {
@@ -57,10 +58,35 @@ public struct StderrLogHandler: LogHandler {
         var all = metadata
         if let extra = event.metadata { all.merge(extra) { $1 } }
         for key in all.keys.sorted() {
-            line += " \(key)=\(all[key]!)"
+            line += " \(key)=\(Self.logfmt("\(all[key]!)"))"
         }
         line += "\n"
         _ = writeAll(2, line)
+    }
+
+    /// A value as logfmt writes it: bare when it can be, else in double
+    /// quotes with `\\`, `"` and line breaks escaped, so that logfmt readers
+    /// (Loki, Vector, lnav) see `reason="spawned pid 10678"` as one value.
+    public static func logfmt(_ value: String) -> String {
+        let needsQuotes = value.isEmpty || value.unicodeScalars.contains { $0 == " " || $0 == "=" || $0 == "\"" || $0 == "\\" || $0.value < 0x20 || $0.value == 0x7F }
+        guard needsQuotes else { return value }
+        var out = "\""
+        for c in value.unicodeScalars {
+            switch c {
+            case "\\": out += "\\\\"
+            case "\"": out += "\\\""
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if c.value < 0x20 || c.value == 0x7F {
+                    out += "\\u{\(String(c.value, radix: 16))}"
+                } else {
+                    out.unicodeScalars.append(c)
+                }
+            }
+        }
+        return out + "\""
     }
 
     static func timestamp() -> String {
