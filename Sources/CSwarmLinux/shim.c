@@ -178,6 +178,8 @@ int swarm_set_parent_death_signal(int sig) { return prctl(PR_SET_PDEATHSIG, sig,
 
 int swarm_set_thread_name(const char *name) { return prctl(PR_SET_NAME, name, 0, 0, 0); }
 
+int swarm_set_child_subreaper(void) { return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); }
+
 int swarm_pipe(int fds[2], int nonblocking_read, int nonblocking_write) {
     if (pipe2(fds, O_CLOEXEC) != 0) return -1;
     if (nonblocking_read) swarm_set_nonblocking(fds[0], 1);

@@ -100,6 +100,40 @@ final class MemoryTests: XCTestCase {
         XCTAssertEqual(swarmd.waitForExit(), 0)
     }
 
+    func testANodeThatDiesLeavesNoHandlerAndNoZombieBehind() throws {
+        let broker = try BrokerUnderTest(topics: [topic: 1])
+        try broker.produce(topic, keys: ["held"])
+        let dir = makeTempDir()
+        // A handler that holds its batch and ignores TERM and the end of its input.
+        let stuck = try handler(dir, """
+        import signal
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        def on_batch():
+            while True:
+                time.sleep(1)
+        """)
+        let swarmd = try SwarmdUnderTest(config: config(broker, handler: stuck, extraSupervisor: "")
+            .replacingOccurrences(of: "nodes = 2", with: "nodes = 1"), environment: ["RECORD_FILE": Record.fresh().path])
+        var handlerPid: Int32?
+        eventually("the handler to hold its batch", timeout: 60) {
+            handlerPid = swarmd.status()?.nodes.first?.processes?.dropFirst().first?.pid
+            return handlerPid != nil
+        }
+        // The node dies on its own (not stopped by swarmd): its handler is orphaned,
+        // comes to swarmd as the subreaper, and is killed and reaped.
+        kill(try XCTUnwrap(swarmd.nodePids().first), SIGKILL)
+        eventually("the orphaned handler gone", timeout: 15) { !alive(handlerPid!) }
+        swarmd.waitForLog("killing a process left behind by a node that is gone")
+        eventually("no zombie among swarmd's children", timeout: 10) {
+            let children = (try? String(contentsOfFile: "/proc/\(swarmd.pid)/task/\(swarmd.pid)/children", encoding: .utf8)) ?? ""
+            return children.split(separator: " ").allSatisfy { pid in
+                ((try? procStatusField(Int32(pid)!, "State")) ?? "").hasPrefix("Z") == false
+            }
+        }
+        swarmd.signal(SIGTERM)
+        XCTAssertNotNil(swarmd.waitForExit())
+    }
+
     func testANodeKilledAtItsDeadlineTakesItsHandlerWithIt() throws {
         let broker = try BrokerUnderTest(topics: [topic: 1])
         try broker.produce(topic, keys: ["stuck"])

@@ -100,6 +100,13 @@ final class ObservabilityTests: XCTestCase {
             }
         }
         XCTAssertEqual(m["kafka_consumergroup_lag_sum{consumergroup=\"swarm-test\",topic=\"\(topic)\"}"], 0)
+        // The batch-time histogram: every batch counted once, in a bucket at or under +Inf.
+        let batches = s.nodes.map { m["swarm_handler_batch_seconds_count{slot=\"\($0.slot)\"}"] ?? 0 }
+        XCTAssertGreaterThan(batches.reduce(0, +), 0, "batches were timed")
+        for n in s.nodes {
+            XCTAssertEqual(m["swarm_handler_batch_seconds_bucket{slot=\"\(n.slot)\",le=\"+Inf\"}"],
+                           m["swarm_handler_batch_seconds_count{slot=\"\(n.slot)\"}"])
+        }
         let viaSocket = try swarmctl(["metrics"], socket: swarmd.socket)
         XCTAssertEqual(viaSocket.status, 0)
         XCTAssertEqual(samples(viaSocket.stdout)["swarm_nodes_wanted"], 2, "swarmctl metrics prints the same exposition")

@@ -5,6 +5,24 @@ import SwarmKafka
 import XCTest
 
 final class ProtocolTests: XCTestCase {
+    func testReportCountersAndTheBatchHistogramRoundTrip() throws {
+        var r = NodeReport()
+        r.kafka = .waiting
+        r.retried = 3
+        r.deadLettered = 1
+        r.rebalances = 2
+        r.batchBuckets = (0...NodeReport.batchBucketsMs.count).map { Int64($0) }
+        r.batchSumMs = 1234
+        XCTAssertEqual(try NodeReport.parse(Array(r.encoded().dropLast().utf8)), r)
+        XCTAssertThrowsError(try NodeReport.parse(Array("v=1 batch_ms=1,2".utf8)))
+        XCTAssertThrowsError(try NodeReport.parse(Array("v=1 kafka=sleepy".utf8))) {
+            XCTAssertTrue("\($0)".contains("kafka=sleepy is not one of joining, consuming"), "\($0)")
+        }
+        XCTAssertEqual(NodeReport.batchBucket(ms: 0.3), 0)
+        XCTAssertEqual(NodeReport.batchBucket(ms: 7), 2)
+        XCTAssertEqual(NodeReport.batchBucket(ms: 120_000), NodeReport.batchBucketsMs.count)
+    }
+
     func testReportsRoundTripAndIgnoreUnknownKeys() throws {
         var r = NodeReport()
         r.handled = 12

@@ -56,6 +56,8 @@ int swarm_set_parent_death_signal(int sig);
 int swarm_affinity_cpus(void);
 /// Sets the thread name shown by ps/top (15 bytes at most).
 int swarm_set_thread_name(const char *name);
+/// Orphans of swarmd's nodes (a dead node's handler) become swarmd's children, not init's.
+int swarm_set_child_subreaper(void);
 
 // File descriptors ----------------------------------------------------------
 

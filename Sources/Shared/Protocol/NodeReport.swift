@@ -36,6 +36,20 @@ public struct NodeReport: Codable, Equatable, Sendable {
     public var deadLettered: Int64 = 0
     public var rebalances: Int64 = 0
 
+    /// How long the handler took per batch: counts per bucket of
+    /// `batchBucketsMs` (the last is everything slower), and the sum
+    /// (`batch_ms=3,10,…` and `batch_sum_ms=` on the wire).
+    public var batchBuckets: [Int64] = []
+    public var batchSumMs: Int64 = 0
+    /// Upper bounds of the batch-time buckets, in milliseconds: from a sink
+    /// batch (under 1 ms) to a handler near the default batch_timeout (60 s).
+    public static let batchBucketsMs: [Int64] = [1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000]
+
+    /// The bucket a batch of `ms` milliseconds falls in.
+    public static func batchBucket(ms: Double) -> Int {
+        batchBucketsMs.firstIndex { ms <= Double($0) } ?? batchBucketsMs.count
+    }
+
     /// The counters metrics sum over a slot's processes.
     public enum Counter: String, CaseIterable, Sendable {
         case retried, deadLettered = "dead_lettered", rebalances
@@ -60,6 +74,7 @@ public struct NodeReport: Codable, Equatable, Sendable {
         if retried > 0 { s += " retried=\(retried)" }
         if deadLettered > 0 { s += " dead_lettered=\(deadLettered)" }
         if rebalances > 0 { s += " rebalances=\(rebalances)" }
+        if !batchBuckets.isEmpty { s += " batch_ms=" + batchBuckets.map(String.init).joined(separator: ",") + " batch_sum_ms=\(batchSumMs)" }
         if !partitionLag.isEmpty {
             s += " partition_lag=" + partitionLag.keys.sorted().prefix(200).map { "\($0.topic)/\($0.partition):\(partitionLag[$0]!)" }.joined(separator: ",")
         }
@@ -113,6 +128,13 @@ public struct NodeReport: Codable, Equatable, Sendable {
             case "retried": report.retried = try int()
             case "dead_lettered": report.deadLettered = try int()
             case "rebalances": report.rebalances = try int()
+            case "batch_ms":
+                let counts = value.split(separator: ",").map { Int64($0) }
+                guard counts.count == batchBucketsMs.count + 1, counts.allSatisfy({ $0 != nil && $0! >= 0 }) else {
+                    throw SwarmError(.report, "batch_ms needs \(batchBucketsMs.count + 1) counts separated by commas")
+                }
+                report.batchBuckets = counts.map { $0! }
+            case "batch_sum_ms": report.batchSumMs = try int()
             case "partition_lag":
                 for item in value.split(separator: ",") {
                     // Topic names may hold '/' but never ':' (Kafka allows [a-zA-Z0-9._-]).

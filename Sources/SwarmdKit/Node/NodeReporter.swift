@@ -11,6 +11,9 @@ struct NodeCounters {
     var retried: Int64 = 0
     var deadLettered: Int64 = 0
     var rebalances: Int64 = 0
+    /// Batch times (see `NodeReport.batchBuckets`).
+    var batchBuckets = [Int64](repeating: 0, count: NodeReport.batchBucketsMs.count + 1)
+    var batchSumMs = 0.0
     var inflight = 0
     var batchStartedAt: Double?
     var lastPollAt = monotonicNow()
@@ -137,6 +140,10 @@ final class NodeReporter: @unchecked Sendable {
         r.retried = c.retried
         r.deadLettered = c.deadLettered
         r.rebalances = c.rebalances
+        if c.batchBuckets.contains(where: { $0 > 0 }) {
+            r.batchBuckets = c.batchBuckets
+            r.batchSumMs = Int64(c.batchSumMs.rounded())
+        }
         r.inflight = Int64(c.inflight)
         r.inflightAgeMs = c.batchStartedAt.map { Int64((now - $0) * 1000) } ?? 0
         r.partitions = Int64(c.partitions)

@@ -256,6 +256,18 @@ public final class NodeRuntime {
         return zip(batch, keep).filter(\.1).map(\.0)
     }
 
+    /// Hands a batch to the handler and records how long it took (the batch-time histogram).
+    private func timedHandle(_ batch: [KafkaMessage], shouldAbort: () -> Bool) -> [HandleOutcome] {
+        let started = monotonicNow()
+        let outcomes = handler.handle(batch, shouldAbort: shouldAbort)
+        let ms = (monotonicNow() - started) * 1000
+        reporter.update { c in
+            c.batchBuckets[NodeReport.batchBucket(ms: ms)] += 1
+            c.batchSumMs += ms
+        }
+        return outcomes
+    }
+
     private func process(_ batch: [KafkaMessage]) -> Bool {
         config.handler.ordering == .partition ? processInOrder(batch) : processOutOfLine(batch)
     }
@@ -290,7 +302,7 @@ public final class NodeRuntime {
     }
 
     private func handleInOrder(_ batch: [KafkaMessage]) -> Bool {
-        let answers = handler.handle(batch, shouldAbort: { self.quitPending() })
+        let answers = timedHandle(batch, shouldAbort: { self.quitPending() })
         if ordered.isCalm && answers.count == batch.count && answers.allSatisfy({ $0 == .ok }) {
             // What `decide` would say, without its per-partition bookkeeping per message.
             finish(batch.map { ($0.topic, $0.partition, $0.offset) }, ok: Int64(batch.count), failed: 0)
@@ -366,7 +378,7 @@ public final class NodeRuntime {
     private func processOutOfLine(_ batch: [KafkaMessage]) -> Bool {
         let started = monotonicNow()
         reporter.update { $0.inflight = batch.count; $0.batchStartedAt = started }
-        let outcomes = handler.handle(batch, shouldAbort: { self.quitPending() })
+        let outcomes = timedHandle(batch, shouldAbort: { self.quitPending() })
         var settled: [(topic: String, partition: Int32, offset: Int64)] = []
         var ok: Int64 = 0, failed: Int64 = 0
         var complete = true
@@ -401,7 +413,7 @@ public final class NodeRuntime {
                                                               "offset": "\(message.offset)", "attempt": "\(attempt + 1)", "reason": "\(reason)"])
             sleepSeconds(delay)
             delay *= 2
-            let outcome = handler.handle([message], shouldAbort: { self.quitPending() }).first ?? .failed("aborted")
+            let outcome = timedHandle([message], shouldAbort: { self.quitPending() }).first ?? .failed("aborted")
             if outcome == .ok { return .ok }
             switch outcome {
             case .failed(let r), .lost(let r): reason = r

@@ -73,6 +73,21 @@ enum Metrics {
             for n in nodes { out.sample(name, [("slot", "\(n.slot)")], Double(swarm.slots[n.slot]?.total(counter) ?? 0)) }
         }
 
+        out.family("swarm_handler_batch_seconds", .histogram, "Time the handler took per batch (retries of one message count as batches of one).")
+        for n in nodes {
+            guard let slot = swarm.slots[n.slot] else { continue }
+            let times = slot.batchTimes
+            var cumulative: Int64 = 0
+            for (i, bound) in NodeReport.batchBucketsMs.enumerated() {
+                cumulative += times.buckets[i]
+                out.sample("swarm_handler_batch_seconds_bucket", [("slot", "\(n.slot)"), ("le", Writer.format(Double(bound) / 1000))], Double(cumulative))
+            }
+            cumulative += times.buckets[NodeReport.batchBucketsMs.count]
+            out.sample("swarm_handler_batch_seconds_bucket", [("slot", "\(n.slot)"), ("le", "+Inf")], Double(cumulative))
+            out.sample("swarm_handler_batch_seconds_sum", [("slot", "\(n.slot)")], Double(times.sumMs) / 1000)
+            out.sample("swarm_handler_batch_seconds_count", [("slot", "\(n.slot)")], Double(cumulative))
+        }
+
         // kafka_exporter's names and labels, for its dashboards.
         var byPartition: [(topic: String, partition: Int32, lag: Int64)] = []
         for n in nodes { for l in n.partitionLag ?? [] { byPartition.append((l.topic, l.partition, l.lag)) } }
@@ -92,7 +107,7 @@ enum Metrics {
         return out.text
     }
 
-    enum Kind: String { case gauge, counter }
+    enum Kind: String { case gauge, counter, histogram }
 
     struct Writer {
         var text = ""

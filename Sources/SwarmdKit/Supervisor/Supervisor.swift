@@ -177,6 +177,10 @@ public final class Supervisor {
 
     private func setUp() throws {
         raiseFileLimit()
+        // A node that dies (even by SIGKILL) must not leave its handler behind,
+        // and swarmd as a container's PID 1 must not collect zombies: orphans of
+        // the nodes come to swarmd (`reapStrangers`), not to init.
+        if swarm_set_child_subreaper() != 0 { logger.warning("cannot become a child subreaper: \(errnoText())") }
         signalFd = Self.handledSignals.withUnsafeBufferPointer { swarm_signalfd($0.baseAddress, Int32($0.count)) }
         guard signalFd >= 0 else { throw SwarmError(.signalfd, "signalfd: \(errnoText())") }
         try loop.add(signalFd, .signal)
@@ -431,6 +435,24 @@ public final class Supervisor {
         }
         if let cgroups, let slot = swarm.slot(ofSpawn: spawn)?.id, cgroups.wasOOMKilled(slot: slot) { cause = .oomKilled }
         feed(.exited(spawn: spawn, cause: cause))
+        reapStrangers()
+    }
+
+    /// swarmd's children that are not nodes: what a dead node left behind
+    /// (its handler, whatever that started), reparented to swarmd as their
+    /// subreaper, and anything a container runtime makes swarmd, as PID 1,
+    /// inherit. The dead are reaped; the living are killed, since the node
+    /// that owned them is gone and nothing they do can be committed. A node
+    /// is never touched here: it is reaped through its pidfd only.
+    private func reapStrangers() {
+        let me = getpid()
+        let nodePids = Set(nodes.values.map(\.pid))
+        for (pid, info) in ProcessTree.table() where info.ppid == me && !nodePids.contains(pid) {
+            var status: Int32 = 0
+            if waitpid(pid, &status, WNOHANG) == pid { continue }  // a zombie, reaped
+            logger.warning("killing a process left behind by a node that is gone", metadata: ["pid": "\(pid)", "name": "\(info.name)"])
+            kill(pid, SIGKILL)
+        }
     }
 
     // MARK: Reports
@@ -634,7 +656,8 @@ public final class Supervisor {
         let origin = CommandOrigin.signal(signalName(sig))
         switch sig {
         case SIGCHLD:
-            return  // pidfds tell which node exited; CHLD only wakes the loop.
+            reapStrangers()  // nodes are reaped through their pidfds; this is for the others
+            return
         case SIGTERM, SIGINT:
             if !swarm.mode.isStopping { logger.notice("graceful stop requested", metadata: meta) }
             feed(.command(.stop(now: false), from: origin))

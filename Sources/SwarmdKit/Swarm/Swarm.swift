@@ -174,10 +174,12 @@ struct Swarm: Codable {
         log(order == nil ? .error : .info, "node exited: \(cause)", m)
         slot.handledBefore += p.lastReport?.handled ?? 0
         slot.failedBefore += p.lastReport?.failed ?? 0
+        slot.countersBefore = slot.countersBefore ?? [:]
         for counter in NodeReport.Counter.allCases {
-            slot.countersBefore = slot.countersBefore ?? [:]
             slot.countersBefore![counter.rawValue, default: 0] += p.lastReport?[counter] ?? 0
         }
+        for (i, count) in (p.lastReport?.batchBuckets ?? []).enumerated() { slot.countersBefore!["batch_b\(i)", default: 0] += count }
+        slot.countersBefore!["batch_sum_ms", default: 0] += p.lastReport?.batchSumMs ?? 0
         slot.lastExit = cause
         slots[id] = slot
         if mode.isStopping || slot.want == .gone {
