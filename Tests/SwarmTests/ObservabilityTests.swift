@@ -169,6 +169,21 @@ final class ObservabilityTests: XCTestCase {
         XCTAssertEqual(swarmd.waitForExit(), 0)
     }
 
+    func testTheListenerIsHandedOverByAnUpgrade() throws {
+        let port = freePort()
+        let swarmd = try SwarmdUnderTest(config: testNodeConfig(nodes: 1) + "\n[http]\nlisten = \"127.0.0.1:\(port)\"\n")
+        swarmd.waitForHealthy(1)
+        eventually("listening", timeout: 10) { get(port, "/healthz")?.status == 200 }
+        let upgrade = try swarmctl(["upgrade"], socket: swarmd.socket)
+        XCTAssertEqual(upgrade.status, 0, upgrade.stderr)
+        XCTAssertEqual(swarmd.status()?.upgrades, 1)
+        let after = try XCTUnwrap(get(port, "/healthz"), "the same listening socket answers for the new swarmd")
+        XCTAssertTrue(after.body.contains("swarmd pid \(swarmd.pid) answers"), after.body)
+        XCTAssertFalse(swarmd.log.contains("cannot listen"), "the port was kept, not bound again")
+        swarmd.signal(SIGTERM)
+        XCTAssertEqual(swarmd.waitForExit(), 0)
+    }
+
     func testHostileHTTPClientsGetClearErrorsAndTheScraperIsStillServed() throws {
         let port = freePort()
         let swarmd = try SwarmdUnderTest(config: testNodeConfig(nodes: 1) + "\n[http]\nlisten = \"127.0.0.1:\(port)\"\n")
