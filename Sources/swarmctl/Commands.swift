@@ -51,6 +51,25 @@ extension SwarmCtl {
         }
     }
 
+    struct Autoscale: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "autoscale",
+            abstract: "Turn lag-aware autoscaling on or off ([autoscale] in swarmd.toml).",
+            discussion: "A manual `scale` turns it off too; `autoscale on` gives the swarm's size back to swarmd."
+        )
+        @OptionGroup var connection: ConnectionOptions
+        @Argument(help: ArgumentHelp("on or off.", valueName: "on|off")) var state: String
+
+        func validate() throws {
+            guard state == "on" || state == "off" else { throw ValidationError("autoscale takes on or off, not \"\(state)\"") }
+        }
+
+        func run() throws {
+            let response = try connection.send(ControlRequest(cmd: .autoscale, on: state == "on"))
+            print(response.message ?? "autoscaling \(state)")
+        }
+    }
+
     struct Scale: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "scale",

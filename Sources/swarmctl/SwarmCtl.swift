@@ -11,7 +11,7 @@ struct SwarmCtl: ParsableCommand {
         69 no swarmd answering on the socket; 77 permission denied. See swarmctl(1).
         """,
         version: "swarmctl \(SwarmVersion.describe())",
-        subcommands: [Status.self, Scale.self, Drain.self, Resume.self, Restart.self, Reload.self, Upgrade.self, Stop.self, Metrics.self]
+        subcommands: [Status.self, Scale.self, Drain.self, Resume.self, Restart.self, Reload.self, Upgrade.self, Stop.self, Metrics.self, Autoscale.self]
     )
 }
 

@@ -41,6 +41,15 @@ final class ConfigTests: XCTestCase {
         }
     }
 
+    func testAutoscaleBoundsAreChecked() throws {
+        XCTAssertFalse(try load("").autoscale.enabled, "off unless asked for")
+        XCTAssertThrowsError(try load("[autoscale]\nmin = 5\nmax = 3\n")) {
+            XCTAssertTrue("\($0)".contains("swarmd.toml:2: [autoscale] min (5) must not be above max (3)"), "\($0)")
+        }
+        XCTAssertThrowsError(try load("[autoscale]\nmax = 2000\n")) { XCTAssertTrue("\($0)".contains("between 0 and 1024"), "\($0)") }
+        XCTAssertThrowsError(try load("[autoscale]\nenabled = \"yes\"\n")) { XCTAssertTrue("\($0)".contains("must be true or false"), "\($0)") }
+    }
+
     func testEverySectionIsRead() throws {
         let c = try load("""
         # a comment
@@ -266,6 +275,13 @@ final class ConfigTests: XCTestCase {
         message_size = 20
         [http]
         listen = "127.0.0.1:9464"
+        [autoscale]
+        enabled = true
+        min = 2
+        max = 12
+        target_drain_seconds = 30
+        cooldown_up = 20
+        cooldown_down = 600
         """
         let loaded = try ConfigLoader(path: "swarmd.toml").parse(bytes: Array(text.utf8))
         let printed = ConfigPrinter(config: loaded.config, setKeys: loaded.setKeys).text()

@@ -102,14 +102,18 @@ final class JSONTests: XCTestCase {
                               partitionLag: [PartitionLag(topic: "orders/é", partition: 3, lag: 9), PartitionLag(topic: "b", partition: 0, lag: 0)],
                               reportAgeMs: 150, health: "ok")
         full.pssBytes = 99
+        full.kafka = "disconnected"
+        full.reason = "disconnected"
         full.processes = [ProcessMemoryStatus(pid: 77, name: "swarmd-node", rssBytes: 100, pssBytes: 50),
                           ProcessMemoryStatus(pid: 78, name: "py\tthon", rssBytes: 23, pssBytes: nil)]
         let bare = NodeStatus(slot: 0, pid: nil, state: "backoff", uptimeS: 0, restarts: 0, lastExit: nil, rssBytes: nil,
                               handled: 0, failed: 0, rate: 0, partitions: 0, lag: nil, reportAgeMs: nil, health: "down")
-        for (version, upgrades) in [(String?.some("0.3.0 (build x)"), Int?.some(2)), (nil, nil)] {
+        let autoscale = AutoscaleStatus(active: false, min: 1, max: 0, lastDecision: "3 -> 5", reason: "lag \"x\" drains in 90 s",
+                                        nextChangeInS: 12.5)
+        for (version, upgrades, scaler) in [(String?.some("0.3.0 (build x)"), Int?.some(2), AutoscaleStatus?.some(autoscale)), (nil, nil, nil)] {
             let status = SwarmStatus(pid: 42, state: "running", wanted: 2, running: 1, healthy: 1, uptimeS: 1e-3, restarts: 3,
                                      handled: 5, failed: 6, rate: 1234.5, malformedReports: 7, version: version, upgrades: upgrades,
-                                     nodes: [bare, full])
+                                     autoscale: scaler, nodes: [bare, full])
             for message in [nil, "ok"] {
                 let response = ControlResponse(ok: true, message: message, status: status)
                 XCTAssertEqual(String(decoding: ControlProtocol.line(response), as: UTF8.self),

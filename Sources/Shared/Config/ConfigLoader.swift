@@ -46,12 +46,13 @@ public struct ConfigLoader {
         var config = SwarmConfig()
         var setKeys: Set<String> = []
         var top = Section(file: path, name: "", table: root)
-        try top.allow(["supervisor", "kafka", "handler", "embedded", "http"])
+        try top.allow(["supervisor", "kafka", "handler", "embedded", "http", "autoscale"])
         if let t = try top.table("supervisor") { try supervisor(t, into: &config, setKeys: &setKeys) }
         if let t = try top.table("kafka") { try kafka(t, into: &config, setKeys: &setKeys) }
         if let t = try top.table("handler") { try handler(t, into: &config, setKeys: &setKeys) }
         if let t = try top.table("embedded") { try embedded(t, into: &config, setKeys: &setKeys) }
         if let t = try top.table("http") { try http(t, into: &config, setKeys: &setKeys) }
+        if let t = try top.table("autoscale") { try autoscale(t, into: &config, setKeys: &setKeys) }
         try top.finish()
         return Loaded(config: config, setKeys: setKeys)
     }
@@ -160,6 +161,22 @@ public struct ConfigLoader {
         setKeys.formUnion(s.present)
     }
 
+    private func autoscale(_ t: TOMLTable, into config: inout SwarmConfig, setKeys: inout Set<String>) throws {
+        var s = Section(file: path, name: "autoscale", table: t)
+        let d = config.autoscale
+        config.autoscale.enabled = try s.bool("enabled", d.enabled)
+        config.autoscale.min = try s.int("min", d.min, min: 1, max: SupervisorSettings.maxNodes)
+        config.autoscale.max = try s.int("max", d.max, min: 0, max: SupervisorSettings.maxNodes)
+        config.autoscale.targetDrainSeconds = try s.seconds("target_drain_seconds", d.targetDrainSeconds, min: 1)
+        config.autoscale.cooldownUp = try s.seconds("cooldown_up", d.cooldownUp, min: 0)
+        config.autoscale.cooldownDown = try s.seconds("cooldown_down", d.cooldownDown, min: 0)
+        if config.autoscale.max > 0 && config.autoscale.min > config.autoscale.max {
+            throw s.error("min", "(\(config.autoscale.min)) must not be above max (\(config.autoscale.max))")
+        }
+        try s.finish()
+        setKeys.formUnion(s.present)
+    }
+
     private func embedded(_ t: TOMLTable, into config: inout SwarmConfig, setKeys: inout Set<String>) throws {
         var s = Section(file: path, name: "embedded", table: t)
         let d = config.embedded
@@ -223,6 +240,12 @@ struct Section {
         guard case .integer(let i) = v else { throw error(key, "must be an integer, not \(v.typeName)") }
         guard i >= min && i <= max else { throw error(key, "must be between \(min) and \(max), not \(i)") }
         return Int(i)
+    }
+
+    mutating func bool(_ key: String, _ def: Bool) throws -> Bool {
+        guard let v = value(key) else { return def }
+        guard case .boolean(let b) = v else { throw error(key, "must be true or false, not \(v.typeName)") }
+        return b
     }
 
     mutating func seconds(_ key: String, _ def: Double, min: Double) throws -> Double {

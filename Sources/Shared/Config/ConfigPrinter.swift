@@ -78,6 +78,15 @@ public struct ConfigPrinter {
         section("http", [
             ("listen", Self.string(config.http.listen)),
         ])
+        let a = config.autoscale
+        section("autoscale", [
+            ("enabled", a.enabled ? "true" : "false"),
+            ("min", "\(a.min)"),
+            ("max", "\(a.max)"),
+            ("target_drain_seconds", Self.seconds(a.targetDrainSeconds)),
+            ("cooldown_up", Self.seconds(a.cooldownUp)),
+            ("cooldown_down", Self.seconds(a.cooldownDown)),
+        ])
         return out
     }
 

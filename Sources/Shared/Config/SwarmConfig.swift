@@ -12,6 +12,7 @@ public struct SwarmConfig: Codable, Equatable, Sendable {
     public var handler = HandlerSettings()
     public var embedded = EmbeddedSettings()
     public var http = HTTPSettings()
+    public var autoscale = AutoscaleSettings()
 
     public init() {}
 
@@ -213,4 +214,25 @@ public struct HTTPSettings: Codable, Equatable, Sendable {
         let host = String(text[..<colon])
         return (host.isEmpty ? "127.0.0.1" : host, port)
     }
+}
+
+/// Lag-aware autoscaling (`[autoscale]`, off by default): swarmd sizes the
+/// swarm to the work within `min`…`max`. See swarmd.toml(5) for the rules.
+public struct AutoscaleSettings: Codable, Equatable, Sendable {
+    public var enabled = false
+    public var min = 1
+    /// 0: the number of partitions the swarm's nodes hold (more nodes than
+    /// partitions only wait).
+    public var max = 0
+    /// Scale up when the lag would take longer than this to drain at the
+    /// measured rate. In seconds because that is what an operator promises
+    /// ("we are never more than a minute behind"), not a lag count.
+    public var targetDrainSeconds = 60.0
+    /// The least time after any change before a scale-up (every change is a rebalance).
+    public var cooldownUp = 60.0
+    /// The least time after any change, with the swarm idle all along, before
+    /// a scale-down: much slower than up, as KEDA's default (300 s).
+    public var cooldownDown = 300.0
+
+    public init() {}
 }

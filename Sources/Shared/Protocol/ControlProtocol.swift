@@ -24,7 +24,7 @@ public enum ControlProtocol {
 }
 
 public enum ControlCommand: String, Codable, Sendable, CaseIterable {
-    case status, scale, drain, resume, restart, reload, stop, upgrade, metrics
+    case status, scale, drain, resume, restart, reload, stop, upgrade, metrics, autoscale
 }
 
 public struct ControlRequest: Codable, Equatable, Sendable {
@@ -40,9 +40,13 @@ public struct ControlRequest: Codable, Equatable, Sendable {
     public var now: Bool?
     /// `upgrade`: the new swarmd binary; none means the path swarmd was started from.
     public var binary: String?
+    /// `autoscale`: true to let swarmd size the swarm again, false to stop it.
+    public var on: Bool?
 
-    public init(cmd: ControlCommand, nodes: Int? = nil, delta: Int? = nil, slots: [Int]? = nil, now: Bool? = nil, binary: String? = nil) {
+    public init(cmd: ControlCommand, nodes: Int? = nil, delta: Int? = nil, slots: [Int]? = nil, now: Bool? = nil, binary: String? = nil,
+                on: Bool? = nil) {
         self.binary = binary
+        self.on = on
         self.v = ControlProtocol.version
         self.cmd = cmd.rawValue
         self.nodes = nodes
@@ -120,11 +124,14 @@ public struct SwarmStatus: Codable, Equatable, Sendable {
     public var version: String?
     /// In-place upgrades of swarmd since it was started (`swarmctl upgrade`, USR2).
     public var upgrades: Int?
+    /// Lag-aware autoscaling, when `[autoscale] enabled`.
+    public var autoscale: AutoscaleStatus?
     public var nodes: [NodeStatus]
 
     public init(pid: Int32, state: String, wanted: Int, running: Int, healthy: Int, uptimeS: Double, restarts: Int,
                 handled: Int64, failed: Int64, rate: Double, malformedReports: Int, version: String? = nil, upgrades: Int? = nil,
-                nodes: [NodeStatus]) {
+                autoscale: AutoscaleStatus? = nil, nodes: [NodeStatus]) {
+        self.autoscale = autoscale
         self.version = version
         self.upgrades = upgrades
         self.pid = pid
@@ -226,5 +233,27 @@ public struct PartitionLag: Codable, Equatable, Sendable {
     /// From a report's lags, sorted by topic and partition.
     public static func list(_ lags: [TopicPartition: Int64]) -> [PartitionLag] {
         lags.keys.sorted().map { PartitionLag(topic: $0.topic, partition: $0.partition, lag: lags[$0]!) }
+    }
+}
+
+/// The autoscaler, in `swarmctl status --json`.
+public struct AutoscaleStatus: Codable, Equatable, Sendable {
+    /// True while swarmd sizes the swarm; false after a manual scale or `swarmctl autoscale off`.
+    public var active: Bool
+    public var min: Int
+    public var max: Int
+    /// "3 -> 5", and why.
+    public var lastDecision: String?
+    public var reason: String?
+    /// Seconds until a step up may happen (cooldowns and hold-offs), 0 if now.
+    public var nextChangeInS: Double
+
+    public init(active: Bool, min: Int, max: Int, lastDecision: String?, reason: String?, nextChangeInS: Double) {
+        self.active = active
+        self.min = min
+        self.max = max
+        self.lastDecision = lastDecision
+        self.reason = reason
+        self.nextChangeInS = nextChangeInS
     }
 }

@@ -63,6 +63,11 @@ public struct NodeReport: Codable, Equatable, Sendable {
         }
     }
 
+    /// Partitions stopped at a failing message (retried in order), as
+    /// `stuck=t/0,t/3`: their lag does not move however many nodes there are,
+    /// so autoscaling leaves them out (KEDA's `excludePersistentLag`).
+    public var stuck: Set<TopicPartition> = []
+
     /// Lag of each assigned partition, as `partition_lag=t/0:5,t/1:0` on the wire (at most 200 partitions).
     public var partitionLag: [TopicPartition: Int64] = [:]
 
@@ -74,6 +79,7 @@ public struct NodeReport: Codable, Equatable, Sendable {
         if retried > 0 { s += " retried=\(retried)" }
         if deadLettered > 0 { s += " dead_lettered=\(deadLettered)" }
         if rebalances > 0 { s += " rebalances=\(rebalances)" }
+        if !stuck.isEmpty { s += " stuck=" + stuck.sorted().prefix(200).map { "\($0.topic)/\($0.partition)" }.joined(separator: ",") }
         if !batchBuckets.isEmpty { s += " batch_ms=" + batchBuckets.map(String.init).joined(separator: ",") + " batch_sum_ms=\(batchSumMs)" }
         if !partitionLag.isEmpty {
             s += " partition_lag=" + partitionLag.keys.sorted().prefix(200).map { "\($0.topic)/\($0.partition):\(partitionLag[$0]!)" }.joined(separator: ",")
@@ -135,6 +141,13 @@ public struct NodeReport: Codable, Equatable, Sendable {
                 }
                 report.batchBuckets = counts.map { $0! }
             case "batch_sum_ms": report.batchSumMs = try int()
+            case "stuck":
+                for item in value.split(separator: ",") {
+                    guard let slash = item.lastIndex(of: "/"), let partition = Int32(item[item.index(after: slash)...]) else {
+                        throw SwarmError(.report, "stuck item '\(item.prefix(40))' is not topic/partition")
+                    }
+                    report.stuck.insert(TopicPartition(topic: String(item[..<slash]), partition: partition))
+                }
             case "partition_lag":
                 for item in value.split(separator: ",") {
                     // Topic names may hold '/' but never ':' (Kafka allows [a-zA-Z0-9._-]).

@@ -28,6 +28,16 @@ public enum StatusJSON {
 
     private static func write(_ s: SwarmStatus, _ w: inout Writer) {
         w.open()
+        if let a = s.autoscale {
+            w.key("autoscale"); w.open()
+            w.key("active"); w.raw(a.active ? "true" : "false")
+            if let d = a.lastDecision { w.key("last_decision"); w.string(d) }
+            w.key("max"); w.raw(String(a.max))
+            w.key("min"); w.raw(String(a.min))
+            w.key("next_change_in_s"); w.raw(a.nextChangeInS.description)
+            if let r = a.reason { w.key("reason"); w.string(r) }
+            w.close()
+        }
         w.key("failed"); w.raw(String(s.failed))
         w.key("handled"); w.raw(String(s.handled))
         w.key("healthy"); w.raw(String(s.healthy))

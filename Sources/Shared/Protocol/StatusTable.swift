@@ -4,6 +4,11 @@ public enum StatusTable {
     public static func render(_ s: SwarmStatus) -> String {
         var out = "swarmd pid \(s.pid), \(s.state), up \(duration(s.uptimeS)): \(s.running)/\(s.wanted) nodes running, "
         out += "\(s.healthy) healthy, \(s.handled) handled, \(s.failed) failed, \(format(s.rate)) msg/s, \(s.restarts) restarts\n"
+        if let a = s.autoscale {
+            out += "autoscale \(a.active ? "on" : "suspended") (\(a.min)…\(a.max == 0 ? "partitions" : String(a.max)))"
+            if let d = a.lastDecision { out += ", last \(d): \(a.reason ?? "")" }
+            out += "\n"
+        }
         let header = ["SLOT", "PID", "STATE", "HEALTH", "KAFKA", "UPTIME", "RESTARTS", "RSS", "HANDLED", "MSG/S", "PARTS", "LAG", "REPORT", "LAST EXIT"]
         var rows = [header]
         for n in s.nodes {

@@ -14,6 +14,8 @@ struct NodeCounters {
     /// Batch times (see `NodeReport.batchBuckets`).
     var batchBuckets = [Int64](repeating: 0, count: NodeReport.batchBucketsMs.count + 1)
     var batchSumMs = 0.0
+    /// Partitions stopped at a failing message.
+    var stuck: Set<TopicPartition> = []
     var inflight = 0
     var batchStartedAt: Double?
     var lastPollAt = monotonicNow()
@@ -140,6 +142,7 @@ final class NodeReporter: @unchecked Sendable {
         r.retried = c.retried
         r.deadLettered = c.deadLettered
         r.rebalances = c.rebalances
+        r.stuck = c.stuck
         if c.batchBuckets.contains(where: { $0 > 0 }) {
             r.batchBuckets = c.batchBuckets
             r.batchSumMs = Int64(c.batchSumMs.rounded())

@@ -40,6 +40,9 @@ enum ControlMapping {
             }
             return .success(.upgrade(binary: request.binary))
         case .metrics: return .success(.metrics)
+        case .autoscale:
+            guard let on = request.on else { return .failure(ControlFailure(.badArgument, "autoscale needs \"on\": true or false")) }
+            return .success(.command(.autoscale(on: on)))
         }
     }
 }

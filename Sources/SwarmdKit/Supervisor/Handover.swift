@@ -16,7 +16,8 @@ import Shared
 /// nodes then see end of file on their control pipes, commit and exit, and
 /// systemd restarts the service), rather than misreading one.
 struct Handover: Codable {
-    static let format = 1
+    /// 2: this round's state (Kafka conditions, counters, autoscaler); a format-1 handover is refused.
+    static let format = 2
 
     struct Node: Codable {
         var spawn: Int

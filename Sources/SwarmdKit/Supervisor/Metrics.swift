@@ -88,6 +88,15 @@ enum Metrics {
             out.sample("swarm_handler_batch_seconds_count", [("slot", "\(n.slot)")], Double(cumulative))
         }
 
+        if let a = swarm.autoscaler, swarm.config.autoscale.enabled {
+            out.family("swarm_autoscale_active", .gauge, "1 while swarmd sizes the swarm (not suspended by a manual scale).")
+            out.sample("swarm_autoscale_active", [], a.suspended ? 0 : 1)
+            out.family("swarm_autoscale_decisions_total", .counter, "Size changes the autoscaler made, by direction.")
+            out.sample("swarm_autoscale_decisions_total", [("direction", "up")], Double(a.ups))
+            out.sample("swarm_autoscale_decisions_total", [("direction", "down")], Double(a.downs))
+            out.sample("swarm_autoscale_decisions_total", [("direction", "undo")], Double(a.undone))
+        }
+
         // kafka_exporter's names and labels, for its dashboards.
         var byPartition: [(topic: String, partition: Int32, lag: Int64)] = []
         for n in nodes { for l in n.partitionLag ?? [] { byPartition.append((l.topic, l.partition, l.lag)) } }

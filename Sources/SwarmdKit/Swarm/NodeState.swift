@@ -14,6 +14,10 @@ struct NodeProcess: Equatable, Codable {
     var rate = 0.0
     var rateSampleAt: Double?
     var rateSampleHandled: Int64 = 0
+    /// The share of wall time its handler spends on batches (0…1), smoothed
+    /// like `rate`: how much of a node the work takes, for scaling down.
+    var busy = 0.0
+    var busySampleMs: Int64 = 0
     /// What its process tree uses, when the shell read it (only with a memory limit).
     var memory: NodeMemory?
 

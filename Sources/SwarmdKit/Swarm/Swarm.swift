@@ -64,11 +64,13 @@ struct Swarm: Codable {
     private var now = 0.0
     /// In-place upgrades of swarmd so far (the state outlives each: `Supervisor.upgrade`).
     var upgrades = 0
+    /// Lag-aware autoscaling (`[autoscale]`); optional so that a handover from an older swarmd reads.
+    private(set) var autoscaler: Autoscaler?
 
     /// What an upgrade hands to the new swarmd: everything but the effects being built.
     private enum CodingKeys: String, CodingKey {
         case config, pid, mode, slots, wanted, startedAt, readySent, rollQueue, rollCurrent, stopDeadline, pauseDeadline
-        case anyKilledWhileStopping, malformedReports, totalRestarts, bySpawn, now, upgrades, rollStartedAt, readyByTimeout
+        case anyKilledWhileStopping, malformedReports, totalRestarts, bySpawn, now, upgrades, rollStartedAt, readyByTimeout, autoscaler
     }
 
     init(config: SwarmConfig, pid: Int32 = 0, now: Double) {
@@ -105,6 +107,7 @@ struct Swarm: Codable {
         advanceRoll()
         advanceStop()
         checkReady()
+        autoscale()
         return effects
     }
 
@@ -242,7 +245,10 @@ struct Swarm: Codable {
             if let at = p.rateSampleAt, now > at {
                 let instant = Double(max(0, report.handled - p.rateSampleHandled)) / (now - at)
                 p.rate = p.rate == 0 ? instant : 0.5 * p.rate + 0.5 * instant
+                let busy = min(1, Double(max(0, report.batchSumMs - p.busySampleMs)) / 1000 / (now - at))
+                p.busy = 0.5 * p.busy + 0.5 * busy
             }
+            p.busySampleMs = report.batchSumMs
             p.rateSampleAt = now
             p.rateSampleHandled = report.handled
             p.lastReport = report
@@ -382,7 +388,14 @@ struct Swarm: Codable {
                 return
             }
             scale(to: n, reason: origin.isControl ? "swarmctl scale" : origin.signalName)
-            reply(ControlResponse(ok: true, message: "scaling to \(n) nodes"), to: origin)
+            var note = ""
+            if config.autoscale.enabled && autoscaler?.suspended == false {
+                // The operator's hand wins until they give it back.
+                autoscaler?.suspended = true
+                note = "; autoscaling suspended (swarmctl autoscale on resumes it)"
+                log(.notice, "autoscaling suspended by a manual scale", ["nodes": "\(n)"])
+            }
+            reply(ControlResponse(ok: true, message: "scaling to \(n) nodes" + note), to: origin)
         case .drain(let ids), .resume(let ids), .restart(let ids):
             let targets = ids ?? slots.keys.sorted()
             if let bad = targets.first(where: { slots[$0] == nil }) {
@@ -404,6 +417,15 @@ struct Swarm: Codable {
             reply(ControlResponse(ok: true, message: message), to: origin)
         case .reload(let next):
             reload(next, from: origin)
+        case .autoscale(let on):
+            guard config.autoscale.enabled, autoscaler != nil else {
+                reply(.failure(.badArgument, "autoscaling is not configured: set [autoscale] enabled = true (swarmd.toml(5)) and reload"), to: origin)
+                return
+            }
+            autoscaler?.suspended = !on
+            if on { autoscaler?.sizeChanged(now: now - config.autoscale.cooldownUp) }  // may act at its next look
+            log(.notice, on ? "autoscaling resumed" : "autoscaling turned off by the operator")
+            reply(ControlResponse(ok: true, message: on ? "autoscaling on" : "autoscaling off: the swarm stays at \(wanted) nodes"), to: origin)
         case .stop(let immediately):
             if immediately { beginQuit() } else { beginStop() }
             reply(ControlResponse(ok: true, message: immediately ? "stopping now" : "stopping gracefully"), to: origin)
@@ -438,6 +460,30 @@ struct Swarm: Codable {
         }
         log(.notice, "configuration reloaded; replacing nodes one at a time", ["nodes": "\(wanted)"])
         reply(ControlResponse(ok: true, message: "reloading: replacing \(rollQueue.count) node(s) one at a time"), to: origin)
+    }
+
+    /// Asks the autoscaler what the size should be, from the reports the
+    /// swarm already has, and scales to it.
+    private mutating func autoscale() {
+        guard config.autoscale.enabled else { return }
+        if autoscaler == nil { autoscaler = Autoscaler() }
+        var lag: [TopicPartition: Int64] = [:]
+        var stuck: Set<TopicPartition> = []
+        var rate = 0.0, busy = 0.0
+        for slot in slots.values {
+            guard let p = slot.process else { continue }
+            rate += p.rate
+            busy += p.busy
+            if let r = p.lastReport {
+                lag.merge(r.partitionLag) { a, _ in a }
+                stuck.formUnion(r.stuck)
+            }
+        }
+        let steady = mode == .running && rollQueue.isEmpty && rollCurrent == nil && consuming && slots.count == wanted
+        let observation = Autoscaler.Observation(wanted: wanted, steady: steady, lag: lag, stuck: stuck, rate: rate, busy: busy)
+        guard let decision = autoscaler!.evaluate(observation, settings: config.autoscale, now: now) else { return }
+        log(.notice, "autoscale \(wanted) -> \(decision.size): \(decision.reason)")
+        scale(to: decision.size, reason: "autoscale")
     }
 
     /// Brings the swarm to `n` nodes: new slots are spawned, the highest slots stop.
@@ -669,7 +715,16 @@ struct Swarm: Codable {
             uptimeS: (now - startedAt).rounded(toPlaces: 1), restarts: totalRestarts,
             handled: nodes.reduce(0) { $0 + $1.handled }, failed: nodes.reduce(0) { $0 + $1.failed },
             rate: nodes.reduce(0.0) { $0 + $1.rate }.rounded(toPlaces: 1),
-            malformedReports: malformedReports, version: nil, upgrades: upgrades, nodes: nodes)
+            malformedReports: malformedReports, version: nil, upgrades: upgrades,
+            autoscale: autoscaleStatus(now: now), nodes: nodes)
+    }
+
+    private func autoscaleStatus(now: Double) -> AutoscaleStatus? {
+        guard config.autoscale.enabled else { return nil }
+        let a = autoscaler ?? Autoscaler()
+        let s = config.autoscale
+        return AutoscaleStatus(active: !a.suspended, min: s.min, max: s.max, lastDecision: a.lastDecision, reason: a.lastReason,
+                               nextChangeInS: max(0, a.nextChangeAllowed(s) - now).rounded(toPlaces: 1))
     }
 
     /// systemd's one-line STATUS: how many nodes consume, and what the others wait for.

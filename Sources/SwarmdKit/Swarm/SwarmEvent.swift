@@ -40,6 +40,8 @@ enum SwarmCommand: Equatable {
     /// A configuration already read and validated by the shell.
     case reload(SwarmConfig)
     case stop(now: Bool)
+    /// `swarmctl autoscale on|off`.
+    case autoscale(on: Bool)
 
     var name: String {
         switch self {
@@ -50,6 +52,7 @@ enum SwarmCommand: Equatable {
         case .restart: return "restart"
         case .reload: return "reload"
         case .stop: return "stop"
+        case .autoscale: return "autoscale"
         }
     }
 }
