@@ -146,7 +146,7 @@ class Swarm:
             # first failure (restarted at once), not a crash loop (backed off).
             f.write(builtin_config or f'[supervisor]\nnodes = {nodes}\nnode_command = ["{WORKER}"]\n'
                                       f'report_interval = 1\nrestart_reset_after = 0.5\n')
-        env = dict(os.environ, BENCH_FIFO=fifo.path if fifo else "", SWARM_LOG_LEVEL="warning")
+        env = dict(os.environ, BENCH_FIFO=fifo.path if fifo else "", SWARM_LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "warning"))
         self.p = subprocess.Popen([SWARMD, "--config", cfg, "--socket", self.sock], env=env,
                                   stdout=subprocess.DEVNULL, stderr=open(os.path.join(d, "swarmd.log"), "w"))
         self.pid = self.p.pid
@@ -898,10 +898,91 @@ def bench_http(reps, seconds):
         print(f"| {name} | {cpu:.3f} % | {wakes:.1f} | {rss / 1e6:.1f} MB |")
 
 
+def bench_autoscale(count, reps):
+    """A burst of `count` messages on a CPU-bound handler: time until the
+    backlog is handled and group assignments, for a swarm fixed at min (1),
+    fixed at max (4), and autoscaled from 1 (same broker, interleaved)."""
+    kinds = {
+        "fixed at 1": (1, ""),
+        "fixed at 4": (4, ""),
+        "autoscaled 1…4": (1, "[autoscale]\nenabled = true\nmin = 1\nmax = 4\ntarget_drain_seconds = 10\ncooldown_up = 10\ncooldown_down = 20\n"),
+    }
+    results = {k: [] for k in kinds}
+    for i in range(reps):
+        for name, (nodes, extra) in kinds.items():
+            broker = Broker({"burst": 4})
+            broker.produce("burst", count, 16)
+            with tempfile.TemporaryDirectory() as d:
+                cfg = swarm_config(broker.bootstrap, nodes, "burst", f"as{i}{nodes}{len(extra)}", 'kind = "cpu"\ncpu_rounds = 2000\nbatch_size = 100',
+                                   report_interval=0.5) + "\n" + extra
+                t0 = time.monotonic()
+                os.environ["BENCH_LOG_LEVEL"] = "notice"  # the autoscaler's decisions are notices
+                sw = Swarm(d, None, nodes, builtin_config=cfg)
+                del os.environ["BENCH_LOG_LEVEL"]
+                wait_for(lambda: (s := sw.status()) and s["handled"] >= count, timeout=600, step=0.2)
+                elapsed = time.monotonic() - t0
+                peak = sw.status()["wanted"]
+                sw.stop()
+                with open(os.path.join(d, "swarmd.log")) as f:
+                    log = f.read()
+                changes = log.count("] autoscale ")
+            broker.close()
+            results[name].append((elapsed, changes, peak))
+    print(f"\n### Autoscaling: a burst of {count:,} messages, `cpu` handler (2000 rounds), 4 partitions, 2 cores (median of {reps})\n")
+    print("| swarm | until the backlog is handled | size changes by the autoscaler |\n|---|---|---|")
+    for name, rows in results.items():
+        print(f"| {name} | {median([r[0] for r in rows]):.1f} s | {median([r[1] for r in rows]):.0f} |")
+    print("\nEach run (seconds, size changes): " + "; ".join(f"{k}: " + ", ".join(f"{r[0]:.1f}/{r[1]}" for r in v) for k, v in results.items()))
+
+
+def bench_redelivery(count, actions):
+    """Messages handled twice because of the swarm's own membership changes:
+    `count` keyed messages, 6 partitions, 3 nodes with the test suite's
+    record handler (1 ms a message), and `actions` drain+resume pairs or
+    scale changes made while they are consumed; against a run with no action."""
+    handler = os.path.join(REPO, "Tests/SwarmTests/Fixtures/record-handler.py")
+    kinds = ["no action", "drain + resume", "scale 3 -> 4 -> 3"]
+    rows = []
+    for kind in kinds:
+        broker = Broker({"redo": 6})
+        broker.produce("redo", count, 16)
+        with tempfile.TemporaryDirectory() as d:
+            record = os.path.join(d, "record")
+            os.environ["RECORD_FILE"], os.environ["SLOW_MS"] = record, "1"
+            cfg = swarm_config(broker.bootstrap, 3, "redo", "redo" + kind[:2], f'kind = "exec"\nbatch_size = 50\ncommit_interval = 1\n'
+                               f'command = ["/usr/bin/python3", "{handler}"]', report_interval=0.5)
+            sw = Swarm(d, None, 3, builtin_config=cfg)
+            del os.environ["RECORD_FILE"], os.environ["SLOW_MS"]
+            def handled():
+                try:
+                    with open(record) as f:
+                        return [line.split()[4] for line in f if line.endswith(" ok\n")]
+                except FileNotFoundError:
+                    return []
+            wait_for(lambda: len(handled()) > count // 20, timeout=120, step=0.2)
+            for i in range(actions if kind != "no action" else 0):
+                if kind == "drain + resume":
+                    sw.request({"v": 1, "cmd": "drain", "slots": [i % 3]})
+                    time.sleep(1.5)
+                    sw.request({"v": 1, "cmd": "resume", "slots": [i % 3]})
+                else:
+                    sw.request({"v": 1, "cmd": "scale", "nodes": 4 if i % 2 == 0 else 3})
+                time.sleep(1.5)
+            wait_for(lambda: len(set(handled())) >= count, timeout=600, step=0.5)
+            keys = handled()
+            sw.stop()
+        broker.close()
+        rows.append((kind, len(keys) - len(set(keys))))
+    print(f"\n### Redeliveries from the swarm's own membership changes: {count:,} messages, 6 partitions, 3 nodes, {actions} actions each\n")
+    print("| actions | messages handled twice | per action |\n|---|---|---|")
+    for kind, dup in rows:
+        print(f"| {kind} | {dup:,} | {'-' if kind == 'no action' else f'{dup / actions:,.0f}'} |")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer repetitions and shorter windows")
-    ap.add_argument("--only", nargs="*", default=[], help="respawn scale control idle stop consumer scaling ordering nodes memory python upgrade http")
+    ap.add_argument("--only", nargs="*", default=[], help="respawn scale control idle stop consumer scaling ordering nodes memory python upgrade http autoscale redelivery")
     a = ap.parse_args()
     setup()
     reps = 7 if a.quick else 21
@@ -923,6 +1004,8 @@ def main():
     if want("python"): bench_python(100_000, 1 if a.quick else 3)
     if want("upgrade"): bench_upgrade(3 if a.quick else 7)
     if want("http"): bench_http(7 if a.quick else 21, 10 if a.quick else 30)
+    if want("redelivery"): bench_redelivery(10_000 if a.quick else 20_000, 4 if a.quick else 8)
+    if want("autoscale"): bench_autoscale(10_000 if a.quick else 20_000, 1 if a.quick else 3)
 
 
 if __name__ == "__main__":

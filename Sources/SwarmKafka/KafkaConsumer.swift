@@ -234,7 +234,14 @@ public final class KafkaConsumer {
                 rd_kafka_assign(handle, partitions)
                 assigned = list
             }
-            if paused, let partitions { rd_kafka_pause_partitions(handle, partitions) }
+            // librdkafka keeps a partition's pause across its revocation: one
+            // paused when it was taken away comes back paused, and would never
+            // be fetched again (measured: a node held through a rebalance
+            // then drained got its partitions back, and consumed nothing).
+            // So every assignment states its pause explicitly.
+            if let partitions {
+                if paused { rd_kafka_pause_partitions(handle, partitions) } else { rd_kafka_resume_partitions(handle, partitions) }
+            }
             onAssigned?()
         } else {
             onRevoke?()

@@ -315,7 +315,7 @@ final class SwarmCoreTests: XCTestCase {
         var h = Harness(nodes: 2)
         h.started()
         XCTAssertEqual(h.command(.drain(slots: [1]))?.message, "draining 1 node(s)")
-        XCTAssertEqual(h.told, [.drain])
+        XCTAssertEqual(h.told, [.hold, .drain], "the other node commits first: the drain starts a rebalance")
         XCTAssertEqual(h.phase(1), .draining)
         XCTAssertTrue(h.swarm.awaitsReport(h.swarm.slots[1]!))
         h.report(1, .drained)
@@ -470,12 +470,28 @@ final class SwarmCoreTests: XCTestCase {
         XCTAssertTrue(h.logs.contains { $0.contains("rolling on: the replacement did not consume within ready_timeout") })
     }
 
+    func testEveryMembershipChangeSwarmdMakesIsPrecededByACommitOfTheOthers() throws {
+        var h = Harness(nodes: 3)
+        h.started()
+        _ = h.command(.scale(.absolute(4)))
+        let firstCommit = h.effects.firstIndex(of: .tell(spawn: h.spawn(0)!, .hold))
+        let spawn = h.effects.firstIndex(of: .spawn(slot: 3))
+        XCTAssertLessThan(try XCTUnwrap(firstCommit), try XCTUnwrap(spawn), "commits go out before the new node is spawned")
+        XCTAssertEqual(h.told, [.hold, .hold, .hold])
+        h.allReport()
+        _ = h.command(.restart(slots: [1]))
+        XCTAssertEqual(h.told, [.hold, .hold, .hold], "a rolling step: the three others commit before slot 1 goes")
+        var custom = Harness(nodes: 2, builtIn: false)
+        custom.started()
+        _ = custom.command(.scale(.absolute(3)))
+        XCTAssertEqual(custom.told, [], "a node program of the operator's own is not sent commands it may not know")
+    }
+
     func testNodesLeavingForGoodLeaveTheGroupExplicitly() {
         var h = Harness(nodes: 3)
         h.started()
         _ = h.command(.scale(.absolute(2)))
-        XCTAssertEqual(h.effects.filter { if case .tell = $0 { return true } else { return false } }.count, 1)
-        XCTAssertEqual(h.told, [.leave], "scaled down: nobody comes back for slot 2's membership")
+        XCTAssertEqual(h.told, [.hold, .hold, .leave], "the staying nodes commit, then slot 2 leaves: nobody comes back for its membership")
         XCTAssertEqual(h.signals(to: 2), [.term], "told first, then TERM")
         h.exit(2, .exited(0))
         _ = h.command(.stop(now: false))

@@ -7,6 +7,14 @@ public enum NodeCommand: String, Sendable, CaseIterable {
     case drain
     /// Fetch again.
     case resume
+    /// Hold still through a rebalance: commit what was handled and stop
+    /// handling until the group's next assignment reaches this node (or
+    /// `holdLimit` passes), then go on. Another node is about to join or
+    /// leave; in the rebalance that follows a commit may be refused (the
+    /// mock broker refuses all; a real one from the assignment's sync), so
+    /// whatever a node handles between now and its revocation would be
+    /// delivered again to the partition's next owner.
+    case hold
     /// This node goes away for good (scale-down, the swarm stopping): on the
     /// TERM that follows, leave the group explicitly, so that its partitions
     /// move at once instead of after `session.timeout.ms` (static members

@@ -37,7 +37,25 @@ public final class NodeRuntime {
     /// Partitions stopped at a failed message (`ordering = "partition"`).
     private var ordered: OrderedRetries
 
-    enum Mode { case active, paused, drained }
+    enum Mode { case active, paused, drained, held }
+
+    /// The longest a node holds still waiting for a rebalance that may not
+    /// reach it (with cooperative assignment, nodes that keep their
+    /// partitions get no callback): a mock or eager rebalance takes about
+    /// `session.timeout.ms`; 10 s bounds the pause of a node the change did
+    /// not concern.
+    static let holdLimit = 10.0
+    /// When a hold ends at the latest.
+    private var heldUntil = 0.0
+
+    /// Ends a hold: fetching goes on (paused retry partitions stay paused).
+    private func endHold(_ why: String) {
+        guard mode == .held, let consumer else { return }
+        consumer.resume()
+        for p in ordered.pausedPartitions { consumer.pause(topic: p.topic, partition: p.partition) }
+        mode = .active
+        logger.info("hold over: \(why)")
+    }
 
     public init(config: SwarmConfig, environment: [String: String], logger: Logger) throws {
         self.config = config
@@ -118,6 +136,7 @@ public final class NodeRuntime {
         }
         consumer.onAssigned = { [unowned self] in
             self.reporter.update { $0.joined = true; $0.unassignedSince = nil; $0.brokersDownSince = nil; $0.rebalances += 1 }
+            self.endHold("the group's new assignment arrived")
         }
         consumer.onAssignmentChange = { [unowned self] count in
             self.logger.info("assignment changed", metadata: ["partitions": "\(count)"])
@@ -169,6 +188,7 @@ public final class NodeRuntime {
             if flags & (1 << UInt64(SIGTERM) | 1 << UInt64(SIGINT)) != 0 { logger.info("TERM: finishing and leaving"); return false }
             if reporter.supervisorGone.load(ordering: .relaxed) { logger.warning("supervisor gone: finishing and leaving"); return false }
             for command in reporter.takeCommands() { apply(command) }
+            if mode == .held && monotonicNow() >= heldUntil { endHold("no rebalance reached this node within \(Self.holdLimit) s") }
 
             if config.handler.ordering == .partition && mode == .active {
                 for p in ordered.due(now: monotonicNow()) { consumer.resume(topic: p.topic, partition: p.partition) }
@@ -216,7 +236,7 @@ public final class NodeRuntime {
     private func apply(_ command: NodeCommand) {
         guard let consumer else { return }
         switch command {
-        case .pause where mode == .active:
+        case .pause where mode == .active || mode == .held:
             consumer.pause()
             commit("pause")
             mode = .paused
@@ -224,14 +244,21 @@ public final class NodeRuntime {
             reporter.reportNow()
             logger.info("paused: not fetching, everything handled is committed")
         case .drain where mode != .drained:
+            if mode == .held || mode == .paused { consumer.resume() }  // what it is assigned when it comes back is fetched
             commit("drain")
             consumer.unsubscribe()
             mode = .drained
             logger.info("draining: committed; leaving the subscription so the others take the partitions")
         case .leave:
             leaving = true
+        case .hold where mode == .active:
+            commit("hold: the group is about to change")
+            consumer.pause()
+            mode = .held
+            heldUntil = monotonicNow() + Self.holdLimit
+            logger.info("holding: committed, not handling until the group's next assignment")
         case .resume where mode != .active:
-            if mode == .paused {
+            if mode == .paused || mode == .held {
                 consumer.resume()
                 // Partitions waiting out a retry backoff stay paused until it is over.
                 for p in ordered.pausedPartitions { consumer.pause(topic: p.topic, partition: p.partition) }
