@@ -92,13 +92,14 @@ final class KafkaTests: XCTestCase {
             config: kafkaConfig(bootstrap: broker.bootstrap, nodes: 1, topic: topic,
                                 extraHandler: "retries = 1\nretry_backoff = 0.05\non_failure = \"dead-letter\"\ndead_letter_topic = \"events.dlq\""),
             environment: ["RECORD_FILE": record.path, "FAIL_KEYS": "poison"])
-        eventually("a and c handled", timeout: 60) { record.okKeys == ["a", "c"] }
+        eventually("a and c handled\n\(swarmd.log.suffix(3000))", timeout: 60) { record.okKeys == ["a", "c"] }
         var dead: [String] = []
         eventually("the dead letter", timeout: 30) { dead = (try? broker.consumeAll("events.dlq")) ?? []; return !dead.isEmpty }
         XCTAssertEqual(dead.count, 1)
-        XCTAssertTrue(dead[0].hasPrefix("poison|"), dead[0])
-        XCTAssertTrue(dead[0].contains("swarm.error=injected failure"), dead[0])
-        XCTAssertTrue(dead[0].contains("swarm.source=events/0/1"), dead[0])
+        let letter = try XCTUnwrap(dead.first, "no dead letter\n\(swarmd.log.suffix(3000))")
+        XCTAssertTrue(letter.hasPrefix("poison|"), letter)
+        XCTAssertTrue(letter.contains("swarm.error=injected failure"), letter)
+        XCTAssertTrue(letter.contains("swarm.source=events/0/1"), letter)
         swarmd.signal(SIGTERM)
         XCTAssertEqual(swarmd.waitForExit(), 0)
     }

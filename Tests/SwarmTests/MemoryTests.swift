@@ -100,18 +100,22 @@ final class MemoryTests: XCTestCase {
         XCTAssertEqual(swarmd.waitForExit(), 0)
     }
 
-    func testANodeThatDiesLeavesNoHandlerAndNoZombieBehind() throws {
-        let broker = try BrokerUnderTest(topics: [topic: 1])
-        try broker.produce(topic, keys: ["held"])
-        let dir = makeTempDir()
-        // A handler that holds its batch and ignores TERM and the end of its input.
-        let stuck = try handler(dir, """
+    /// A handler that holds its batch forever and ignores TERM and the end of its input: only KILL ends it.
+    func stuckHandler(_ dir: URL) throws -> String {
+        try handler(dir, """
         import signal
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         def on_batch():
             while True:
                 time.sleep(1)
         """)
+    }
+
+    func testANodeThatDiesLeavesNoHandlerAndNoZombieBehind() throws {
+        let broker = try BrokerUnderTest(topics: [topic: 1])
+        try broker.produce(topic, keys: ["held"])
+        let dir = makeTempDir()
+        let stuck = try stuckHandler(dir)
         let swarmd = try SwarmdUnderTest(config: config(broker, handler: stuck, extraSupervisor: "")
             .replacingOccurrences(of: "nodes = 2", with: "nodes = 1"), environment: ["RECORD_FILE": Record.fresh().path])
         var handlerPid: Int32?
@@ -139,14 +143,7 @@ final class MemoryTests: XCTestCase {
         try broker.produce(topic, keys: ["stuck"])
         let dir = makeTempDir()
         let record = Record.fresh()
-        // A handler that never answers and ignores the end of its input: only KILL ends it.
-        let stuck = try handler(dir, """
-        import signal
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        def on_batch():
-            while True:
-                time.sleep(1)
-        """)
+        let stuck = try stuckHandler(dir)
         let swarmd = try SwarmdUnderTest(config: config(broker, handler: stuck, extraSupervisor: "")
             .replacingOccurrences(of: "nodes = 2", with: "nodes = 1").replacingOccurrences(of: "kill_timeout = 10", with: "kill_timeout = 1"),
                                          environment: ["RECORD_FILE": record.path])

@@ -65,6 +65,15 @@ final class ObservabilityTests: XCTestCase {
         return out
     }
 
+    /// A swarm of test nodes with the HTTP listener on a free loopback port, listening.
+    func swarmWithListener(nodes: Int) throws -> (SwarmdUnderTest, UInt16) {
+        let port = freePort()
+        let swarmd = try SwarmdUnderTest(config: testNodeConfig(nodes: nodes) + "\n[http]\nlisten = \"127.0.0.1:\(port)\"\n")
+        swarmd.waitForHealthy(nodes)
+        eventually("listening", timeout: 10) { get(port, "/healthz")?.status == 200 }
+        return (swarmd, port)
+    }
+
     func testMetricsPassPromtoolAndAgreeWithTheStatus() throws {
         let broker = try BrokerUnderTest(topics: [topic: 3])
         try broker.produce(topic, keys: (0..<60).map { "m\($0)" })
@@ -170,10 +179,7 @@ final class ObservabilityTests: XCTestCase {
     }
 
     func testTheListenerIsHandedOverByAnUpgrade() throws {
-        let port = freePort()
-        let swarmd = try SwarmdUnderTest(config: testNodeConfig(nodes: 1) + "\n[http]\nlisten = \"127.0.0.1:\(port)\"\n")
-        swarmd.waitForHealthy(1)
-        eventually("listening", timeout: 10) { get(port, "/healthz")?.status == 200 }
+        let (swarmd, port) = try swarmWithListener(nodes: 1)
         let upgrade = try swarmctl(["upgrade"], socket: swarmd.socket)
         XCTAssertEqual(upgrade.status, 0, upgrade.stderr)
         XCTAssertEqual(swarmd.status()?.upgrades, 1)
@@ -185,10 +191,7 @@ final class ObservabilityTests: XCTestCase {
     }
 
     func testHostileHTTPClientsGetClearErrorsAndTheScraperIsStillServed() throws {
-        let port = freePort()
-        let swarmd = try SwarmdUnderTest(config: testNodeConfig(nodes: 1) + "\n[http]\nlisten = \"127.0.0.1:\(port)\"\n")
-        swarmd.waitForHealthy(1)
-        eventually("listening", timeout: 10) { get(port, "/healthz")?.status == 200 }
+        let (swarmd, port) = try swarmWithListener(nodes: 1)
         let baseline = openSockets(swarmd.pid)
 
         XCTAssertEqual(exchange(port, "garbage\r\n\r\n")?.status, 400)
