@@ -65,28 +65,13 @@ public struct StderrLogHandler: LogHandler {
     }
 
     /// A value as logfmt writes it: bare when it can be, else in double
-    /// quotes with `\\`, `"` and line breaks escaped, so that logfmt readers
-    /// (Loki, Vector, lnav) see `reason="spawned pid 10678"` as one value.
+    /// quotes with `\\`, `"`, line breaks and control characters escaped, so
+    /// that logfmt readers (Loki, Vector, lnav) see `reason="spawned pid 10678"`
+    /// as one value. The quoted form is TOML's basic string, which swarm
+    /// already writes (`ConfigPrinter.string`): the same escapes.
     public static func logfmt(_ value: String) -> String {
         let needsQuotes = value.isEmpty || value.unicodeScalars.contains { $0 == " " || $0 == "=" || $0 == "\"" || $0 == "\\" || $0.value < 0x20 || $0.value == 0x7F }
-        guard needsQuotes else { return value }
-        var out = "\""
-        for c in value.unicodeScalars {
-            switch c {
-            case "\\": out += "\\\\"
-            case "\"": out += "\\\""
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if c.value < 0x20 || c.value == 0x7F {
-                    out += "\\u{\(String(c.value, radix: 16))}"
-                } else {
-                    out.unicodeScalars.append(c)
-                }
-            }
-        }
-        return out + "\""
+        return needsQuotes ? ConfigPrinter.string(value) : value
     }
 
     static func timestamp() -> String {

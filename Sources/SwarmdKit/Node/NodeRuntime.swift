@@ -215,8 +215,8 @@ public final class NodeRuntime {
                     : Set(ordered.pausedPartitions.map { TopicPartitionKey(topic: $0.topic, partition: $0.partition) })
                 let lags = consumer.lags(refreshing: paused)
                 let stuck = Set(ordered.stops.keys.map { TopicPartition(topic: $0.topic, partition: $0.partition) })
-                reporter.update { $0.stuck = stuck }
                 reporter.update { c in
+                    c.stuck = stuck
                     c.partitionLag = Dictionary(lags.map { (TopicPartition(topic: $0.topic, partition: $0.partition), $0.lag) }) { a, _ in a }
                 }
                 lastLag = now

@@ -347,6 +347,17 @@ public final class Supervisor {
         return status
     }
 
+    /// The status as of now: pending reports read first, memory added.
+    private func freshStatus() -> SwarmStatus {
+        sweepReports()
+        return enriched(swarm.status(now: monotonicNow()))
+    }
+
+    /// The Prometheus exposition, for `/metrics` and `swarmctl metrics`.
+    private func metricsText() -> String {
+        Metrics.exposition(swarm: swarm, status: freshStatus())
+    }
+
     /// The HTTP routes. Read-only: nothing here changes the swarm.
     private func route(_ request: HTTPServer.Request) -> HTTPServer.Response {
         switch request.path {
@@ -363,20 +374,14 @@ public final class Supervisor {
             }
             return .text(swarm.consuming ? 200 : 503, body)
         case "/metrics":
-            sweepReports()
-            let text = Metrics.exposition(swarm: swarm, status: enriched(swarm.status(now: monotonicNow())))
-            return HTTPServer.Response(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: Array(text.utf8))
+            return HTTPServer.Response(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: Array(metricsText().utf8))
         case "/status.json":
-            sweepReports()
-            return HTTPServer.Response(status: 200, contentType: "application/json",
-                                       body: StatusJSON.document(enriched(swarm.status(now: monotonicNow()))))
+            return HTTPServer.Response(status: 200, contentType: "application/json", body: StatusJSON.document(freshStatus()))
         case "/history.json":
             return HTTPServer.Response(status: 200, contentType: "application/json", body: Array(history.json().utf8))
         case "/", "/index.html":
-            sweepReports()
-            let status = enriched(swarm.status(now: monotonicNow()))
             return HTTPServer.Response(status: 200, contentType: "text/html; charset=utf-8",
-                                       body: Array(WebPage.html(status, title: swarm.config.kafka.groupId).utf8))
+                                       body: Array(WebPage.html(freshStatus(), title: swarm.config.kafka.groupId).utf8))
         default:
             return .text(404, "no such page; try /, /metrics, /healthz, /readyz, /status.json\n")
         }
@@ -435,7 +440,6 @@ public final class Supervisor {
         }
         if let cgroups, let slot = swarm.slot(ofSpawn: spawn)?.id, cgroups.wasOOMKilled(slot: slot) { cause = .oomKilled }
         feed(.exited(spawn: spawn, cause: cause))
-        reapStrangers()
     }
 
     /// swarmd's children that are not nodes: what a dead node left behind
@@ -538,9 +542,7 @@ public final class Supervisor {
         case .success(.upgrade(let binary)):
             return prepareUpgrade(binary: binary ?? executable, origin: "swarmctl upgrade by uid \(peer.uid)")
         case .success(.metrics):
-            sweepReports()
-            let text = Metrics.exposition(swarm: swarm, status: enriched(swarm.status(now: monotonicNow())))
-            return ControlResponse(ok: true, message: text)
+            return ControlResponse(ok: true, message: metricsText())
         case .success(.reloadFile):
             switch readConfiguration() {
             case .failure(let e): return .failure(.badConfig, e.message)
@@ -656,7 +658,9 @@ public final class Supervisor {
         let origin = CommandOrigin.signal(signalName(sig))
         switch sig {
         case SIGCHLD:
-            reapStrangers()  // nodes are reaped through their pidfds; this is for the others
+            // Nodes are reaped through their pidfds; this is for the others. A node's
+            // own exit sends CHLD too, so what it left behind is found here.
+            reapStrangers()
             return
         case SIGTERM, SIGINT:
             if !swarm.mode.isStopping { logger.notice("graceful stop requested", metadata: meta) }

@@ -83,8 +83,13 @@ struct Autoscaler: Codable, Equatable {
         idleSince = nil
     }
 
+    /// True when `evaluate` would look now.
+    func due(now: Double, settings s: AutoscaleSettings) -> Bool {
+        s.enabled && !suspended && now - lastEvaluation >= Self.interval
+    }
+
     mutating func evaluate(_ o: Observation, settings s: AutoscaleSettings, now: Double) -> Decision? {
-        guard s.enabled, !suspended, now - lastEvaluation >= Self.interval else { return nil }
+        guard due(now: now, settings: s) else { return nil }
         lastEvaluation = now
         guard o.steady, !o.lag.isEmpty else { return nil }
         let partitions = o.lag.count

@@ -467,6 +467,8 @@ struct Swarm: Codable {
     private mutating func autoscale() {
         guard config.autoscale.enabled else { return }
         if autoscaler == nil { autoscaler = Autoscaler() }
+        // Every report is an event: the observation is built only when the autoscaler will look.
+        guard autoscaler!.due(now: now, settings: config.autoscale) else { return }
         var lag: [TopicPartition: Int64] = [:]
         var stuck: Set<TopicPartition> = []
         var rate = 0.0, busy = 0.0
@@ -651,8 +653,7 @@ struct Swarm: Codable {
     /// must not make systemd kill a swarm that will consume once it is back.
     private mutating func checkReady() {
         guard !readySent, mode == .running else { return }
-        let initial = slots.values.filter { $0.id < wanted }
-        if initial.count == wanted, initial.allSatisfy(isSettled) {
+        if consuming {
             readySent = true
             log(.notice, "swarm ready: all \(wanted) nodes consume (joined the group and assigned)")
             effects.append(.notify(.ready))
@@ -691,8 +692,7 @@ struct Swarm: Codable {
         switch report.kafka {
         case nil: return "ok"
         case .joining?: return "joining"
-        case .disconnected?, .rebalancingTooLong?: return "degraded"
-        case let k?: return k.isHealthy ? "ok" : "degraded"
+        case let k?: return k.isHealthy ? "ok" : "degraded"  // disconnected, rebalancing too long
         }
     }
 
