@@ -317,6 +317,13 @@ int swarm_unix_connect(const char *path) {
     return fd;
 }
 
+long swarm_unix_sendto(int fd, const char *path, const void *bytes, size_t count) {
+    struct sockaddr_un addr;
+    socklen_t len;
+    if (fill_addr(&addr, path, &len) != 0) return -1;
+    return (long)sendto(fd, bytes, count, MSG_NOSIGNAL, (struct sockaddr *)&addr, len);
+}
+
 int swarm_accept(int fd) { return accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC); }
 
 int swarm_peercred(int fd, int32_t *pid, uint32_t *uid, uint32_t *gid) {
@@ -329,6 +336,12 @@ int swarm_peercred(int fd, int32_t *pid, uint32_t *uid, uint32_t *gid) {
     return 0;
 }
 
+
+int swarm_peergroups(int fd, uint32_t *groups, int max) {
+    socklen_t len = (socklen_t)(max * sizeof(gid_t));
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) != 0) return -1;
+    return (int)(len / sizeof(gid_t));
+}
 
 int swarm_affinity_cpus(void) {
     cpu_set_t set;

@@ -34,6 +34,7 @@ func makeKafkaConf(_ properties: [String: String]) throws -> OpaquePointer {
             throw KafkaError(name: "invalid property", message: text, context: "librdkafka property \"\(key)\"")
         }
     }
+    if KafkaLog.sink != nil { rd_kafka_conf_set_log_cb(conf, swarmLogCallback) }
     return conf
 }
 

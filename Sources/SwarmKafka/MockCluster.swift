@@ -13,6 +13,7 @@ public final class MockCluster: @unchecked Sendable {
     public init(brokers: Int) throws {
         var errbuf = [CChar](repeating: 0, count: 512)
         let conf = rd_kafka_conf_new()!
+        if KafkaLog.sink != nil { rd_kafka_conf_set_log_cb(conf, swarmLogCallback) }
         rd_kafka_conf_set(conf, "log_level", "3", &errbuf, errbuf.count)
         guard let rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, &errbuf, errbuf.count) else {
             throw KafkaError(name: "create", message: cString(errbuf), context: "creating the mock cluster's handle")

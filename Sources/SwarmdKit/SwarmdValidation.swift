@@ -5,8 +5,19 @@ import SwarmKafka
 /// reload) so that a mistake is refused with exit 78 instead of becoming a
 /// crash-looping swarm.
 public enum SwarmdValidation {
-    public static func validate(_ config: SwarmConfig, environment: [String: String]) throws {
+    /// `setKeys` are the settings the file wrote (`ConfigLoader.Loaded`).
+    public static func validate(_ config: SwarmConfig, setKeys: Set<String>, environment: [String: String]) throws {
         let path = environment["PATH"]
+        // Forgetting the brokers must not quietly start the development broker
+        // and report healthy: the file says where Kafka is, or says "embedded".
+        // (A custom node_command talks to whatever it likes.)
+        if config.supervisor.nodeCommand.isEmpty && !setKeys.contains("kafka.properties.bootstrap.servers") {
+            throw SwarmError(.config, "[kafka.properties] \"bootstrap.servers\" is required: the brokers, e.g. \"kafka1:9092,kafka2:9092\", or \"embedded\" for swarmd's development broker (swarmd.toml(5))")
+        }
+        for (key, group) in [("socket_group", config.supervisor.socketGroup), ("socket_read_group", config.supervisor.socketReadGroup)]
+        where !group.isEmpty && resolveGroup(group) == nil {
+            throw SwarmError(.config, "[supervisor] \(key): there is no group named \"\(group)\" (create it, e.g. with contrib/sysusers.d, or name another)")
+        }
         if let program = config.supervisor.nodeCommand.first, resolveProgram(program, path: path) == nil {
             throw SwarmError(.config, "[supervisor] node_command: program \"\(program)\" not found or not executable")
         }

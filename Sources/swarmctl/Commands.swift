@@ -125,13 +125,23 @@ extension SwarmCtl {
     }
 
     struct Resume: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "resume", abstract: "Resume drained nodes: all, or the given slots.")
+        static let configuration = CommandConfiguration(
+            commandName: "resume",
+            abstract: "Resume drained nodes: all, or the given slots.",
+            discussion: "Waits until they run again, unless --no-wait."
+        )
         @OptionGroup var connection: ConnectionOptions
         @Argument(help: "Slots to resume (default: all).") var slot: [Int] = []
+        @Flag(help: "Return once swarmd accepted the request.") var noWait = false
 
         func run() throws {
             let response = try connection.send(ControlRequest(cmd: .resume, slots: slots(slot)))
-            print(response.message ?? "resumed")
+            if !noWait {
+                try connection.wait(for: "the nodes to resume") { s in
+                    s.nodes.filter { slot.isEmpty || slot.contains($0.slot) }.allSatisfy { $0.state == "running" }
+                }
+            }
+            print(noWait ? response.message ?? "resuming" : "resumed")
         }
     }
 
@@ -167,14 +177,21 @@ extension SwarmCtl {
             abstract: "Re-read the configuration file and apply what changed (as SIGHUP).",
             discussion: """
             An unchanged file changes nothing; settings only swarmd reads apply in place; a change the nodes \
-            see replaces them one at a time. The swarm keeps a size set with `scale` unless the file's nodes \
+            see replaces them one at a time, and this waits until the last replacement runs (unless --no-wait). The swarm keeps a size set with `scale` unless the file's nodes \
             changed. An invalid file changes nothing: swarmd keeps running as before and this prints why (exit 1).
             """
         )
         @OptionGroup var connection: ConnectionOptions
+        @Flag(help: "Return once swarmd accepted the new configuration.") var noWait = false
 
         func run() throws {
             let response = try connection.send(ControlRequest(cmd: .reload))
+            if !noWait {
+                try connection.wait(for: "the reload to finish") { s in
+                    s.state != "reloading" && s.nodes.count == s.wanted
+                        && s.nodes.allSatisfy { ["running", "drained", "draining"].contains($0.state) }
+                }
+            }
             print(response.message ?? "reloading")
         }
     }

@@ -20,11 +20,34 @@ struct ConnectionOptions: ParsableArguments {
     @Option(help: ArgumentHelp("swarmd's control socket (default: $SWARMD_SOCKET, $RUNTIME_DIRECTORY/swarmd.sock, /run/swarmd/swarmd.sock).", valueName: "path"))
     var socket: String?
 
+    @Option(help: ArgumentHelp("swarmd's configuration file: its [supervisor] socket is the one to use (default: $SWARMD_CONFIG).", valueName: "file"))
+    var config: String?
+
     @Option(help: "Seconds to wait for swarmd (and, for commands that wait, for the swarm).")
     var timeout: Double = 120
 
     var client: ControlClient {
-        ControlClient(path: SocketPath.resolve(option: socket), timeout: min(timeout, 30))
+        ControlClient(path: socketPath, timeout: min(timeout, 30))
+    }
+
+    /// `--socket`, then `$SWARMD_SOCKET`, then the socket the configuration
+    /// file names (`--config`, `$SWARMD_CONFIG`), then swarmd's defaults:
+    /// the order swarmd itself uses, so the two always meet.
+    var socketPath: String {
+        let env = currentEnvironment()
+        var configured = ""
+        if socket == nil, let file = config ?? env["SWARMD_CONFIG"] {
+            do {
+                configured = try ConfigLoader.socket(inFile: file)
+            } catch let e as SwarmError {
+                printError("swarmctl: \(e.message) (or give --socket)")
+                SwarmCtl.exit(withError: ExitCode(ExitStatus.config))
+            } catch {
+                printError("swarmctl: \(file): \(error)")
+                SwarmCtl.exit(withError: ExitCode(ExitStatus.config))
+            }
+        }
+        return SocketPath.resolve(option: socket, configured: configured, environment: env)
     }
 
     /// Sends a request; a refusal or an unreachable daemon ends the program with the promised status.
@@ -63,6 +86,32 @@ struct ConnectionOptions: ParsableArguments {
             }
             sleepSeconds(0.05)
         }
+    }
+}
+
+/// Options swarmctl takes before its command (`swarmctl --socket PATH
+/// status`, as `systemctl -H`, `docker -H`, `git -C`) are moved after it,
+/// where ArgumentParser looks for them.
+enum GlobalOptions {
+    static let withValue: Set<String> = ["--socket", "--config", "--timeout"]
+
+    static func reorder(_ arguments: [String]) -> [String] {
+        var globals: [String] = []
+        var i = 0
+        while i < arguments.count {
+            let a = arguments[i]
+            if withValue.contains(a), i + 1 < arguments.count {
+                globals += [a, arguments[i + 1]]
+                i += 2
+            } else if let eq = a.firstIndex(of: "="), withValue.contains(String(a[..<eq])) {
+                globals.append(a)
+                i += 1
+            } else {
+                break
+            }
+        }
+        guard !globals.isEmpty, i < arguments.count, !arguments[i].hasPrefix("-") else { return arguments }
+        return [arguments[i]] + globals + arguments[(i + 1)...]
     }
 }
 

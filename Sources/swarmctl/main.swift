@@ -1,1 +1,1 @@
-SwarmCtl.main()
+SwarmCtl.main(GlobalOptions.reorder(Array(CommandLine.arguments.dropFirst())))

@@ -50,8 +50,12 @@ extension Swarmd {
         var nodeCommand: [String] = []
 
         func run() throws {
-            StderrLogHandler.bootstrap()
+            do { try StderrLogHandler.bootstrap() } catch let error as SwarmError {
+                writeAll(2, "swarmd: \(error.message)\n")
+                throw ExitCode(error.code.exitStatus)
+            }
             let logger = Logger(label: "swarmd")
+            NodeRuntime.routeKafkaLogs(to: logger)
             if let handover {
                 // Re-executed by an upgrading swarmd (swarmctl upgrade, USR2): adopt, don't start.
                 let supervisor: Supervisor
@@ -68,7 +72,7 @@ extension Swarmd {
             let env = currentEnvironment()
             let path = config ?? env["SWARMD_CONFIG"]
             let overrides = Supervisor.Overrides(nodes: nodes, nodeCommand: nodeCommand.isEmpty ? nil : nodeCommand)
-            let settings: SwarmConfig
+            var settings: SwarmConfig
             let loaded: ConfigLoader.Loaded
             do {
                 if let nodes, nodes < 1 || nodes > SupervisorSettings.maxNodes {
@@ -77,7 +81,10 @@ extension Swarmd {
                 if print && !check { throw SwarmError(.usage, "--print goes with --check: swarmd --check --print --config FILE") }
                 loaded = try path.map { try ConfigLoader(path: $0).read() } ?? ConfigLoader.Loaded(config: SwarmConfig(), setKeys: [])
                 settings = Supervisor.apply(overrides, to: loaded.config)
-                try SwarmdValidation.validate(settings, environment: env)
+                try SwarmdValidation.validate(settings, setKeys: loaded.setKeys, environment: env)
+                // The file's log_format wins over SWARM_LOG_FORMAT; the nodes log as swarmd does.
+                if loaded.setKeys.contains("supervisor.log_format") { StderrLogHandler.format = settings.supervisor.logFormat }
+                settings.supervisor.logFormat = StderrLogHandler.format
             } catch let error as SwarmError {
                 writeAll(2, "swarmd: \(error.message)\n")
                 throw ExitCode(error.code.exitStatus)
@@ -115,11 +122,12 @@ extension Swarmd {
 
         func run() throws {
             NodeProcessSetup.prepare()
-            StderrLogHandler.bootstrap()
-            let logger = Logger(label: "swarmd-node")
             let env = currentEnvironment()
             do {
+                try StderrLogHandler.bootstrap()
                 let config = try NodeRuntime.configuration()
+                StderrLogHandler.format = config.supervisor.logFormat
+                let logger = Logger(label: "swarmd-node")
                 let runtime = try NodeRuntime(config: config, environment: env, logger: logger)
                 let status = runtime.run()
                 if status != 0 { throw ExitCode(status) }

@@ -168,7 +168,7 @@ final class ConfigTests: XCTestCase {
         XCTAssertTrue(missing.stderr.contains("nope.toml: cannot open: No such file or directory"), missing.stderr)
 
         let path = dir.appendingPathComponent("kafka.toml").path
-        try "[kafka.properties]\n\"fetch.wait.max.mss\" = 5\n".write(toFile: path, atomically: true, encoding: .utf8)
+        try "[kafka.properties]\n\"bootstrap.servers\" = \"k:9092\"\n\"fetch.wait.max.mss\" = 5\n".write(toFile: path, atomically: true, encoding: .utf8)
         let r = try runCommand(swarmdPath, ["--config", path, "--check"])
         XCTAssertEqual(r.status, 78)
         XCTAssertTrue(r.stderr.contains("No such configuration property: \"fetch.wait.max.mss\""), r.stderr)
@@ -177,10 +177,39 @@ final class ConfigTests: XCTestCase {
     func testCheckSaysAValidFileIsValid() throws {
         let dir = makeTempDir()
         let path = dir.appendingPathComponent("ok.toml").path
-        try "[supervisor]\nnodes = 2\n".write(toFile: path, atomically: true, encoding: .utf8)
+        try "[supervisor]\nnodes = 2\n[kafka.properties]\n\"bootstrap.servers\" = \"k:9092\"\n".write(toFile: path, atomically: true, encoding: .utf8)
         let r = try runCommand(swarmdPath, ["--config", path, "--check"])
         XCTAssertEqual(r.status, 0, r.stderr)
-        XCTAssertEqual(r.stdout, "\(path): configuration is valid; it sets 1 setting, the rest are defaults (--print shows them all)\n")
+        XCTAssertEqual(r.stdout, "\(path): configuration is valid; it sets 2 settings, the rest are defaults (--print shows them all)\n")
+    }
+
+    /// A file that forgets where Kafka is must not quietly run the development
+    /// broker and report healthy; "embedded" is said, not assumed.
+    func testTheBrokersMustBeNamedEmbeddedIncluded() throws {
+        let dir = makeTempDir()
+        let path = dir.appendingPathComponent("forgot.toml").path
+        try "[supervisor]\nnodes = 2\n[kafka]\ntopics = [\"events\"]\n".write(toFile: path, atomically: true, encoding: .utf8)
+        let r = try runCommand(swarmdPath, ["--config", path, "--check"])
+        XCTAssertEqual(r.status, 78)
+        XCTAssertEqual(r.stderr, "swarmd: [kafka.properties] \"bootstrap.servers\" is required: the brokers, e.g. \"kafka1:9092,kafka2:9092\", or \"embedded\" for swarmd's development broker (swarmd.toml(5))\n")
+        let noFile = try runCommand(swarmdPath, ["--check"])
+        XCTAssertEqual(noFile.status, 78, "no file at all names no brokers either")
+        try "[kafka.properties]\n\"bootstrap.servers\" = \"embedded\"\n".write(toFile: path, atomically: true, encoding: .utf8)
+        XCTAssertEqual(try runCommand(swarmdPath, ["--config", path, "--check"]).status, 0)
+        let custom = try runCommand(swarmdPath, ["--check", "--", "/bin/true"])
+        XCTAssertEqual(custom.status, 0, "a node_command of one's own talks to whatever it likes: \(custom.stderr)")
+    }
+
+    func testCheckResolvesTheSocketGroups() throws {
+        let dir = makeTempDir()
+        let path = dir.appendingPathComponent("groups.toml").path
+        for (key, group, status) in [("socket_group", "no-such-group-here", Int32(78)), ("socket_read_group", "no-such-group-here", 78),
+                                     ("socket_group", "root", 0), ("socket_read_group", "4242", 0)] {
+            try "[supervisor]\n\(key) = \"\(group)\"\n[kafka.properties]\n\"bootstrap.servers\" = \"k:9092\"\n".write(toFile: path, atomically: true, encoding: .utf8)
+            let r = try runCommand(swarmdPath, ["--config", path, "--check"])
+            XCTAssertEqual(r.status, status, "\(key) = \(group): \(r.stderr)")
+            if status != 0 { XCTAssertTrue(r.stderr.contains("[supervisor] \(key): there is no group named \"\(group)\""), r.stderr) }
+        }
     }
 
     // MARK: Reading files exactly as written
@@ -244,6 +273,8 @@ final class ConfigTests: XCTestCase {
         socket = "/tmp/x.sock"
         socket_mode = "0660"
         socket_group = "adm"
+        socket_read_group = "users"
+        log_format = "json"
         control_timeout = 2
         ready_timeout = 30
         disconnected_after = 5
@@ -268,6 +299,8 @@ final class ConfigTests: XCTestCase {
         ordering = "none"
         dead_letter_topic = "dlq"
         commit_interval = 2
+        stderr_level = "notice"
+        stderr_rate = 5
         [embedded]
         brokers = 2
         partitions = 3

@@ -145,6 +145,7 @@ final class KafkaTests: XCTestCase {
         [supervisor]
         nodes = 2
         [kafka.properties]
+        "bootstrap.servers" = "embedded"
         "session.timeout.ms" = 6000
         [handler]
         kind = "cpu"

@@ -162,7 +162,7 @@ final class MemoryTests: XCTestCase {
     func testNodesAutoIsTheCPUsSwarmdMayUse() throws {
         let dir = makeTempDir()
         let path = dir.appendingPathComponent("auto.toml").path
-        try "[supervisor]\nnodes = \"auto\"\n".write(toFile: path, atomically: true, encoding: .utf8)
+        try "[supervisor]\nnodes = \"auto\"\n[kafka.properties]\n\"bootstrap.servers\" = \"k:9092\"\n".write(toFile: path, atomically: true, encoding: .utf8)
         let one = try runCommand("/usr/bin/taskset", ["-c", "0", swarmdPath, "--check", "--config", path])
         XCTAssertEqual(one.status, 0, one.stderr)
         XCTAssertTrue(one.stdout.contains("nodes = \"auto\": 1 (1 CPU in swarmd's affinity mask"), one.stdout)

@@ -171,6 +171,35 @@ final class SwarmCoreTests: XCTestCase {
         XCTAssertTrue(h.reasons.contains { $0.contains("crash-looping: 3 quick failures") }, "\(h.reasons)")
     }
 
+    /// One line when a slot starts crash-looping (not one per failure), one when it recovers.
+    func testCrashLoopingIsSaidOnceAndSoIsTheRecovery() {
+        var h = Harness(nodes: 1)
+        h.send(.start)
+        var said: [String] = []
+        func events() -> [String] {
+            h.effects.compactMap { if case .log(_, let message, let meta) = $0, meta["event"]?.hasPrefix("crash-loop") == true { return message } else { return nil } }
+        }
+        for _ in 0..<5 {
+            h.exit(0)
+            said += events()
+            if case .backoff(let at?) = h.swarm.slots[0]!.state { h.at(at) }
+        }
+        XCTAssertEqual(said, ["slot 0 is crash-looping: 3 failures without 10 s of health; last: exited with status 1"])
+        let start = h.now
+        h.report(0)
+        h.at(start + 5)
+        h.report(0)
+        XCTAssertEqual(events(), [], "not yet: restart_reset_after is 10 s")
+        h.at(start + 10)
+        h.report(0)
+        XCTAssertEqual(events(), ["slot 0 recovered: healthy for 10 s after crash-looping"])
+        h.at(start + 11)
+        h.report(0)
+        XCTAssertEqual(events(), [])
+        h.exit(0)
+        XCTAssertEqual(h.spawns, [0], "recovered: the next crash restarts at once")
+    }
+
     func testAHealthyStretchResetsTheBackoff() {
         var h = Harness(nodes: 1)
         h.send(.start)

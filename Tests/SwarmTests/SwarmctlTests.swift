@@ -68,6 +68,10 @@ final class SwarmctlTests: XCTestCase {
         XCTAssertTrue(try swarmctl(["status"], socket: swarmd.socket).stdout.contains(" drained "))
 
         r = try swarmctl(["resume", "1"], socket: swarmd.socket)
+        XCTAssertEqual(r.stdout, "resumed\n", "resume waits, as every changing command does")
+        XCTAssertEqual(swarmd.status()?.nodes.map(\.state), ["running", "running", "running"])
+        r = try swarmctl(["drain", "1"], socket: swarmd.socket)
+        r = try swarmctl(["resume", "1", "--no-wait"], socket: swarmd.socket)
         XCTAssertEqual(r.stdout, "resuming 1 node(s)\n")
         swarmd.waitForHealthy(3)
 
@@ -115,8 +119,10 @@ final class SwarmctlTests: XCTestCase {
         var r = try swarmctl(["reload"], socket: swarmd.socket)
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stdout.hasPrefix("reloading: replacing"), r.stdout)
+        let after = try XCTUnwrap(swarmd.status())
+        XCTAssertEqual(after.nodes.map(\.state), ["running", "running"], "reload returned when the replacements ran")
+        XCTAssertNotEqual(after.state, "reloading")
         swarmd.waitForLog("reload complete")
-        swarmd.waitForHealthy(2)
 
         try "[supervisor]\nnodes = -1\n".write(toFile: swarmd.configPath, atomically: true, encoding: .utf8)
         r = try swarmctl(["reload"], socket: swarmd.socket)
@@ -160,8 +166,58 @@ final class SwarmctlTests: XCTestCase {
         chmod(swarmd.dir.path, 0o755)
         let r = try runCommand("/usr/sbin/runuser", ["-u", "nobody", "--", swarmctlPath, "status", "--socket", swarmd.socket])
         XCTAssertEqual(r.status, 77, r.stderr)
-        XCTAssertTrue(r.stderr.contains("permission denied: uid 65534 may not control this swarmd"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("permission denied: uid 65534 may not use this swarmd"), r.stderr)
         swarmd.waitForLog("connection refused: permission denied")
+    }
+
+    /// `socket_read_group`: monitoring without the right to stop the swarm.
+    /// The peer's groups are its process's (SO_PEERGROUPS): setpriv gives
+    /// nobody group 4242 without touching /etc/group.
+    func testTheReadGroupMayLookButNotAct() throws {
+        guard getuid() == 0, FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") else {
+            throw XCTSkip("needs root and setpriv to act as nobody with a group")
+        }
+        let swarmd = try SwarmdUnderTest(config: testNodeConfig(nodes: 1, extra: "socket_read_group = \"4242\""))
+        swarmd.waitForHealthy(1)
+        chmod(swarmd.dir.path, 0o755)
+        func asNobody(groups: String, _ args: [String]) throws -> CommandResult {
+            try runCommand("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", groups, swarmctlPath] + args + ["--socket", swarmd.socket])
+        }
+        let look = try asNobody(groups: "--groups=4242", ["status"])
+        XCTAssertEqual(look.status, 0, look.stderr)
+        XCTAssertTrue(look.stdout.contains("running"), look.stdout)
+        XCTAssertEqual(try asNobody(groups: "--groups=4242", ["metrics"]).status, 0)
+        let act = try asNobody(groups: "--groups=4242", ["stop"])
+        XCTAssertEqual(act.status, 77, act.stderr)
+        XCTAssertTrue(act.stderr.contains("uid 65534 may only use status and metrics here (socket_read_group); stop needs root"), act.stderr)
+        swarmd.waitForLog("control: stop refused: the peer may only look")
+        XCTAssertTrue(swarmd.log.contains("peer_comm=swarmctl"), "the log names the program that asked")
+        let stranger = try asNobody(groups: "--clear-groups", ["status"])
+        XCTAssertEqual(stranger.status, 77, stranger.stderr)
+        XCTAssertEqual(swarmd.status()?.nodes.count, 1, "still running")
+    }
+
+    /// `swarmctl --socket PATH status`, as `systemctl -H`, `docker -H`,
+    /// `git -C`; and `--config FILE` finds the socket the file names.
+    func testGlobalOptionsBeforeTheCommandAndTheSocketFromTheConfiguration() throws {
+        let swarmd = try SwarmdUnderTest(config: testNodeConfig(nodes: 1))
+        swarmd.waitForHealthy(1)
+        for args in [["--socket", swarmd.socket, "status"], ["--socket=\(swarmd.socket)", "--timeout", "5", "status", "--json"],
+                     ["--timeout=5", "--socket", swarmd.socket, "scale", "1"]] {
+            let r = try runCommand(swarmctlPath, args)
+            XCTAssertEqual(r.status, 0, "\(args): \(r.stderr)")
+        }
+        let file = swarmd.dir.appendingPathComponent("other.toml").path
+        try "[supervisor]\nsocket = \"\(swarmd.socket)\"\n".write(toFile: file, atomically: true, encoding: .utf8)
+        var env = ProcessInfo.processInfo.environment
+        env["SWARMD_SOCKET"] = nil
+        let viaConfig = try runCommand(swarmctlPath, ["--config", file, "status"], environment: env)
+        XCTAssertEqual(viaConfig.status, 0, viaConfig.stderr)
+        env["SWARMD_CONFIG"] = file
+        XCTAssertEqual(try runCommand(swarmctlPath, ["status"], environment: env).status, 0, "$SWARMD_CONFIG as swarmd reads it")
+        let missing = try runCommand(swarmctlPath, ["--config", "/nonexistent/swarmd.toml", "status"], environment: env)
+        XCTAssertEqual(missing.status, 78)
+        XCTAssertTrue(missing.stderr.contains("/nonexistent/swarmd.toml: cannot open"), missing.stderr)
     }
 
     /// Raw clients that misbehave, then proof that swarmd still answers and leaked nothing.

@@ -100,7 +100,7 @@ final class UpgradeTests: XCTestCase {
     }
 
     func testTheEmbeddedBrokerCannotBeUpgradedAcrossAndSaysSo() throws {
-        let swarmd = try SwarmdUnderTest(config: "[supervisor]\nnodes = 1\n[kafka.properties]\n\"session.timeout.ms\" = 6000\n")
+        let swarmd = try SwarmdUnderTest(config: "[supervisor]\nnodes = 1\n[kafka.properties]\n\"bootstrap.servers\" = \"embedded\"\n\"session.timeout.ms\" = 6000\n")
         swarmd.waitForHealthy(1)
         let r = try swarmctl(["upgrade"], socket: swarmd.socket)
         XCTAssertEqual(r.status, 1)

@@ -32,7 +32,8 @@ nspawn_pid=""
 
 # --- Cgroups: note who is where, then move this script into children of its own.
 snapshot() {  # pid and cgroup of every process not in this script's tree, one line each
-  local mine=" $(ps -o pid= --ppid $$ | tr '\n' ' ') $$ $BASHPID "
+  local mine
+  mine=" $(ps -o pid= --ppid $$ | tr '\n' ' ') $$ $BASHPID "
   for d in /proc/[0-9]*; do
     local p=${d#/proc/}
     case "$mine" in *" $p "*) continue ;; esac
@@ -41,7 +42,7 @@ snapshot() {  # pid and cgroup of every process not in this script's tree, one l
   done | sort
 }
 snapshot > "$work/before"
-for line in $(cat /proc/self/cgroup); do
+while read -r line; do
   controller=$(echo "$line" | cut -d: -f2)
   path=$(echo "$line" | cut -d: -f3)
   case "$controller" in
@@ -53,7 +54,7 @@ for line in $(cat /proc/self/cgroup); do
   mkdir -p "$root$path/$name"
   echo $$ > "$root$path/$name/cgroup.procs"
   cgroups+=("$root$path/$name")
-done
+done < /proc/self/cgroup
 
 cleanup() {
   set +e

@@ -100,8 +100,13 @@ int64_t swarm_monotonic_ns(void);
 int swarm_unix_listen(const char *path, int backlog);
 /// A connected blocking, close-on-exec Unix stream socket; -1 with errno on failure.
 int swarm_unix_connect(const char *path);
+/// One datagram to the AF_UNIX socket at `path` (journald's native protocol).
+long swarm_unix_sendto(int fd, const char *path, const void *bytes, size_t count);
 /// accept4 with SOCK_NONBLOCK|SOCK_CLOEXEC.
 int swarm_accept(int fd);
 int swarm_peercred(int fd, int32_t *pid, uint32_t *uid, uint32_t *gid);
+/// The peer's supplementary groups at connect time (SO_PEERGROUPS, Linux 4.13):
+/// how many were written, or -1 with errno (ERANGE: more than `max`).
+int swarm_peergroups(int fd, uint32_t *groups, int max);
 
 #endif

@@ -32,6 +32,23 @@ public struct ConfigLoader {
         return try parse(bytes: bytes)
     }
 
+    /// The `[supervisor] socket` a file names ("" when it names none), for
+    /// `swarmctl --config`. Only the TOML is read: swarmctl needs neither the
+    /// rest validated nor the right to read the secrets the file points at.
+    public static func socket(inFile path: String) throws -> String {
+        let bytes: [UInt8]
+        do { bytes = try readFileBytes(path) } catch let error as SwarmError {
+            throw SwarmError(.config, "\(path): \(error.message)")
+        }
+        let root: TOMLTable
+        do { root = try TOMLParser.parse(bytes: bytes) } catch let error as TOMLError {
+            throw SwarmError(.config, "\(path):\(error.line): \(error.message)")
+        }
+        guard case .table(let s)? = root["supervisor"], let v = s["socket"] else { return "" }
+        guard case .string(let socket) = v else { throw SwarmError(.config, "\(path): [supervisor] socket must be a string") }
+        return socket
+    }
+
     /// Validates a configuration given as TOML text.
     public func parse(_ text: String) throws -> SwarmConfig { try parse(bytes: Array(text.utf8)).config }
 
@@ -87,6 +104,8 @@ public struct ConfigLoader {
         config.supervisor.socket = try s.string("socket", d.socket)
         config.supervisor.socketMode = try s.mode("socket_mode", d.socketMode)
         config.supervisor.socketGroup = try s.string("socket_group", d.socketGroup)
+        config.supervisor.socketReadGroup = try s.string("socket_read_group", d.socketReadGroup)
+        config.supervisor.logFormat = try s.choice("log_format", d.logFormat)
         config.supervisor.controlTimeout = try s.seconds("control_timeout", d.controlTimeout, min: 0.1)
         config.supervisor.readyTimeout = try s.seconds("ready_timeout", d.readyTimeout, min: 0.1)
         config.supervisor.disconnectedAfter = try s.seconds("disconnected_after", d.disconnectedAfter, min: 0.1)
@@ -136,6 +155,8 @@ public struct ConfigLoader {
         config.handler.ordering = try s.choice("ordering", d.ordering)
         config.handler.deadLetterTopic = try s.string("dead_letter_topic", d.deadLetterTopic)
         config.handler.commitInterval = try s.seconds("commit_interval", d.commitInterval, min: 0.1)
+        config.handler.stderrLevel = try s.choice("stderr_level", d.stderrLevel)
+        config.handler.stderrRate = try s.int("stderr_rate", d.stderrRate, min: 0, max: 1_000_000)
         if config.handler.kind == .exec && config.handler.command.isEmpty {
             throw s.error("command", "is required when kind = \"exec\": the handler program and its arguments, e.g. [\"python3\", \"handler.py\"]")
         }

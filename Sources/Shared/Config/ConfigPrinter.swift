@@ -45,6 +45,8 @@ public struct ConfigPrinter {
             ("socket", Self.string(s.socket)),
             ("socket_mode", Self.string("0" + String(s.socketMode, radix: 8))),
             ("socket_group", Self.string(s.socketGroup)),
+            ("socket_read_group", Self.string(s.socketReadGroup)),
+            ("log_format", Self.string(s.logFormat.rawValue)),
             ("control_timeout", Self.seconds(s.controlTimeout)),
             ("ready_timeout", Self.seconds(s.readyTimeout)),
             ("disconnected_after", Self.seconds(s.disconnectedAfter)),
@@ -68,6 +70,8 @@ public struct ConfigPrinter {
             ("ordering", Self.string(h.ordering.rawValue)),
             ("dead_letter_topic", Self.string(h.deadLetterTopic)),
             ("commit_interval", Self.seconds(h.commitInterval)),
+            ("stderr_level", Self.string(h.stderrLevel.rawValue)),
+            ("stderr_rate", "\(h.stderrRate)"),
         ])
         section("embedded", [
             ("brokers", "\(e.brokers)"),

@@ -40,6 +40,7 @@ public struct SwarmConfig: Codable, Equatable, Sendable {
         c.supervisor.socket = d.socket
         c.supervisor.socketMode = d.socketMode
         c.supervisor.socketGroup = d.socketGroup
+        c.supervisor.socketReadGroup = d.socketReadGroup
         c.supervisor.controlTimeout = d.controlTimeout
         c.supervisor.readyTimeout = d.readyTimeout
         return c
@@ -89,6 +90,14 @@ public struct SupervisorSettings: Codable, Equatable, Sendable {
     public var socketMode: UInt32 = 0o600
     /// A group whose members may use the control socket (besides root and swarmd's user).
     public var socketGroup = ""
+    /// A group whose members may only look (`status`, `metrics`), as Puma's
+    /// stats-only token: monitoring without the right to stop the swarm.
+    /// Set, the socket is opened to everyone (0666) and swarmd decides per
+    /// request from the peer's credentials (SO_PEERCRED, SO_PEERGROUPS).
+    public var socketReadGroup = ""
+    /// How swarmd and its nodes write log lines: "logfmt" (the default; the
+    /// journald priority prefix under systemd) or "json" (one object per line).
+    public var logFormat = LogFormat.logfmt
     /// Seconds a control connection may stay silent before it is closed.
     public var controlTimeout = 5.0
     /// Seconds swarmd waits for every node to consume (joined, assigned)
@@ -128,6 +137,16 @@ public struct KafkaSettings: Codable, Equatable, Sendable {
     public static let defaults: [String: String] = ["bootstrap.servers": embeddedBootstrap, "auto.offset.reset": "earliest"]
 
     public init() {}
+}
+
+/// swarm's log line formats (`[supervisor] log_format`).
+public enum LogFormat: String, Codable, Sendable, CaseIterable {
+    case logfmt, json
+}
+
+/// A log level, as written in configuration (swift-log's names).
+public enum LogLevel: String, Codable, Sendable, CaseIterable {
+    case trace, debug, info, notice, warning, error, critical
 }
 
 public enum HandlerKind: String, Codable, Sendable, CaseIterable {
@@ -173,6 +192,13 @@ public struct HandlerSettings: Codable, Equatable, Sendable {
     public var deadLetterTopic = ""
     /// Seconds between offset commits.
     public var commitInterval = 5.0
+    /// The level an exec handler's stderr lines are logged at: info, as
+    /// systemd logs a service's stderr (a handler's own notes are not warnings).
+    public var stderrLevel = LogLevel.info
+    /// Lines of handler stderr logged per second and node (a burst of ten
+    /// times this is allowed); the rest are counted in one `suppressed` line
+    /// per 10 s. 0: no limit. See `LineRateLimiter` for why 20.
+    public var stderrRate = 20
 
     public init() {}
 }

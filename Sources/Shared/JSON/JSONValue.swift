@@ -108,3 +108,16 @@ public struct JSONSyntaxError: Error, Equatable, CustomStringConvertible {
     public var reason: String
     public var description: String { "invalid JSON at byte \(offset): \(reason)" }
 }
+
+extension JSONValue {
+    /// This value with every key `defaults` has and this lacks filled in,
+    /// object by object: how a newer swarmd reads a configuration an older
+    /// one wrote (a setting added since takes its default).
+    public func filling(from defaults: JSONValue) -> JSONValue {
+        guard case .object(var mine) = self, case .object(let theirs) = defaults else { return self }
+        for (key, value) in theirs {
+            mine[key] = mine[key].map { $0.filling(from: value) } ?? value
+        }
+        return .object(mine)
+    }
+}

@@ -129,3 +129,10 @@ public func processExists(_ pid: Int32) -> Bool {
     guard let stat = try? readTextFile("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return true }
     return stat[stat.index(after: close)...].trimmingSpaces().first != "Z"
 }
+
+/// A group given by name or number, as chown(1) takes it; nil when no such
+/// group exists by that name (a number is taken as it is).
+public func resolveGroup(_ name: String) -> gid_t? {
+    if let n = UInt32(name) { return n }
+    return getgrnam(name).map { $0.pointee.gr_gid }
+}

@@ -3,28 +3,57 @@ import Glibc
 #endif
 import Logging
 
-/// One line per event on stderr: `time level [label] message key=value…`,
-/// the pairs in logfmt (values with spaces or quotes quoted and escaped).
-/// Under systemd (`JOURNAL_STREAM` set) the line starts with the journald
-/// priority `<N>` instead of a time stamp, so `journalctl -p warning` works.
+/// One line per event on stderr, in one of two formats:
+///
+/// - logfmt (the default): `time level [label] message key=value…`, values
+///   with spaces or quotes quoted and escaped;
+/// - json: `{"time":…,"level":…,"logger":…,"msg":…,<metadata>}`, one object per line.
+///
+/// Under systemd (`JOURNAL_STREAM` set) a line starts with the journald
+/// priority `<N>` instead of a time stamp, so `journalctl -p warning` works;
+/// and when stderr is the journal itself, each event goes to journald's
+/// native socket instead, with the metadata as fields (`JournalWriter`).
 public struct StderrLogHandler: LogHandler {
     public var metadata: Logger.Metadata = [:]
     public var logLevel: Logger.Level = .info
     let label: String
     let journald: Bool
+    let journal: JournalWriter?
 
-    public init(label: String, journald: Bool) {
+    /// The line format: set once at start (swarmd from `[supervisor]
+    /// log_format`, a node from the configuration swarmd hands it), before
+    /// any thread logs.
+    nonisolated(unsafe) public static var format = LogFormat.logfmt
+
+    public init(label: String, journald: Bool, journal: JournalWriter? = nil) {
         self.label = label
         self.journald = journald
+        self.journal = journal
     }
 
-    /// Sets up swift-log for a swarm binary: `SWARM_LOG_LEVEL` picks the level.
-    public static func bootstrap() {
+    /// Sets up swift-log for a swarm binary: `SWARM_LOG_LEVEL` picks the
+    /// level, `SWARM_LOG_FORMAT` the format until the configuration says.
+    /// A value that is not one of them is an error naming the choices (the
+    /// caller exits 78): a typo must not silently log at another level.
+    public static func bootstrap() throws {
         let env = currentEnvironment()
         let journald = env["JOURNAL_STREAM"] != nil
-        let level = env["SWARM_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+        var level = Logger.Level.info
+        if let raw = env["SWARM_LOG_LEVEL"] {
+            guard let l = Logger.Level(rawValue: raw.lowercased()) else {
+                throw SwarmError(.config, "SWARM_LOG_LEVEL must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")), not \"\(raw)\"")
+            }
+            level = l
+        }
+        if let raw = env["SWARM_LOG_FORMAT"] {
+            guard let f = LogFormat(rawValue: raw) else {
+                throw SwarmError(.config, "SWARM_LOG_FORMAT must be one of \(LogFormat.allCases.map(\.rawValue).joined(separator: ", ")), not \"\(raw)\"")
+            }
+            format = f
+        }
+        let journal = JournalWriter.forStderr(environment: env)
         LoggingSystem.bootstrap { name in
-            var handler = StderrLogHandler(label: name, journald: journald)
+            var handler = StderrLogHandler(label: name, journald: journald, journal: journal)
             handler.logLevel = level
             return handler
         }
@@ -48,20 +77,45 @@ public struct StderrLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var line = ""
-        if journald {
-            line = "<\(Self.priority(event.level))>"
-        } else {
-            line = Self.timestamp() + " " + event.level.rawValue.uppercased() + " "
-        }
-        line += "[\(label)] \(event.message)"
         var all = metadata
         if let extra = event.metadata { all.merge(extra) { $1 } }
-        for key in all.keys.sorted() {
-            line += " \(key)=\(Self.logfmt("\(all[key]!)"))"
+        let pairs = all.keys.sorted().map { ($0, "\(all[$0]!)") }
+        if let journal, journal.send(Self.journalFields(label: label, level: event.level, message: "\(event.message)", pairs: pairs)) {
+            return
         }
+        var line = journald ? "<\(Self.priority(event.level))>" : ""
+        line += Self.format(label: label, level: event.level, message: "\(event.message)", pairs: pairs, time: journald ? nil : Self.timestamp())
         line += "\n"
         _ = writeAll(2, line)
+    }
+
+    /// One event in the configured format, without the line break.
+    public static func format(label: String, level: Logger.Level, message: String, pairs: [(String, String)], time: String?) -> String {
+        switch format {
+        case .logfmt:
+            var line = time.map { $0 + " " + level.rawValue.uppercased() + " " } ?? ""
+            line += "[\(label)] \(message)"
+            for (key, value) in pairs { line += " \(key)=\(logfmt(value))" }
+            return line
+        case .json:
+            var line = "{"
+            if let time { line += "\"time\":\(jsonString(time))," }
+            line += "\"level\":\(jsonString(level.rawValue)),\"logger\":\(jsonString(label)),\"msg\":\(jsonString(message))"
+            for (key, value) in pairs where !["time", "level", "logger", "msg"].contains(key) { line += ",\(jsonString(key)):\(jsonString(value))" }
+            return line + "}"
+        }
+    }
+
+    /// The journal fields of one event: MESSAGE, PRIORITY, SYSLOG_IDENTIFIER,
+    /// and each metadata key as `SWARM_<KEY>`. A node's pid beside a slot is
+    /// `SWARM_NODE_PID`, so `journalctl SWARM_NODE_PID=…` finds one process.
+    static func journalFields(label: String, level: Logger.Level, message: String, pairs: [(String, String)]) -> [(String, String)] {
+        var fields = [("MESSAGE", message), ("PRIORITY", "\(priority(level))"), ("SYSLOG_IDENTIFIER", label)]
+        let hasSlot = pairs.contains { $0.0 == "slot" }
+        for (key, value) in pairs {
+            fields.append((key == "pid" && hasSlot ? "SWARM_NODE_PID" : JournalWriter.fieldName(key), value))
+        }
+        return fields
     }
 
     /// A value as logfmt writes it: bare when it can be, else in double
@@ -72,6 +126,11 @@ public struct StderrLogHandler: LogHandler {
     public static func logfmt(_ value: String) -> String {
         let needsQuotes = value.isEmpty || value.unicodeScalars.contains { $0 == " " || $0 == "=" || $0 == "\"" || $0 == "\\" || $0.value < 0x20 || $0.value == 0x7F }
         return needsQuotes ? ConfigPrinter.string(value) : value
+    }
+
+    /// A JSON string: TOML's basic-string escapes are all valid JSON escapes.
+    static func jsonString(_ value: String) -> String {
+        ConfigPrinter.string(value)
     }
 
     static func timestamp() -> String {

@@ -68,13 +68,14 @@ public final class NodeRuntime {
         logger[metadataKey: "slot"] = "\(slot)"
         logger[metadataKey: "pid"] = "\(getpid())"
         self.logger = logger
+        Self.routeKafkaLogs(to: logger)
         let interval = environment[NodeEnvironment.reportInterval].flatMap(Double.init) ?? config.supervisor.reportInterval
         reporter = NodeReporter(reportFd: NodeEnvironment.reportFd, controlFd: NodeEnvironment.controlFd,
                                 interval: interval, batchTimeout: config.handler.batchTimeout,
                                 limits: KafkaLimits(disconnectedAfter: config.supervisor.disconnectedAfter,
                                                     rebalanceLimit: config.supervisor.rebalanceLimit,
                                                     consumingWindow: max(2, 2 * interval)))
-        handler = makeHandler(config.handler, slot: slot, logger: logger)
+        handler = makeHandler(config.handler, slot: slot, logger: logger, killTimeout: config.supervisor.killTimeout)
         ordered = OrderedRetries(retries: config.handler.retries, backoff: config.handler.retryBackoff)
     }
 
@@ -98,6 +99,23 @@ public final class NodeRuntime {
     }
 
     static let signals: [Int32] = [SIGTERM, SIGINT, SIGQUIT]
+
+    /// librdkafka's own lines through swarm's logger: its syslog severity
+    /// mapped to swift-log's levels, its facility as `kafka_facility`.
+    public static func routeKafkaLogs(to logger: Logger) {
+        KafkaLog.sink = { severity, facility, text in
+            let level: Logger.Level
+            switch severity {
+            case ...2: level = .critical
+            case 3: level = .error
+            case 4: level = .warning
+            case 5: level = .notice
+            case 6: level = .info
+            default: level = .debug
+            }
+            logger.log(level: level, "librdkafka: \(text)", metadata: ["kafka_facility": "\(facility)"])
+        }
+    }
 
     public func run() -> Int32 {
         // `ps -e` and `top` show the process name, which would be "exe" (from /proc/self/exe).

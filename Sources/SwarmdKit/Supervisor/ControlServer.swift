@@ -14,6 +14,35 @@ final class ControlServer {
         let pid: Int32
         let uid: UInt32
         let gid: UInt32
+        /// Its process name, for the log line of a changing command.
+        var comm = ""
+        var access = Access.full
+    }
+
+    /// What a peer may ask: everything (root, swarmd's own user,
+    /// `socket_group`), or only to look (`socket_read_group`: status, metrics).
+    enum Access: Equatable { case full, read }
+
+    /// Who may do what: decided per connection from the peer's credentials,
+    /// so one socket serves both kinds of peer.
+    struct Groups {
+        var full: gid_t?
+        var read: gid_t?
+
+        /// Only root and swarmd's user.
+        init() {}
+
+        init(full: String, read: String) throws {
+            func gid(_ name: String, _ key: String) throws -> gid_t? {
+                guard !name.isEmpty else { return nil }
+                guard let g = resolveGroup(name) else {
+                    throw SwarmError(.config, "[supervisor] \(key): there is no group named \"\(name)\" (getent group \(name))")
+                }
+                return g
+            }
+            self.full = try gid(full, "socket_group")
+            self.read = try gid(read, "socket_read_group")
+        }
     }
 
     final class Connection {
@@ -36,39 +65,35 @@ final class ControlServer {
     let path: String
     let listenFd: Int32
     let idleTimeout: Double
-    let allowedGroup: gid_t?
+    let groups: Groups
     let logger: Logger
     private var connections: [Int: Connection] = [:]
     private var nextId = 1
 
-    init(path: String, mode: UInt32, group: String, idleTimeout: Double, logger: Logger) throws {
+    /// With a `readGroup`, the socket file is opened to everyone (0666) and
+    /// each connection is checked here: the file's mode cannot say "these may
+    /// look, those may act" (it has one group).
+    init(path: String, mode: UInt32, groups: Groups, idleTimeout: Double, logger: Logger) throws {
         self.path = path
         self.idleTimeout = idleTimeout
         self.logger = logger
-        if group.isEmpty {
-            allowedGroup = nil
-        } else {
-            guard let g = getgrnam(group) else {
-                throw SwarmError(.config, "[supervisor] socket_group: there is no group named \"\(group)\"")
-            }
-            allowedGroup = g.pointee.gr_gid
-        }
+        self.groups = groups
         try Self.claim(path)
         let fd = swarm_unix_listen(path, 128)
         guard fd >= 0 else {
             throw SwarmError(.socket, "cannot listen on \(path): \(errnoText()) (set --socket or SWARMD_SOCKET to a writable place)")
         }
         listenFd = fd
-        chmod(path, mode_t(mode))
-        if let gid = allowedGroup { _ = chown(path, uid_t.max, gid) }
+        chmod(path, mode_t(groups.read == nil ? mode : 0o666))
+        if let gid = groups.full { _ = chown(path, uid_t.max, gid) }
     }
 
     /// Takes over the listening socket an upgrading swarmd left open.
-    init(adopting fd: Int32, path: String, group: String, idleTimeout: Double, logger: Logger) {
+    init(adopting fd: Int32, path: String, groups: Groups, idleTimeout: Double, logger: Logger) {
         self.path = path
         self.idleTimeout = idleTimeout
         self.logger = logger
-        allowedGroup = group.isEmpty ? nil : getgrnam(group).map { $0.pointee.gr_gid }
+        self.groups = groups
         listenFd = fd
         _ = swarm_set_cloexec(fd)
     }
@@ -130,12 +155,14 @@ final class ControlServer {
             }
             var pid: Int32 = 0, uid: UInt32 = 0, gid: UInt32 = 0
             guard swarm_peercred(fd, &pid, &uid, &gid) == 0 else { close(fd); continue }
-            let peer = Peer(pid: pid, uid: uid, gid: gid)
-            if !permitted(peer) {
-                logger.warning("control: connection refused: permission denied", metadata: ["peer_uid": "\(uid)", "peer_pid": "\(pid)"])
-                refuse(fd, .failure(.permissionDenied, "permission denied: uid \(uid) may not control this swarmd (root, uid \(geteuid())\(allowedGroup.map { " and group \($0)" } ?? ""))"))
+            var peer = Peer(pid: pid, uid: uid, gid: gid)
+            peer.comm = String(((try? readTextFile("/proc/\(pid)/comm")) ?? "").prefix { $0 != "\n" })
+            guard let access = permission(peer, fd: fd) else {
+                logger.warning("control: connection refused: permission denied", metadata: ["peer_uid": "\(uid)", "peer_pid": "\(pid)", "peer_comm": "\(peer.comm)"])
+                refuse(fd, .failure(.permissionDenied, "permission denied: uid \(uid) may not use this swarmd (root, uid \(geteuid())\(groups.full.map { ", group \($0)" } ?? "")\(groups.read.map { "; group \($0) to look" } ?? ""))"))
                 continue
             }
+            peer.access = access
             if connections.count >= Self.maxConnections, let idlest = connections.min(by: { $0.value.deadline < $1.value.deadline }) {
                 // A flood of idle clients must not lock the operator out: the one idle longest makes room.
                 drop(idlest.key, loop: loop)
@@ -159,15 +186,25 @@ final class ControlServer {
         close(fd)
     }
 
-    private func permitted(_ peer: Peer) -> Bool {
-        if peer.uid == 0 || peer.uid == geteuid() { return true }
-        guard let gid = allowedGroup else { return false }
-        if peer.gid == gid { return true }
-        guard let pw = getpwuid(peer.uid) else { return false }
-        var count: Int32 = 64
-        var groups = [gid_t](repeating: 0, count: 64)
-        guard getgrouplist(pw.pointee.pw_name, pw.pointee.pw_gid, &groups, &count) >= 0 else { return false }
-        return groups.prefix(Int(count)).contains(gid)
+    /// What the peer may do, or nil for nothing. Its groups are the ones its
+    /// process had when it connected (SO_PEERGROUPS), not what /etc/group
+    /// says now: `newgrp`, `sg` and `setpriv --groups` count, as for a file.
+    private func permission(_ peer: Peer, fd: Int32) -> Access? {
+        if peer.uid == 0 || peer.uid == geteuid() { return .full }
+        if groups.full == nil && groups.read == nil { return nil }
+        var ids = [UInt32](repeating: 0, count: 256)
+        let n = swarm_peergroups(fd, &ids, Int32(ids.count))
+        var all = Set(n > 0 ? Array(ids.prefix(Int(n))) : [])
+        all.insert(peer.gid)
+        if n < 0, let pw = getpwuid(peer.uid) {
+            // A kernel before 4.13: the user's groups from the database instead.
+            var count: Int32 = 256
+            var list = [gid_t](repeating: 0, count: 256)
+            if getgrouplist(pw.pointee.pw_name, pw.pointee.pw_gid, &list, &count) >= 0 { all.formUnion(list.prefix(Int(count))) }
+        }
+        if let g = groups.full, all.contains(g) { return .full }
+        if let g = groups.read, all.contains(g) { return .read }
+        return nil
     }
 
     func service(id: Int, events: UInt32, loop: EventLoop, handler: (ControlRequest, Peer) -> ControlResponse) {

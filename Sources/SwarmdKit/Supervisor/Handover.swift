@@ -71,7 +71,14 @@ struct Handover: Codable {
         guard case .number(let f)? = json["format"], Int(f) == format else {
             throw SwarmError(.usage, "the handover's format is \(json["format"].map { $0.text } ?? "missing"); this swarmd reads format \(format) only")
         }
-        return try JSONValueDecoder().decode(Handover.self, from: json)
+        // Settings added to swarm since the old swarmd was built take their defaults.
+        var handover = json
+        if case .object(var top) = json, case .object(var swarm)? = top["swarm"], let config = swarm["config"] {
+            swarm["config"] = config.filling(from: try JSONValueEncoder().encode(SwarmConfig()))
+            top["swarm"] = .object(swarm)
+            handover = .object(top)
+        }
+        return try JSONValueDecoder().decode(Handover.self, from: handover)
     }
 
     /// Runs `binary --check` on the configuration before anything is handed

@@ -115,6 +115,7 @@ public final class Supervisor {
         self.logger = logger
         self.environment = currentEnvironment()
         self.loop = try EventLoop()
+        StderrLogHandler.format = h.swarm.config.supervisor.logFormat
         self.spawner = Spawner(config: h.swarm.config, environment: environment)
         self.swarm = h.swarm
         self.nextSpawnId = h.nextSpawnId
@@ -187,7 +188,9 @@ public final class Supervisor {
         let config = swarm.config
         let server: ControlServer
         if let h = handover {
-            server = ControlServer(adopting: h.listenFd, path: socketPath, group: config.supervisor.socketGroup,
+            server = ControlServer(adopting: h.listenFd, path: socketPath,
+                                   groups: (try? ControlServer.Groups(full: config.supervisor.socketGroup, read: config.supervisor.socketReadGroup))
+                                       ?? ControlServer.Groups(),
                                    idleTimeout: config.supervisor.controlTimeout, logger: logger)
             for n in h.nodes {
                 let fds = NodeFds(pid: n.pid, pidfd: n.pidfd, reportFd: n.reportFd, controlFd: n.controlFd)
@@ -199,7 +202,8 @@ public final class Supervisor {
                 if n.reportFd >= 0 { try loop.add(n.reportFd, .report(spawn: n.spawn), events: n.watched ? SWARM_EPOLLIN : 0) }
             }
         } else {
-            server = try ControlServer(path: socketPath, mode: config.supervisor.socketMode, group: config.supervisor.socketGroup,
+            server = try ControlServer(path: socketPath, mode: config.supervisor.socketMode,
+                                       groups: ControlServer.Groups(full: config.supervisor.socketGroup, read: config.supervisor.socketReadGroup),
                                        idleTimeout: config.supervisor.controlTimeout, logger: logger)
         }
         try loop.add(server.listenFd, .listener)
@@ -454,8 +458,11 @@ public final class Supervisor {
         for (pid, info) in ProcessTree.table() where info.ppid == me && !nodePids.contains(pid) {
             var status: Int32 = 0
             if waitpid(pid, &status, WNOHANG) == pid { continue }  // a zombie, reaped
-            logger.warning("killing a process left behind by a node that is gone", metadata: ["pid": "\(pid)", "name": "\(info.name)"])
-            kill(pid, SIGKILL)
+            // A handler leads its own process group: what it started goes with it.
+            let group = getpgid(pid) == pid
+            logger.warning("killing a process left behind by a node that is gone\(group ? ", with its process group" : "")",
+                           metadata: ["pid": "\(pid)", "name": "\(info.name)"])
+            kill(group ? -pid : pid, SIGKILL)
         }
     }
 
@@ -534,7 +541,12 @@ public final class Supervisor {
 
     /// A control request: checked and mapped to a command, answered by the core.
     private func answer(_ request: ControlRequest, from peer: ControlServer.Peer) -> ControlResponse {
-        let origin = CommandOrigin.control(uid: peer.uid, pid: peer.pid)
+        let origin = CommandOrigin.control(uid: peer.uid, pid: peer.pid, comm: peer.comm)
+        if peer.access == .read && request.cmd != "status" && request.cmd != "metrics" {
+            logger.warning("control: \(request.cmd) refused: the peer may only look (socket_read_group)",
+                           metadata: ["peer_uid": "\(peer.uid)", "peer_pid": "\(peer.pid)", "peer_comm": "\(peer.comm)"])
+            return .failure(.permissionDenied, "permission denied: uid \(peer.uid) may only use status and metrics here (socket_read_group); \(request.cmd) needs root, swarmd's user or socket_group")
+        }
         let command: SwarmCommand
         switch ControlMapping.command(for: request) {
         case .failure(let failure):
@@ -565,9 +577,10 @@ public final class Supervisor {
         var next = swarm.config
         if let path = configPath {
             do {
-                next = Self.apply(overrides, to: try ConfigLoader(path: path).load())
+                let loaded = try ConfigLoader(path: path).read()
+                next = Self.apply(overrides, to: loaded.config)
                 // The same checks as at start: a property librdkafka refuses must not reach the nodes.
-                try SwarmdValidation.validate(next, environment: environment)
+                try SwarmdValidation.validate(next, setKeys: loaded.setKeys, environment: environment)
             } catch {
                 let e = (error as? SwarmError) ?? SwarmError(.config, "\(error)")
                 logger.error("reload refused, keeping the running configuration: \(e.message)")

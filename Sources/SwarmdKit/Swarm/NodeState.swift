@@ -201,6 +201,9 @@ struct Slot: Equatable, Codable {
     var restarts = 0
     /// Failures in a row without a healthy stretch of `restart_reset_after`.
     var quickFailures = 0
+    /// Said crash-looping in the log (once), until a healthy stretch says it
+    /// recovered; optional so that a handover from an older swarmd reads.
+    var crashLooping: Bool?
     var lastExit: String?
     /// Totals of earlier processes of this slot, so counters never go backwards.
     var handledBefore: Int64 = 0

@@ -139,6 +139,7 @@ struct Swarm: Codable {
         m["from"] = from.rawValue
         m["to"] = next.rawValue
         m["reason"] = reason
+        m["event"] = "\(event)"
         if from != next { log(.info, "node \(from.rawValue) -> \(next.rawValue)", m) }
         return true
     }
@@ -201,6 +202,13 @@ struct Swarm: Codable {
         slot.restartReasons![order?.reason.metricName ?? "crashed", default: 0] += 1
         totalRestarts += 1
         slots[id] = slot
+        if slot.quickFailures >= settings.crashLoopAfter && slot.crashLooping != true {
+            slots[id]?.crashLooping = true
+            var m = meta(slot)
+            m["event"] = "crash-loop"
+            m["failures"] = "\(slot.quickFailures)"
+            log(.error, "slot \(id) is crash-looping: \(slot.quickFailures) failures without \(Autoscaler.seconds(settings.restartResetAfter)) of health; last: \(cause)", m)
+        }
         if delay > 0 {
             let looping = slot.quickFailures >= settings.crashLoopAfter
             move(id, on: .exited, to: .backoff(respawnAt: now + delay),
@@ -264,6 +272,13 @@ struct Swarm: Codable {
         }
         let state = slots[id]!.state.updatingProcess { p in if p.healthySince == nil { p.healthySince = now } }
         slots[id]?.state = state
+        if slot.crashLooping == true, let since = state.process?.healthySince, now - since >= settings.restartResetAfter {
+            slots[id]?.crashLooping = nil
+            slots[id]?.quickFailures = 0
+            var m = meta(slot)
+            m["event"] = "crash-loop-recovered"
+            log(.notice, "slot \(id) recovered: healthy for \(Autoscaler.seconds(now - since)) after crash-looping", m)
+        }
         switch (phase, report.state) {
         case (.starting, .drained), (.running, .drained), (.draining, .drained):
             move(id, on: .reportedDrained, to: state.with(phase: .drained)!, phase == .starting ? "first report: drained" : "reports drained")
@@ -366,8 +381,10 @@ struct Swarm: Codable {
     }
 
     private mutating func run(_ command: SwarmCommand, from origin: CommandOrigin) {
-        if case .control(let uid, let pid) = origin, command != .status {
-            log(.notice, "control: \(command.name)", ["peer_uid": "\(uid)", "peer_pid": "\(pid)"])
+        if case .control(let uid, let pid, let comm) = origin, command != .status {
+            var m = ["peer_uid": "\(uid)", "peer_pid": "\(pid)"]
+            if !comm.isEmpty { m["peer_comm"] = comm }
+            log(.notice, "control: \(command.name)", m)
         }
         if mode.isStopping && command != .status {
             if case .stop = command, !origin.isControl {

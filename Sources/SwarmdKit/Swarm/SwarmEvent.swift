@@ -24,7 +24,8 @@ enum SwarmEvent: Equatable {
 /// Who asked: a signal or a control-socket peer. Only the socket gets a reply.
 enum CommandOrigin: Equatable {
     case signal(String)
-    case control(uid: UInt32, pid: Int32)
+    /// `comm` is the peer's process name (/proc/PID/comm), for the log.
+    case control(uid: UInt32, pid: Int32, comm: String = "")
 
     var isControl: Bool { if case .control = self { return true } else { return false } }
 }

@@ -81,7 +81,10 @@ final class SwarmdUnderTest {
     /// any), and a socket in its own directory.
     /// `launcher` runs swarmd through another program (prlimit, say): swarmd
     /// then replaces it (exec), so the pid is still swarmd's.
-    init(config: String? = nil, arguments: [String] = [], environment: [String: String] = [:], launcher: [String] = []) throws {
+    /// `stderrIsJournal`: JOURNAL_STREAM names the log file, as systemd names
+    /// the stream it gives a service's stderr.
+    init(config: String? = nil, arguments: [String] = [], environment: [String: String] = [:], launcher: [String] = [],
+         stderrIsJournal: Bool = false) throws {
         dir = makeTempDir()
         socket = dir.appendingPathComponent("swarmd.sock").path
         logPath = dir.appendingPathComponent("swarmd.log").path
@@ -103,6 +106,11 @@ final class SwarmdUnderTest {
         var env = ProcessInfo.processInfo.environment
         env["SWARM_LOG_LEVEL"] = "debug"
         for (k, v) in environment { env[k] = v }
+        if stderrIsJournal {
+            var st = stat()
+            stat(logPath, &st)
+            env["JOURNAL_STREAM"] = "\(st.st_dev):\(st.st_ino)"
+        }
         process.environment = env
         process.standardError = logHandle
         process.standardOutput = logHandle

@@ -27,11 +27,14 @@ public protocol MessageHandler: AnyObject {
 }
 
 /// Builds the configured handler.
-public func makeHandler(_ settings: HandlerSettings, slot: Int, logger: Logger) -> MessageHandler {
+public func makeHandler(_ settings: HandlerSettings, slot: Int, logger: Logger, killTimeout: Double = 10) -> MessageHandler {
     switch settings.kind {
     case .sink: return SinkHandler()
     case .cpu: return CPUHandler(rounds: settings.cpuRounds)
-    case .exec: return ExecHandler(command: settings.command, protocol: settings.protocolVersion, slot: slot, logger: logger)
+    case .exec:
+        return ExecHandler(command: settings.command, protocol: settings.protocolVersion, slot: slot, logger: logger,
+                           stderrLevel: Logger.Level(rawValue: settings.stderrLevel.rawValue) ?? .info,
+                           stderrRate: settings.stderrRate, killTimeout: killTimeout)
     }
 }
 
