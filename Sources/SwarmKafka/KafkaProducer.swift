@@ -5,8 +5,26 @@ import CRdKafka
 public final class KafkaProducer: @unchecked Sendable {
     let handle: OpaquePointer
 
+    /// Delivery outcomes, counted by librdkafka's delivery report callback
+    /// (served by `poll` and `flush`, on the caller's thread).
+    final class Outcomes {
+        var delivered = 0
+        var failed = 0
+    }
+    private let outcomes = Outcomes()
+    /// Messages the brokers confirmed, and messages that failed (expired
+    /// after `message.timeout.ms` with the brokers away, say).
+    public var delivered: Int { outcomes.delivered }
+    public var failedDeliveries: Int { outcomes.failed }
+
     public init(properties: [String: String]) throws {
         let conf = try makeKafkaConf(properties)
+        rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(outcomes).toOpaque())
+        rd_kafka_conf_set_dr_msg_cb(conf, { _, message, opaque in
+            guard let message, let opaque else { return }
+            let outcomes = Unmanaged<KafkaProducer.Outcomes>.fromOpaque(opaque).takeUnretainedValue()
+            if message.pointee.err == RD_KAFKA_RESP_ERR_NO_ERROR { outcomes.delivered += 1 } else { outcomes.failed += 1 }
+        })
         var errbuf = [CChar](repeating: 0, count: 512)
         guard let rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, &errbuf, errbuf.count) else {
             rd_kafka_conf_destroy(conf)
@@ -36,6 +54,9 @@ public final class KafkaProducer: @unchecked Sendable {
         }
         return nil
     }
+
+    /// Messages queued and not yet delivered (or failed).
+    public var queueLength: Int { Int(rd_kafka_outq_len(handle)) }
 
     /// Serves delivery reports.
     public func poll(timeoutMs: Int32 = 0) { rd_kafka_poll(handle, timeoutMs) }

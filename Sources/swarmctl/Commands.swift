@@ -1,5 +1,8 @@
 import ArgumentParser
 import Shared
+#if canImport(Glibc)
+import Glibc
+#endif
 
 extension ScaleTarget: ExpressibleByArgument {
     public init?(argument: String) { self.init(argument) }
@@ -15,8 +18,10 @@ extension SwarmCtl {
         @OptionGroup var connection: ConnectionOptions
         @Flag(help: "Print JSON (the schema is in swarmctl(1)).") var json = false
         @Flag(help: "Refresh every second until interrupted.") var watch = false
+        @Flag(help: "Every swarm of the group, from the status topic ([cluster]); needs no swarmd here (runs swarmd cluster).") var cluster = false
 
         func run() throws {
+            if cluster { try runCluster() }
             var healthy = true
             repeat {
                 let text: String
@@ -258,5 +263,29 @@ extension SwarmCtl {
             }
             print(noWait ? "swarmd (pid \(pid)) stopping" : "swarmd (pid \(pid)) stopped")
         }
+    }
+}
+
+extension SwarmCtl.Status {
+    /// `status --cluster` is `swarmd cluster`: reading Kafka takes
+    /// librdkafka, which swarmctl does not load (it cost 8 of its 10 ms per
+    /// start); swarmd, installed beside it, does. Exec'd, so its output and
+    /// exit status (0, 3 degraded, 69, 78) are swarmctl's.
+    func runCluster() throws -> Never {
+        let beside = String(((try? readLink("/proc/self/exe")) ?? "").reversed().drop { $0 != "/" }.reversed()) + "swarmd"
+        let swarmd = access(beside, X_OK) == 0 ? beside
+            : (currentEnvironment()["PATH"] ?? "/usr/local/bin:/usr/bin").split(separator: ":").map { "\($0)/swarmd" }.first { access($0, X_OK) == 0 }
+        guard let swarmd else {
+            printError("swarmctl: status --cluster runs swarmd cluster, and no swarmd was found beside swarmctl or on PATH")
+            throw ExitCode(ExitStatus.unavailable)
+        }
+        var args = [swarmd, "cluster"]
+        if let config = connection.config { args += ["--config", config] }
+        if json { args.append("--json") }
+        args += ["--timeout", "\(min(connection.timeout, 30))"]
+        let argv = args.map { strdup($0) } + [nil]
+        execv(swarmd, argv)
+        printError("swarmctl: cannot run \(swarmd): \(errnoText())")
+        throw ExitCode(ExitStatus.unavailable)
     }
 }

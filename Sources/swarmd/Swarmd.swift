@@ -16,7 +16,7 @@ struct Swarmd: ParsableCommand {
         abstract: "Run a Kafka consumer as a supervised swarm of processes.",
         discussion: "See swarmd(8) and swarmd.toml(5).",
         version: "swarmd \(SwarmVersion.describe()), librdkafka \(Supervisor.librdkafkaVersion)",
-        subcommands: [Run.self, Node.self, Broker.self],
+        subcommands: [Run.self, Node.self, Broker.self, Cluster.self],
         defaultSubcommand: Run.self
     )
 }
@@ -134,6 +134,61 @@ extension Swarmd {
             } catch let error as SwarmError {
                 writeAll(2, "swarmd-node: \(error.message)\n")
                 throw ExitCode(ExitStatus.usage)
+            }
+        }
+    }
+
+    struct Cluster: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "cluster",
+            abstract: "Show every swarm of the group, from the status topic ([cluster] in swarmd.toml).",
+            discussion: """
+            Works on any host that reaches the brokers, swarmd running there or not (swarmctl status --cluster runs this). \
+            Exit status: 0 every swarm live and healthy and every partition owned; 3 otherwise; 69 brokers unreachable; 78 bad configuration.
+            """
+        )
+
+        @Option(name: .shortAndLong, help: ArgumentHelp("swarmd's configuration file (default: $SWARMD_CONFIG): its brokers, group, topics and [cluster].", valueName: "file"))
+        var config: String?
+
+        @Option(help: ArgumentHelp("The brokers, instead of the file's.", valueName: "host:port,..."))
+        var bootstrap: String?
+
+        @Option(help: ArgumentHelp("The status topic, instead of the file's.", valueName: "topic"))
+        var topic: String?
+
+        @Option(help: ArgumentHelp("The consumer group, instead of the file's.", valueName: "group"))
+        var group: String?
+
+        @Flag(help: "Print JSON (the \"cluster\" object of swarmctl status --json).")
+        var json = false
+
+        @Option(help: "Seconds to wait for the brokers.")
+        var timeout: Double = 10
+
+        func run() throws {
+            do {
+                try StderrLogHandler.bootstrap()
+                let env = currentEnvironment()
+                var settings = try (config ?? env["SWARMD_CONFIG"]).map { try ConfigLoader(path: $0).load() } ?? SwarmConfig()
+                if let bootstrap { settings.kafka.properties["bootstrap.servers"] = bootstrap }
+                if let topic { settings.cluster.statusTopic = topic }
+                if let group { settings.kafka.groupId = group }
+                guard !settings.cluster.statusTopic.isEmpty else {
+                    throw SwarmError(.config, "no status topic: set [cluster] status_topic in the configuration (swarmd.toml(5)) or give --topic")
+                }
+                guard !settings.usesEmbeddedBroker else {
+                    throw SwarmError(.config, "the embedded broker lives inside swarmd and is not reachable from here: give --bootstrap, or ask swarmd (swarmctl status --json)")
+                }
+                NodeRuntime.routeKafkaLogs(to: Logger(label: "swarmd-cluster"))
+                let view = try ClusterLink.read(topic: settings.cluster.statusTopic, group: settings.kafka.groupId, consumed: settings.kafka.topics,
+                                                properties: settings.kafka.properties, staleAfter: settings.cluster.staleAfter,
+                                                timeoutMs: Int32(timeout * 1000))
+                writeAll(1, json ? (try ControlProtocol.encoder.encode(view).text) + "\n" : view.render())
+                if !view.healthy { throw ExitCode(ExitStatus.degraded) }
+            } catch let error as SwarmError {
+                writeAll(2, "swarmd cluster: \(error.message)\n")
+                throw ExitCode(error.code.exitStatus)
             }
         }
     }

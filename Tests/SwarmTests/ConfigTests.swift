@@ -315,6 +315,10 @@ final class ConfigTests: XCTestCase {
         target_drain_seconds = 30
         cooldown_up = 20
         cooldown_down = 600
+        [cluster]
+        status_topic = "swarm.status"
+        publish_interval = 2
+        stale_after = 20
         """
         let loaded = try ConfigLoader(path: "swarmd.toml").parse(bytes: Array(text.utf8))
         let printed = ConfigPrinter(config: loaded.config, setKeys: loaded.setKeys).text()

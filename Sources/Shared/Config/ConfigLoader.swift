@@ -63,13 +63,14 @@ public struct ConfigLoader {
         var config = SwarmConfig()
         var setKeys: Set<String> = []
         var top = Section(file: path, name: "", table: root)
-        try top.allow(["supervisor", "kafka", "handler", "embedded", "http", "autoscale"])
+        try top.allow(["supervisor", "kafka", "handler", "embedded", "http", "autoscale", "cluster"])
         if let t = try top.table("supervisor") { try supervisor(t, into: &config, setKeys: &setKeys) }
         if let t = try top.table("kafka") { try kafka(t, into: &config, setKeys: &setKeys) }
         if let t = try top.table("handler") { try handler(t, into: &config, setKeys: &setKeys) }
         if let t = try top.table("embedded") { try embedded(t, into: &config, setKeys: &setKeys) }
         if let t = try top.table("http") { try http(t, into: &config, setKeys: &setKeys) }
         if let t = try top.table("autoscale") { try autoscale(t, into: &config, setKeys: &setKeys) }
+        if let t = try top.table("cluster") { try cluster(t, into: &config, setKeys: &setKeys) }
         try top.finish()
         return Loaded(config: config, setKeys: setKeys)
     }
@@ -177,6 +178,19 @@ public struct ConfigLoader {
             guard host.allSatisfy({ $0.isHexDigit || $0 == "." || $0 == ":" }) else {
                 throw s.error("listen", "needs a numeric address (\"127.0.0.1:9464\", \"[::1]:9464\", \"0.0.0.0:9464\"), not the name \"\(host)\"")
             }
+        }
+        try s.finish()
+        setKeys.formUnion(s.present)
+    }
+
+    private func cluster(_ t: TOMLTable, into config: inout SwarmConfig, setKeys: inout Set<String>) throws {
+        var s = Section(file: path, name: "cluster", table: t)
+        let d = config.cluster
+        config.cluster.statusTopic = try s.string("status_topic", d.statusTopic)
+        config.cluster.publishInterval = try s.seconds("publish_interval", d.publishInterval, min: 0.5)
+        config.cluster.staleAfter = try s.seconds("stale_after", d.staleAfter, min: 1)
+        if config.cluster.staleAfter < 2 * config.cluster.publishInterval {
+            throw s.error("stale_after", "(\(config.cluster.staleAfter) s) must be at least twice publish_interval (\(config.cluster.publishInterval) s): one late record must not make a swarm stale")
         }
         try s.finish()
         setKeys.formUnion(s.present)

@@ -91,6 +91,11 @@ public struct ConfigPrinter {
             ("cooldown_up", Self.seconds(a.cooldownUp)),
             ("cooldown_down", Self.seconds(a.cooldownDown)),
         ])
+        section("cluster", [
+            ("status_topic", Self.string(config.cluster.statusTopic)),
+            ("publish_interval", Self.seconds(config.cluster.publishInterval)),
+            ("stale_after", Self.seconds(config.cluster.staleAfter)),
+        ])
         return out
     }
 

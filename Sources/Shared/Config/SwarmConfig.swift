@@ -13,6 +13,7 @@ public struct SwarmConfig: Codable, Equatable, Sendable {
     public var embedded = EmbeddedSettings()
     public var http = HTTPSettings()
     public var autoscale = AutoscaleSettings()
+    public var cluster = ClusterSettings()
 
     public init() {}
 
@@ -41,6 +42,7 @@ public struct SwarmConfig: Codable, Equatable, Sendable {
         c.supervisor.socketMode = d.socketMode
         c.supervisor.socketGroup = d.socketGroup
         c.supervisor.socketReadGroup = d.socketReadGroup
+        c.cluster = ClusterSettings()
         c.supervisor.controlTimeout = d.controlTimeout
         c.supervisor.readyTimeout = d.readyTimeout
         return c
@@ -212,6 +214,21 @@ public struct EmbeddedSettings: Codable, Equatable, Sendable {
     public var produceRate = 0
     /// Size of each synthetic message's value, in bytes.
     public var messageSize = 100
+
+    public init() {}
+}
+
+/// Many swarms (hosts, pods) in one group seen as one cluster, through a
+/// Kafka topic every swarmd publishes its state to (Karafka's Web UI
+/// shape): no coordinator of swarm's own. Off by default.
+public struct ClusterSettings: Codable, Equatable, Sendable {
+    /// The status topic (compacted, e.g. "swarm.status"); empty: off.
+    public var statusTopic = ""
+    /// Seconds between records when nothing changes (a change publishes at once).
+    public var publishInterval = 5.0
+    /// A swarm with no record for this long is stale: its host or swarmd is
+    /// gone. Six intervals: a broker blip of a few records is not a death.
+    public var staleAfter = 30.0
 
     public init() {}
 }

@@ -136,3 +136,11 @@ public func resolveGroup(_ name: String) -> gid_t? {
     if let n = UInt32(name) { return n }
     return getgrnam(name).map { $0.pointee.gr_gid }
 }
+
+/// Where a symbolic link points (`/proc/self/exe`, say).
+public func readLink(_ path: String) throws -> String {
+    var buffer = [CChar](repeating: 0, count: 4096)
+    let n = readlink(path, &buffer, buffer.count - 1)
+    guard n >= 0 else { throw SwarmError(.io, "\(path): \(errnoText())") }
+    return String(decoding: buffer.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}

@@ -126,6 +126,8 @@ public struct SwarmStatus: Codable, Equatable, Sendable {
     public var upgrades: Int?
     /// Lag-aware autoscaling, when `[autoscale] enabled`.
     public var autoscale: AutoscaleStatus?
+    /// Every swarm of the group, from the status topic, when `[cluster] status_topic` is set.
+    public var cluster: ClusterView?
     public var nodes: [NodeStatus]
 
     public init(pid: Int32, state: String, wanted: Int, running: Int, healthy: Int, uptimeS: Double, restarts: Int,

@@ -38,6 +38,10 @@ public enum StatusJSON {
             if let r = a.reason { w.key("reason"); w.string(r) }
             w.close()
         }
+        if let c = s.cluster, let json = try? ControlProtocol.encoder.encode(c) {
+            // Small (a few swarms), and only with [cluster]: the Codable path, sorted keys as everywhere.
+            w.key("cluster"); w.raw(json.text)
+        }
         w.key("failed"); w.raw(String(s.failed))
         w.key("handled"); w.raw(String(s.handled))
         w.key("healthy"); w.raw(String(s.healthy))

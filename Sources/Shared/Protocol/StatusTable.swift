@@ -9,6 +9,11 @@ public enum StatusTable {
             if let d = a.lastDecision { out += ", last \(d): \(a.reason ?? "")" }
             out += "\n"
         }
+        if let c = s.cluster {
+            let stale = c.swarms.filter(\.stale).count
+            out += "cluster: group \(c.group), \(c.swarms.count - stale) live swarm(s)\(stale > 0 ? ", \(stale) STALE" : ""), "
+            out += "\(c.unowned.count) unowned partition(s), lag \(c.lag) (swarmctl status --cluster)\n"
+        }
         let header = ["SLOT", "PID", "STATE", "HEALTH", "KAFKA", "UPTIME", "RESTARTS", "RSS", "HANDLED", "MSG/S", "PARTS", "LAG", "REPORT", "LAST EXIT"]
         var rows = [header]
         for n in s.nodes {

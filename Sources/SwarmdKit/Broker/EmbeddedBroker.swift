@@ -23,6 +23,9 @@ final class EmbeddedBroker {
             for topic in topics {
                 try cluster.createTopic(topic, partitions: config.embedded.partitions)
             }
+            if !config.cluster.statusTopic.isEmpty {
+                try cluster.createTopic(config.cluster.statusTopic, partitions: 1)
+            }
             logger.warning("embedded DEVELOPMENT broker (librdkafka mock cluster): nothing is persisted; not for production",
                            metadata: ["bootstrap": "\(cluster.bootstrapServers)", "topics": "\(topics.joined(separator: ","))",
                                       "partitions": "\(config.embedded.partitions)"])

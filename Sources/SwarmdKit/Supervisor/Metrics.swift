@@ -15,7 +15,7 @@ enum Metrics {
     static let healths = ["ok", "joining", "degraded", "unhealthy", "unknown", "down"]
     static let restartReasons = ["crashed", "hung", "unhealthy", "memory", "requested"]
 
-    static func exposition(swarm: Swarm, status: SwarmStatus) -> String {
+    static func exposition(swarm: Swarm, status: SwarmStatus, publishing: (published: Int, dropped: Int)? = nil) -> String {
         var out = Writer()
         let group = swarm.config.kafka.groupId
 
@@ -113,7 +113,28 @@ enum Metrics {
         }
         out.family("kafka_consumergroup_members", .gauge, "Members of the consumer group that are this swarm's nodes (kafka_exporter's name).")
         out.sample("kafka_consumergroup_members", [("consumergroup", group)], Double(nodes.filter { $0.pid != nil && $0.state == "running" }.count))
+        if let c = status.cluster { cluster(c, publishing: publishing, into: &out) }
         return out.text
+    }
+
+    /// The group as the status topic tells it (`[cluster]`): every swarmd
+    /// shows the same numbers, so a dashboard can scrape any one of them.
+    static func cluster(_ c: ClusterView, publishing: (published: Int, dropped: Int)?, into out: inout Writer) {
+        out.family("swarm_cluster_swarms", .gauge, "Swarms of the group in the status topic, live or stale (no record for stale_after).")
+        out.sample("swarm_cluster_swarms", [("state", "live")], Double(c.swarms.filter { !$0.stale }.count))
+        out.sample("swarm_cluster_swarms", [("state", "stale")], Double(c.swarms.filter(\.stale).count))
+        out.family("swarm_cluster_nodes", .gauge, "Nodes of every live swarm of the group, by health.")
+        out.sample("swarm_cluster_nodes", [("health", "ok")], Double(c.swarms.filter { !$0.stale }.map(\.record.healthy).reduce(0, +)))
+        out.sample("swarm_cluster_nodes", [("health", "wanted")], Double(c.swarms.filter { !$0.stale }.map(\.record.wanted).reduce(0, +)))
+        out.family("swarm_cluster_lag", .gauge, "Lag of the group over the partitions live nodes hold.")
+        out.sample("swarm_cluster_lag", [], Double(c.lag))
+        out.family("swarm_cluster_partitions_unowned", .gauge, "Partitions of the consumed topics no live node holds.")
+        out.sample("swarm_cluster_partitions_unowned", [], Double(c.unowned.count))
+        if let p = publishing {
+            out.family("swarm_cluster_records_total", .counter, "Status records this swarmd queued, and dropped (refused by a full queue or expired in it: the brokers away).")
+            out.sample("swarm_cluster_records_total", [("result", "queued")], Double(p.published))
+            out.sample("swarm_cluster_records_total", [("result", "dropped")], Double(p.dropped))
+        }
     }
 
     enum Kind: String { case gauge, counter, histogram }

@@ -62,6 +62,8 @@ public final class Supervisor {
     /// The read-only HTTP listener (`[http] listen`), and what its page charts.
     private var http: HTTPServer?
     private var history = StatusHistory()
+    /// The cluster view's link to the status topic (`[cluster]`), or nil.
+    private var cluster: ClusterLink?
     private var lastTurnAt = monotonicNow()
     private var notifier = SystemdNotifier()
     private var spawner: Spawner
@@ -169,6 +171,7 @@ public final class Supervisor {
             logger.info("systemd watchdog enabled", metadata: ["ping_every_s": "\(interval)"])
         }
         while !swarm.finished { turn() }
+        cluster?.stop(tombstone: true)
         control?.shutdown()
         broker?.stop()
         let status = swarm.anyKilledWhileStopping ? ExitStatus.failure : ExitStatus.ok
@@ -233,6 +236,15 @@ public final class Supervisor {
             withBroker.kafka.properties["bootstrap.servers"] = b.bootstrapServers
             spawner = Spawner(config: withBroker, environment: environment)
         }
+        if !config.cluster.statusTopic.isEmpty {
+            var properties = config.kafka.properties
+            if let broker { properties["bootstrap.servers"] = broker.bootstrapServers }
+            let link = try ClusterLink(config: config, properties: properties, prefix: spawner.instancePrefix, logger: logger)
+            if handover == nil { try link.checkUnique(timeoutMs: 5000) }
+            cluster = link
+            logger.info("cluster: publishing to and following the status topic", metadata: [
+                "topic": "\(config.cluster.statusTopic)", "prefix": "\(spawner.instancePrefix)", "every_s": "\(config.cluster.publishInterval)"])
+        }
     }
 
     /// Each node costs swarmd three fds (pidfd, report pipe, control pipe), so
@@ -277,12 +289,13 @@ public final class Supervisor {
         http?.expire(now: now, loop: loop)
         if http != nil && now - history.lastAt >= StatusHistory.interval { history.record(swarm.status(now: now), now: now) }
         if let s = nextSweep, now >= s { sweepReports() }
+        cluster?.tick(now: now) { freshStatus() }
         for spawn in swarm.hangSuspects(now: now) { readReports(spawn) }
         feed(.tick)
         if notifier.isActive { notifier.status(swarm.statusLine()) }  // not worth a string for nobody, every turn
         updateReportWatches(now: monotonicNow())
         if let binary = pendingUpgrade { upgrade(to: binary) }
-        loop.arm(at: [swarm.nextDeadline(), nextWatchdog, nextSweep, control?.nextDeadline, http?.nextDeadline].compactMap { $0 }.min())
+        loop.arm(at: [swarm.nextDeadline(), nextWatchdog, nextSweep, control?.nextDeadline, http?.nextDeadline, cluster?.nextDeadline].compactMap { $0 }.min())
     }
 
     // MARK: Events in, effects out
@@ -337,6 +350,7 @@ public final class Supervisor {
     private func enriched(_ input: SwarmStatus) -> SwarmStatus {
         var status = input
         status.version = version
+        status.cluster = cluster?.view()
         let missing = status.nodes.filter { $0.processes == nil }.compactMap(\.pid)
         let now = monotonicNow()
         if now - statusMemory.at >= swarm.config.supervisor.reportInterval || missing.contains(where: { statusMemory.byPid[$0] == nil }) {
@@ -359,7 +373,7 @@ public final class Supervisor {
 
     /// The Prometheus exposition, for `/metrics` and `swarmctl metrics`.
     private func metricsText() -> String {
-        Metrics.exposition(swarm: swarm, status: freshStatus())
+        Metrics.exposition(swarm: swarm, status: freshStatus(), publishing: cluster.map { ($0.published, $0.dropped) })
     }
 
     /// The HTTP routes. Read-only: nothing here changes the swarm.

@@ -37,6 +37,7 @@ enum WebPage {
         </tr></thead><tbody>
         \(s.nodes.map(row).joined(separator: "\n"))
         </tbody></table></div>
+        <div id="cluster">\(s.cluster.map(cluster) ?? "")</div>
         <div class="charts">
         <div class="chart"><b>msg/s per node</b><svg id="rate" viewBox="0 0 600 160" preserveAspectRatio="none"></svg><div class="legend" id="rate-legend"></div></div>
         <div class="chart"><b>lag per node</b><svg id="lag" viewBox="0 0 600 160" preserveAspectRatio="none"></svg><div class="legend" id="lag-legend"></div></div>
@@ -46,6 +47,19 @@ enum WebPage {
         </script>
         </body></html>
         """
+    }
+
+    /// The group from the status topic (`[cluster]`): one row per swarm, stale ones marked.
+    static func cluster(_ c: ClusterView) -> String {
+        let rows = c.swarms.map { s in
+            let r = s.record
+            let state = s.stale ? "STALE" : r.state
+            return "<tr><td class=\"l\">\(escape(r.host))</td><td class=\"l\">\(escape(r.prefix))</td><td class=\"l\(s.stale ? " down" : "")\">\(escape(state))</td>"
+                + "<td>\(r.running)/\(r.wanted)</td><td>\(r.healthy)</td><td>\(Int(r.rate.rounded()))</td><td>\(r.lag)</td><td>\(Int(s.ageS.rounded()))s</td></tr>"
+        }
+        return "<h2 style=\"font-size:1.05em;margin:1em 0 .3em\">cluster: group \(escape(c.group)), lag \(c.lag), \(c.unowned.count) unowned partition(s)</h2>"
+            + "<div class=\"wrap\"><table id=\"swarms\"><thead><tr><th class=\"l\">host</th><th class=\"l\">prefix</th><th class=\"l\">state</th>"
+            + "<th>nodes</th><th>healthy</th><th>msg/s</th><th>lag</th><th>age</th></tr></thead><tbody>" + rows.joined() + "</tbody></table></div>"
     }
 
     static func summary(_ s: SwarmStatus) -> String {
@@ -112,6 +126,16 @@ enum WebPage {
         document.getElementById("summary").textContent = "pid " + s.pid + ", " + s.state + ": " + s.running + "/" + s.wanted +
           " running, " + s.healthy + " healthy, " + s.handled + " handled, " + s.failed + " failed, " + s.rate + " msg/s, " + s.restarts + " restarts";
         document.querySelector("#nodes tbody").innerHTML = s.nodes.map(row).join("");
+        if (s.cluster) {
+          const c = s.cluster;
+          document.getElementById("cluster").innerHTML = '<h2 style="font-size:1.05em;margin:1em 0 .3em">cluster: group ' + esc(c.group) +
+            ', lag ' + c.lag + ', ' + c.unowned.length + ' unowned partition(s)</h2><div class="wrap"><table id="swarms"><thead><tr>' +
+            '<th class="l">host</th><th class="l">prefix</th><th class="l">state</th><th>nodes</th><th>healthy</th><th>msg/s</th><th>lag</th><th>age</th>' +
+            '</tr></thead><tbody>' + c.swarms.map(w => '<tr><td class="l">' + esc(w.record.host) + '</td><td class="l">' + esc(w.record.prefix) +
+            '</td><td class="l' + (w.stale ? ' down' : '') + '">' + (w.stale ? "STALE" : esc(w.record.state)) + '</td><td>' + w.record.running + '/' +
+            w.record.wanted + '</td><td>' + w.record.healthy + '</td><td>' + Math.round(w.record.rate) + '</td><td>' + w.record.lag + '</td><td>' +
+            Math.round(w.age_s) + 's</td></tr>').join("") + '</tbody></table></div>';
+        }
       } catch (e) { document.getElementById("summary").textContent = "swarmd does not answer: " + e; }
     }
     async function refreshCharts() {

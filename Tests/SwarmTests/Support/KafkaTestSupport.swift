@@ -11,10 +11,12 @@ final class BrokerUnderTest {
     let bootstrap: String
     private let input = Pipe()
 
-    init(topics: [String: Int]) throws {
+    /// `launcher` runs it through another program that execs it (`ip netns exec NS`).
+    init(topics: [String: Int], launcher: [String] = []) throws {
         let output = Pipe()
-        process.executableURL = URL(fileURLWithPath: swarmdPath)
-        process.arguments = ["broker"] + topics.flatMap { ["--topic", "\($0.key):\($0.value)"] }
+        let args = ["broker"] + topics.flatMap { ["--topic", "\($0.key):\($0.value)"] }
+        process.executableURL = URL(fileURLWithPath: launcher.first ?? swarmdPath)
+        process.arguments = launcher.isEmpty ? args : Array(launcher.dropFirst()) + [swarmdPath] + args
         process.standardOutput = output
         process.standardInput = input
         process.standardError = FileHandle.nullDevice
