@@ -979,10 +979,92 @@ def bench_redelivery(count, actions):
         print(f"| {kind} | {dup:,} | {'-' if kind == 'no action' else f'{dup / actions:,.0f}'} |")
 
 
+def bench_handover(count, actions):
+    """Per kind of membership change and assignment strategy: messages handled
+    twice, and partition-seconds without an owner (no node of the swarm holds
+    the partition, sampled from the status every 0.1 s, after the first full
+    assignment). `count` keyed messages, 6 partitions, 3 nodes, the record
+    handler at 1 ms a message, `actions` changes of each kind, 2 s apart."""
+    handler = os.path.join(REPO, "Tests/SwarmTests/Fixtures/record-handler.py")
+    kinds = ["no action", "node SIGKILL", "drain + resume", "scale 3 -> 4 -> 3", "restart one node", "reload, file unchanged", "reload, file changed"]
+    strategies = {"eager (range,roundrobin)": "", "cooperative-sticky": '"partition.assignment.strategy" = "cooperative-sticky"\n'}
+    rows = []
+    for strategy, prop in strategies.items():
+        for kind in kinds:
+            broker = Broker({"redo": 6})
+            broker.produce("redo", count, 16)
+            with tempfile.TemporaryDirectory() as d:
+                record = os.path.join(d, "record")
+                os.environ["RECORD_FILE"], os.environ["SLOW_MS"] = record, "1"
+                group = "ho" + str(abs(hash(strategy + kind)) % 10**8)
+                def config(batch):
+                    return swarm_config(broker.bootstrap, 3, "redo", group, f'kind = "exec"\nbatch_size = {batch}\ncommit_interval = 1\n'
+                                        f'command = ["/usr/bin/python3", "{handler}"]', report_interval=0.2).replace(
+                                            '"auto.offset.reset" = "earliest"\n', '"auto.offset.reset" = "earliest"\n' + prop)
+                sw = Swarm(d, None, 3, builtin_config=config(50))
+                del os.environ["RECORD_FILE"], os.environ["SLOW_MS"]
+                def handled():
+                    try:
+                        with open(record) as f:
+                            return [line.split()[4] for line in f if line.endswith(" ok\n")]
+                    except FileNotFoundError:
+                        return []
+                unowned = [0.0]
+                sampling = [True]
+                def owned():
+                    s = sw.status()
+                    if not s:
+                        return None
+                    return {(p["topic"], p["partition"]) for n in s["nodes"] for p in (n.get("partition_lag") or [])}
+                wait_for(lambda: (o := owned()) is not None and len(o) == 6, timeout=120, step=0.1)
+                def sample():
+                    last = time.monotonic()
+                    while sampling[0]:
+                        time.sleep(0.1)
+                        o = owned()
+                        now = time.monotonic()
+                        if o is not None:
+                            unowned[0] += (6 - len(o)) * (now - last)
+                        last = now
+                t = threading.Thread(target=sample, daemon=True)
+                t.start()
+                wait_for(lambda: len(handled()) > count // 20, timeout=120, step=0.2)
+                for i in range(actions if kind != "no action" else 0):
+                    if kind == "node SIGKILL":
+                        pids = [n["pid"] for n in sw.status()["nodes"] if n.get("pid")]
+                        os.kill(pids[i % len(pids)], signal.SIGKILL)
+                    elif kind == "drain + resume":
+                        sw.request({"v": 1, "cmd": "drain", "slots": [i % 3]})
+                        time.sleep(1.5)
+                        sw.request({"v": 1, "cmd": "resume", "slots": [i % 3]})
+                    elif kind.startswith("scale"):
+                        sw.request({"v": 1, "cmd": "scale", "nodes": 4 if i % 2 == 0 else 3})
+                    elif kind == "restart one node":
+                        sw.request({"v": 1, "cmd": "restart", "slots": [i % 3]})
+                    else:
+                        if kind.endswith("changed"):
+                            with open(os.path.join(d, "swarmd.toml"), "w") as f:
+                                f.write(config(50 + (i + 1) % 2))
+                        sw.request({"v": 1, "cmd": "reload"})
+                    time.sleep(2)
+                wait_for(lambda: len(set(handled())) >= count, timeout=900, step=0.5)
+                sampling[0] = False
+                t.join()
+                keys = handled()
+                sw.stop()
+            broker.close()
+            rows.append((strategy, kind, len(keys) - len(set(keys)), unowned[0]))
+    print(f"\n### Membership changes: redeliveries and partitions without an owner, {count:,} messages, 6 partitions, 3 nodes, {actions} changes of each kind\n")
+    print("| strategy | change | handled twice | per change | partition-seconds without owner | per change |\n|---|---|---|---|---|---|")
+    for strategy, kind, dup, gap in rows:
+        per = kind == "no action"
+        print(f"| {strategy} | {kind} | {dup:,} | {'-' if per else f'{dup / actions:,.0f}'} | {gap:.1f} | {'-' if per else f'{gap / actions:.1f}'} |")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer repetitions and shorter windows")
-    ap.add_argument("--only", nargs="*", default=[], help="respawn scale control idle stop consumer scaling ordering nodes memory python upgrade http autoscale redelivery")
+    ap.add_argument("--only", nargs="*", default=[], help="respawn scale control idle stop consumer scaling ordering nodes memory python upgrade http autoscale redelivery handover")
     a = ap.parse_args()
     setup()
     reps = 7 if a.quick else 21
@@ -1005,6 +1087,7 @@ def main():
     if want("upgrade"): bench_upgrade(3 if a.quick else 7)
     if want("http"): bench_http(7 if a.quick else 21, 10 if a.quick else 30)
     if want("redelivery"): bench_redelivery(10_000 if a.quick else 20_000, 4 if a.quick else 8)
+    if want("handover"): bench_handover(10_000 if a.quick else 20_000, 4 if a.quick else 6)
     if want("autoscale"): bench_autoscale(10_000 if a.quick else 20_000, 1 if a.quick else 3)
 
 

@@ -248,6 +248,9 @@ final class OperationsTests: XCTestCase {
     /// stops it gracefully: signals swarmd blocks for signalfd are not
     /// dropped the way the kernel drops an init's default-action signals.
     func testAsPID1ItReapsOrphansAndStopsOnTERM() throws {
+        guard (try? runCommand("/usr/bin/unshare", ["--pid", "--fork", "--mount-proc", "/bin/true"]))?.status == 0 else {
+            throw XCTSkip("PID namespaces are not allowed here (unshare --pid --fork --mount-proc)")
+        }
         let dir = makeTempDir()
         let socket = dir.appendingPathComponent("s.sock").path
         let path = dir.appendingPathComponent("s.toml").path
