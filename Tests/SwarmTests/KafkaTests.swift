@@ -92,7 +92,9 @@ final class KafkaTests: XCTestCase {
             config: kafkaConfig(bootstrap: broker.bootstrap, nodes: 1, topic: topic,
                                 extraHandler: "retries = 1\nretry_backoff = 0.05\non_failure = \"dead-letter\"\ndead_letter_topic = \"events.dlq\""),
             environment: ["RECORD_FILE": record.path, "FAIL_KEYS": "poison"])
-        eventually("a and c handled\n\(swarmd.log.suffix(3000))", timeout: 60) { record.okKeys == ["a", "c"] }
+        // On failure, what the broker holds too: messages never produced and messages never fetched look alike in the log.
+        eventually("a and c handled; broker (committed, end): \(String(describing: try? broker.committedAndEnd(group: "swarm-test", topic: topic, partitions: 1)))\n"
+                   + "status: \(String(describing: swarmd.status()))\n\(swarmd.log.suffix(3000))", timeout: 60) { record.okKeys == ["a", "c"] }
         var dead: [String] = []
         eventually("the dead letter", timeout: 30) { dead = (try? broker.consumeAll("events.dlq")) ?? []; return !dead.isEmpty }
         XCTAssertEqual(dead.count, 1)
