@@ -234,15 +234,26 @@ public final class KafkaConsumer {
                 rd_kafka_assign(handle, partitions)
                 assigned = list
             }
+            // The node first (a hold ends here), then the new partitions' pause.
+            onAssigned?()
             // librdkafka keeps a partition's pause across its revocation: one
             // paused when it was taken away comes back paused, and would never
             // be fetched again (measured: a node held through a rebalance
             // then drained got its partitions back, and consumed nothing).
             // So every assignment states its pause explicitly.
+            //
+            // And librdkafka 2.0 keeps a partition's last application position
+            // across an incremental (cooperative) revocation too: pausing a
+            // partition just assigned again saves that stale position as where
+            // to fetch on resume, ahead of the committed offset when another
+            // member handled less of it in between. Measured with
+            // cooperative-sticky before the hold ended first: 2,286 of 20,000
+            // messages skipped (never handled, never committed, lag shown 0).
+            // A held node therefore ends its hold before this, so its new
+            // partitions are never paused.
             if let partitions {
                 if paused { rd_kafka_pause_partitions(handle, partitions) } else { rd_kafka_resume_partitions(handle, partitions) }
             }
-            onAssigned?()
         } else {
             onRevoke?()
             if cooperative {
@@ -343,6 +354,32 @@ extension KafkaConsumer {
         }
         let err = list.pointee.elems[0].err
         return err == RD_KAFKA_RESP_ERR_NO_ERROR ? nil : KafkaError(err, context: "seeking \(topic)/\(partition) to \(offset)")
+    }
+
+    /// Moves every assigned partition's fetch position to its committed
+    /// offset (partitions without one are left alone). For a node that
+    /// resumes after a pause in which it committed everything it handled:
+    /// a position librdkafka kept from an earlier assignment (see `rebalance`)
+    /// must not decide where fetching goes on.
+    public func rewindToCommitted(timeoutMs: Int32) -> KafkaError? {
+        var failure: KafkaError?
+        withAssignment { list in
+            let err = rd_kafka_committed(handle, list, timeoutMs)
+            guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { failure = KafkaError(err, context: "reading committed offsets"); return err }
+            let known = rd_kafka_topic_partition_list_new(list.pointee.cnt)!
+            defer { rd_kafka_topic_partition_list_destroy(known) }
+            for i in 0..<Int(list.pointee.cnt) where list.pointee.elems[i].offset >= 0 {
+                let tp = list.pointee.elems[i]
+                rd_kafka_topic_partition_list_add(known, tp.topic, tp.partition).pointee.offset = tp.offset
+            }
+            guard known.pointee.cnt > 0 else { return err }
+            if let error = rd_kafka_seek_partitions(handle, known, timeoutMs) {
+                failure = KafkaError(rd_kafka_error_code(error), context: "seeking to the committed offsets")
+                rd_kafka_error_destroy(error)
+            }
+            return err
+        }
+        return failure
     }
 
     private func withPartition(_ topic: String, _ partition: Int32,

@@ -28,6 +28,12 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(try load("[kafka.properties]\n\"auto.offset.reset\" = \"latest\"\n").kafka.properties["auto.offset.reset"], "latest")
     }
 
+    func testPartitionsMoveCooperativelyUnlessTheFileSaysOtherwise() throws {
+        XCTAssertEqual(try load("").kafka.properties["partition.assignment.strategy"], "cooperative-sticky")
+        XCTAssertEqual(try load("[kafka.properties]\n\"partition.assignment.strategy\" = \"range,roundrobin\"\n").kafka.properties["partition.assignment.strategy"],
+                       "range,roundrobin")
+    }
+
     func testTheHTTPListenerIsOffByDefaultAndItsAddressIsChecked() throws {
         XCTAssertEqual(try load("").http.listen, "")
         XCTAssertEqual(HTTPSettings.parse("9464")?.host, "127.0.0.1", "a port alone is loopback")
@@ -85,7 +91,8 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(c.supervisor.socketMode, 0o660)
         XCTAssertEqual(c.kafka.topics, ["a", "^b.*"])
         XCTAssertEqual(c.kafka.properties, ["bootstrap.servers": "k1:9092", "session.timeout.ms": "6000", "enable.partition.eof": "false",
-                                            "auto.offset.reset": "earliest"], "swarm's default for auto.offset.reset is added")
+                                            "auto.offset.reset": "earliest", "partition.assignment.strategy": "cooperative-sticky"],
+                       "swarm's defaults for auto.offset.reset and the assignment strategy are added")
         XCTAssertEqual(c.handler.kind, .exec)
         XCTAssertEqual(c.handler.command, ["python3", "h.py"])
         XCTAssertEqual(c.handler.onFailure, .deadLetter)
@@ -286,6 +293,7 @@ final class ConfigTests: XCTestCase {
         "bootstrap.servers" = "k:9092"
         "session.timeout.ms" = 6000
         "auto.offset.reset" = "latest"
+        "partition.assignment.strategy" = "range"
         [handler]
         kind = "exec"
         command = ["python3", "h.py"]

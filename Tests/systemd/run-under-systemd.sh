@@ -108,6 +108,9 @@ Restart=on-failure
 RestartSec=0.5s
 RuntimeDirectory=swarmd
 UNIT
+# The shipped, hardened unit as it is, its paths pointed at this build.
+sed -e "s|/usr/local/bin/swarmd|$bin/swarmd|g" -e "s|/usr/local/bin/swarmctl|$bin/swarmctl|g" \
+  "$repo/contrib/swarmd.service" > "$units/swarmd-shipped.service"
 
 systemd-nspawn --quiet --directory=/ --volatile=yes --register=no --keep-unit --private-network \
   --machine="$name" --bind-ro="$swift_root" --bind-ro="$repo" --bind="$units:/etc/systemd/system" \
@@ -153,3 +156,41 @@ inside systemctl stop swarmd
 check "stopped: inactive" test "$(prop ActiveState)" = inactive
 check "stopped: result success" test "$(prop Result)" = success
 check "graceful stop logged" bash -c "nsenter -t $init -a journalctl -u swarmd -o cat | grep -q 'swarmd stopped exit_status=0'"
+check "journalctl filters one slot by its native field" \
+  bash -c "nsenter -t $init -a journalctl -u swarmd SWARM_SLOT=1 -o cat | grep -q 'node starting -> running'"
+
+# 7. The shipped unit (contrib/swarmd.service, hardened), its user from contrib/sysusers.d.
+inside systemd-sysusers "$repo/contrib/sysusers.d/swarmd.conf"
+write_config() {  # write_config extra-line
+  nsenter -t "$init" -a bash -c "mkdir -p /etc/swarmd && cat > /etc/swarmd/swarmd.toml" <<TOML
+[supervisor]
+nodes = 2
+report_interval = 0.5
+$1
+[kafka]
+topics = ["events"]
+[kafka.properties]
+"bootstrap.servers" = "embedded"
+"session.timeout.ms" = 6000
+[handler]
+kind = "cpu"
+[embedded]
+partitions = 4
+produce_rate = 200
+TOML
+}
+shipped() { inside systemctl show -P "$1" swarmd-shipped; }
+write_config ""
+check "the shipped unit starts (ExecStartPre --check, then READY=1)" inside systemctl start swarmd-shipped
+check "the shipped unit is active" test "$(shipped ActiveState)" = active
+check "swarmd runs as the sysusers user" bash -c "[ \"\$(nsenter -t $init -a ps -o user= -p \$(nsenter -t $init -a systemctl show -P MainPID swarmd-shipped))\" = swarm ]"
+check "its nodes consume under the sandbox" eventually 30 bash -c "nsenter -t $init -a $bin/swarmctl --socket /run/swarmd/swarmd.sock status | grep -q '2/2 nodes running'"
+write_config "nodes = -1"
+check "systemctl reload fails on a broken file (ExecReload=swarmctl reload)" bash -c "! nsenter -t $init -a systemctl reload swarmd-shipped"
+check "and the swarm keeps running" test "$(shipped ActiveState)" = active
+write_config ""
+inside systemctl stop swarmd-shipped
+write_config "nodes = -1"
+check "a broken file fails the start (ExecStartPre=swarmd --check)" bash -c "! nsenter -t $init -a systemctl start swarmd-shipped"
+check "the failed start names the file and line" bash -c "nsenter -t $init -a journalctl -u swarmd-shipped -o cat | grep -q 'swarmd.toml:3: \\[supervisor\\] nodes must be between'"
+

@@ -278,6 +278,9 @@ public final class NodeRuntime {
         case .resume where mode != .active:
             if mode == .paused || mode == .held {
                 consumer.resume()
+                // Everything handled was committed when the pause began: fetch from there,
+                // not from a position librdkafka may have kept from an earlier assignment.
+                if mode == .paused, let e = consumer.rewindToCommitted(timeoutMs: 5000) { logger.warning("resume: \(e)") }
                 // Partitions waiting out a retry backoff stay paused until it is over.
                 for p in ordered.pausedPartitions { consumer.pause(topic: p.topic, partition: p.partition) }
             }

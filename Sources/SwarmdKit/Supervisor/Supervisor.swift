@@ -605,6 +605,10 @@ public final class Supervisor {
             logger.error("reload refused: switching the embedded broker on or off needs a restart of swarmd")
             return .failure(SwarmError(.config, "switching the embedded broker on or off needs a restart of swarmd"))
         }
+        if next.cluster != swarm.config.cluster {
+            // The link to the status topic is made at start: the rest of the file applies now.
+            logger.warning("[cluster] changed: it takes effect at swarmd's next start or swarmctl upgrade; everything else applies now")
+        }
         return .success(next)
     }
 
