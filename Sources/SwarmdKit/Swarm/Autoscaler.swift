@@ -70,6 +70,12 @@ struct Autoscaler: Codable, Equatable {
     private(set) var ups = 0
     private(set) var downs = 0
     private(set) var undone = 0
+    /// The most partitions ever seen assigned at once: a topic never loses
+    /// partitions, but a rebalance hides some for a while (cooperative
+    /// assignment moves them in two steps), and a ceiling taken from one
+    /// look mid-rebalance scaled a swarm straight back down ("above max 1").
+    /// Optional so that a handover from an older swarmd reads.
+    private(set) var partitionsSeen: Int?
 
     /// The earliest time a change may happen, for the status.
     func nextChangeAllowed(_ s: AutoscaleSettings) -> Double {
@@ -92,7 +98,8 @@ struct Autoscaler: Codable, Equatable {
         guard due(now: now, settings: s) else { return nil }
         lastEvaluation = now
         guard o.steady, !o.lag.isEmpty else { return nil }
-        let partitions = o.lag.count
+        let partitions = max(partitionsSeen ?? 0, o.lag.count)
+        partitionsSeen = partitions
         let ceiling = max(s.min, min(s.max > 0 ? s.max : partitions, SupervisorSettings.maxNodes))
         if o.wanted < s.min { return decide(s.min, "below min \(s.min)", o, now) }
         if o.wanted > ceiling { return decide(ceiling, "above max \(ceiling)", o, now) }
