@@ -952,7 +952,7 @@ def bench_handover(count, actions):
     handler at 1 ms a message, `actions` changes of each kind, 2 s apart."""
     handler = os.path.join(REPO, "Tests/SwarmTests/Fixtures/record-handler.py")
     kinds = ["no action", "node SIGKILL", "drain + resume", "scale 3 -> 4 -> 3", "restart one node", "reload, file unchanged", "reload, file changed"]
-    strategies = {"eager (range,roundrobin)": "", "cooperative-sticky": '"partition.assignment.strategy" = "cooperative-sticky"\n'}
+    strategies = {"eager (range,roundrobin)": '"partition.assignment.strategy" = "range,roundrobin"\n', "cooperative-sticky": '"partition.assignment.strategy" = "cooperative-sticky"\n'}
     only_kinds, only_strategies = os.environ.get("BENCH_KINDS"), os.environ.get("BENCH_STRATEGIES")
     print(f"\n### Membership changes: redeliveries and partitions without an owner, {count:,} messages, 6 partitions, 3 nodes, {actions} changes of each kind\n")
     print("| strategy | change | handled twice | per change | never handled | partition-seconds without owner | per change |\n|---|---|---|---|---|---|---|", flush=True)
