@@ -1040,7 +1040,7 @@ def bench_handover(count, actions):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer repetitions and shorter windows")
-    ap.add_argument("--only", nargs="*", default=[], help="respawn scale control idle stop consumer scaling ordering nodes memory python upgrade http autoscale handover (alias: redelivery)")
+    ap.add_argument("--only", nargs="*", default=[], help="respawn scale control idle stop consumer scaling ordering nodes memory python upgrade http autoscale handover (alias: redelivery); templateunits (opt-in: SWARM_SYSTEMD_TESTS=1, root)")
     a = ap.parse_args()
     setup()
     reps = 7 if a.quick else 21
@@ -1062,6 +1062,9 @@ def main():
     if want("python"): bench_python(100_000, 1 if a.quick else 3)
     if want("upgrade"): bench_upgrade(3 if a.quick else 7)
     if want("http"): bench_http(7 if a.quick else 21, 10 if a.quick else 30)
+    if "templateunits" in a.only:
+        # Opt-in only (a real systemd in a container, root): never part of a plain run.
+        subprocess.run(["bash", os.path.join(REPO, "Benchmarks/template-units.sh"), str(3 if a.quick else 7)], check=False)
     if want("handover") or want("redelivery"): bench_handover(10_000 if a.quick else 20_000, 4 if a.quick else 6)
     if want("autoscale"): bench_autoscale(10_000 if a.quick else 20_000, 1 if a.quick else 3)
 
