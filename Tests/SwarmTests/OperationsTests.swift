@@ -202,19 +202,20 @@ final class OperationsTests: XCTestCase {
         var all: [[String: String]] = []
         eventually("slot 1's transition in the journal") {
             all += journal.entries()
-            return all.contains { $0["MESSAGE"] == "node starting -> running" && $0["SWARM_SLOT"] == "1" }
+            return all.contains { ($0["MESSAGE"] ?? "").hasPrefix("[swarmd] node starting -> running ") && $0["SWARM_SLOT"] == "1" }
         }
-        let entry = try XCTUnwrap(all.first { $0["MESSAGE"] == "node starting -> running" && $0["SWARM_SLOT"] == "1" })
+        let entry = try XCTUnwrap(all.first { ($0["MESSAGE"] ?? "").hasPrefix("[swarmd] node starting -> running ") && $0["SWARM_SLOT"] == "1" })
         XCTAssertEqual(entry["PRIORITY"], "6")
         XCTAssertEqual(entry["SYSLOG_IDENTIFIER"], "swarmd")
         XCTAssertEqual(entry["SWARM_NODE_PID"], native.status()?.nodes.first { $0.slot == 1 }?.pid.map { String($0) })
         XCTAssertEqual(entry["SWARM_EVENT"], "reportedRunning")
         XCTAssertEqual(entry["SWARM_REASON"], "first healthy report")
+        XCTAssertTrue(entry["MESSAGE"]!.contains(" reason=\"first healthy report\" slot=1"), "the message reads as the stderr line did: \(entry)")
         XCTAssertFalse(native.log.contains("node starting -> running"), "sent to the journal, not written twice")
         native.signal(SIGTERM)
         XCTAssertEqual(native.waitForExit(), 0)
         all += journal.entries()
-        XCTAssertTrue(all.contains { $0["MESSAGE"] == "swarmd stopped" && $0["PRIORITY"] == "6" })
+        XCTAssertTrue(all.contains { $0["MESSAGE"] == "[swarmd] swarmd stopped exit_status=0" && $0["PRIORITY"] == "6" })
     }
 
     // MARK: librdkafka's own lines

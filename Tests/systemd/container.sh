@@ -87,7 +87,12 @@ trap cleanup EXIT
 
 check() {  # check "what" command...
   local what=$1; shift
-  if "$@"; then echo "ok: $what"; passed=$((passed + 1)); else echo "FAIL: $what"; failed=$((failed + 1)); fi
+  if "$@"; then
+    echo "ok: $what"; passed=$((passed + 1))
+  else
+    echo "FAIL: $what"; failed=$((failed + 1))
+    if declare -F diagnose >/dev/null; then diagnose; fi
+  fi
 }
 eventually() {  # eventually seconds command...
   local deadline=$((SECONDS + $1)); shift

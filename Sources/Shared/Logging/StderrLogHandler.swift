@@ -80,11 +80,12 @@ public struct StderrLogHandler: LogHandler {
         var all = metadata
         if let extra = event.metadata { all.merge(extra) { $1 } }
         let pairs = all.keys.sorted().map { ($0, "\(all[$0]!)") }
-        if let journal, journal.send(Self.journalFields(label: label, level: event.level, message: "\(event.message)", pairs: pairs)) {
+        let text = Self.format(label: label, level: event.level, message: "\(event.message)", pairs: pairs, time: journald ? nil : Self.timestamp())
+        if let journal, journal.send(Self.journalFields(level: event.level, text: text, label: label, pairs: pairs)) {
             return
         }
         var line = journald ? "<\(Self.priority(event.level))>" : ""
-        line += Self.format(label: label, level: event.level, message: "\(event.message)", pairs: pairs, time: journald ? nil : Self.timestamp())
+        line += text
         line += "\n"
         _ = writeAll(2, line)
     }
@@ -106,11 +107,13 @@ public struct StderrLogHandler: LogHandler {
         }
     }
 
-    /// The journal fields of one event: MESSAGE, PRIORITY, SYSLOG_IDENTIFIER,
-    /// and each metadata key as `SWARM_<KEY>`. A node's pid beside a slot is
-    /// `SWARM_NODE_PID`, so `journalctl SWARM_NODE_PID=…` finds one process.
-    static func journalFields(label: String, level: Logger.Level, message: String, pairs: [(String, String)]) -> [(String, String)] {
-        var fields = [("MESSAGE", message), ("PRIORITY", "\(priority(level))"), ("SYSLOG_IDENTIFIER", label)]
+    /// The journal fields of one event: MESSAGE (the line stderr would have
+    /// carried, pairs included, so `journalctl -u swarmd` reads as before),
+    /// PRIORITY, SYSLOG_IDENTIFIER, and each metadata key as `SWARM_<KEY>`.
+    /// A node's pid beside a slot is `SWARM_NODE_PID`, so `journalctl
+    /// SWARM_NODE_PID=…` finds one process.
+    static func journalFields(level: Logger.Level, text: String, label: String, pairs: [(String, String)]) -> [(String, String)] {
+        var fields = [("MESSAGE", text), ("PRIORITY", "\(priority(level))"), ("SYSLOG_IDENTIFIER", label)]
         let hasSlot = pairs.contains { $0.0 == "slot" }
         for (key, value) in pairs {
             fields.append((key == "pid" && hasSlot ? "SWARM_NODE_PID" : JournalWriter.fieldName(key), value))
