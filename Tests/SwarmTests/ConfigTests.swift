@@ -28,10 +28,10 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(try load("[kafka.properties]\n\"auto.offset.reset\" = \"latest\"\n").kafka.properties["auto.offset.reset"], "latest")
     }
 
-    func testPartitionsMoveCooperativelyUnlessTheFileSaysOtherwise() throws {
-        XCTAssertEqual(try load("").kafka.properties["partition.assignment.strategy"], "cooperative-sticky")
-        XCTAssertEqual(try load("[kafka.properties]\n\"partition.assignment.strategy\" = \"range,roundrobin\"\n").kafka.properties["partition.assignment.strategy"],
-                       "range,roundrobin")
+    func testTheAssignmentStrategyIsLibrdkafkasUnlessTheFileSaysOtherwise() throws {
+        XCTAssertNil(try load("").kafka.properties["partition.assignment.strategy"], "eager, librdkafka's default (see KafkaSettings.defaults)")
+        XCTAssertEqual(try load("[kafka.properties]\n\"partition.assignment.strategy\" = \"cooperative-sticky\"\n").kafka.properties["partition.assignment.strategy"],
+                       "cooperative-sticky")
     }
 
     func testTheHTTPListenerIsOffByDefaultAndItsAddressIsChecked() throws {
@@ -91,8 +91,7 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(c.supervisor.socketMode, 0o660)
         XCTAssertEqual(c.kafka.topics, ["a", "^b.*"])
         XCTAssertEqual(c.kafka.properties, ["bootstrap.servers": "k1:9092", "session.timeout.ms": "6000", "enable.partition.eof": "false",
-                                            "auto.offset.reset": "earliest", "partition.assignment.strategy": "cooperative-sticky"],
-                       "swarm's defaults for auto.offset.reset and the assignment strategy are added")
+                                            "auto.offset.reset": "earliest"], "swarm's default for auto.offset.reset is added")
         XCTAssertEqual(c.handler.kind, .exec)
         XCTAssertEqual(c.handler.command, ["python3", "h.py"])
         XCTAssertEqual(c.handler.onFailure, .deadLetter)

@@ -25,7 +25,9 @@ public final class JournalWriter: @unchecked Sendable {
         var st = stat()
         guard parts.count == 2, let dev = UInt64(parts[0]), let ino = UInt64(parts[1]), fstat(2, &st) == 0,
               UInt64(st.st_dev) == dev, UInt64(st.st_ino) == ino else { return nil }
-        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        // Non-blocking: a journald that cannot keep up must not stall swarmd's
+        // loop; a datagram it refuses goes to stderr instead (`send`).
+        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
         guard fd >= 0 else { return nil }
         return JournalWriter(fd: fd, address: environment["SWARM_JOURNAL_SOCKET"] ?? defaultSocket)
     }

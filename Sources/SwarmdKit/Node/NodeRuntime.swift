@@ -504,12 +504,18 @@ public final class NodeRuntime {
     }
 
     private func finish(quit: Bool) {
+        // A stop must end even with nobody to end it: swarmd KILLs a node at
+        // kill_timeout while it lives, but an orphaned node (swarmd gone, and
+        // its brokers with it) can wait forever in librdkafka's close for a
+        // coordinator that is gone. Found: a node orphaned that way still in
+        // futex waits 50 minutes later. SIGALRM's default action ends it.
+        alarm(UInt32(config.supervisor.killTimeout.rounded(.up)) + 5)
         reporter.update { $0.state = .stopping }
         reporter.reportNow()
         // A `leave` written just before the TERM may still be in the pipe.
         reporter.stop()
         if reporter.takePendingCommands().contains(.leave) { leaving = true }
-        handler.shutdown()
+        handler.shutdown(now: quit)
         guard let consumer else { return }
         if !quit { commit("stop") }
         if leaving && !quit {

@@ -23,5 +23,5 @@ public final class CPUHandler: MessageHandler {
         return out
     }
 
-    public func shutdown() {}
+    public func shutdown(now: Bool) {}
 }

@@ -50,7 +50,7 @@ public final class ExecHandler: MessageHandler {
         self.killTimeout = killTimeout
     }
 
-    deinit { shutdown() }
+    deinit { shutdown(now: false) }
 
     private func start() throws {
         guard let first = command.first, let program = resolveProgram(first, path: getenv("PATH").map { String(cString: $0) }) else {
@@ -362,9 +362,9 @@ public final class ExecHandler: MessageHandler {
         }
     }
 
-    public func shutdown() {
+    public func shutdown(now: Bool) {
         guard pid > 0 else { return }
-        let cause = reap(kill: false)
+        let cause = reap(kill: now)
         logger.info("handler stopped: \(cause)", metadata: ["slot": "\(slot)"])
     }
 }

@@ -22,8 +22,9 @@ public protocol MessageHandler: AnyObject {
     /// once (QUIT): a handler that can stop early returns what it has, and the
     /// unanswered messages count as not handled (so they are not committed).
     func handle(_ batch: [KafkaMessage], shouldAbort: () -> Bool) -> [HandleOutcome]
-    /// Releases what the handler holds (an external process, say).
-    func shutdown()
+    /// Releases what the handler holds (an external process, say): at once
+    /// when `now` (QUIT), else giving it the time a graceful stop allows.
+    func shutdown(now: Bool)
 }
 
 /// Builds the configured handler.

@@ -7,5 +7,5 @@ public final class SinkHandler: MessageHandler {
     public func handle(_ batch: [KafkaMessage], shouldAbort: () -> Bool) -> [HandleOutcome] {
         Array(repeating: .ok, count: batch.count)
     }
-    public func shutdown() {}
+    public func shutdown(now: Bool) {}
 }
