@@ -292,7 +292,6 @@ final class ConfigTests: XCTestCase {
         "bootstrap.servers" = "k:9092"
         "session.timeout.ms" = 6000
         "auto.offset.reset" = "latest"
-        "partition.assignment.strategy" = "range"
         [handler]
         kind = "exec"
         command = ["python3", "h.py"]
