@@ -94,9 +94,15 @@ public struct ClusterView: Codable, Equatable, Sendable {
     /// The latest record per key, tombstones removing theirs, unreadable ones skipped.
     public static func latest(_ records: [(key: [UInt8], value: [UInt8]?)]) -> [ClusterRecord] {
         var byKey: [[UInt8]: ClusterRecord] = [:]
+        fold(records, into: &byKey)
+        return Array(byKey.values)
+    }
+
+    /// Applies records read from the status topic, in order, to the latest
+    /// per key (a reader that follows the topic keeps `byKey` between reads).
+    public static func fold(_ records: [(key: [UInt8], value: [UInt8]?)], into byKey: inout [[UInt8]: ClusterRecord]) {
         for r in records {
             if let value = r.value, let record = ClusterRecord.decode(value) { byKey[r.key] = record } else if r.value == nil { byKey[r.key] = nil }
         }
-        return Array(byKey.values)
     }
 }

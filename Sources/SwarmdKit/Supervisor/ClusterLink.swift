@@ -90,15 +90,7 @@ public final class ClusterLink {
             }
             let records = reader?.poll(timeoutMs: 500) ?? []
             guard !records.isEmpty else { continue }
-            seen.state.withLock { state in
-                for r in records {
-                    if let value = r.value {
-                        if let record = ClusterRecord.decode(value) { state.records[r.key] = record }
-                    } else {
-                        state.records[r.key] = nil
-                    }
-                }
-            }
+            seen.state.withLock { ClusterView.fold(records.map { ($0.key, $0.value) }, into: &$0.records) }
         }
     }
 
