@@ -9,6 +9,11 @@ Builds swarm in release mode, the trivial worker and the plain C consumer
 with cc, and installs circus and supervisor from PyPI into a virtual
 environment under .build-bench/. Every server listens on loopback or on Unix
 sockets only.
+
+Environment for one benchmark at a time: BENCH_KINDS and BENCH_STRATEGIES
+(substrings) pick the handover rows; BENCH_LOG_LEVEL sets swarmd's log level
+(default warning); BENCH_LOG_DIR keeps each handover row's swarmd log and
+handler record there.
 """
 import argparse
 import json
@@ -1031,6 +1036,10 @@ def bench_handover(count, actions):
                 t.join()
                 keys = handled()
                 sw.stop()
+                if os.environ.get("BENCH_LOG_DIR"):
+                    # swarmd's log of this row, kept for reading (BENCH_LOG_LEVEL=info says the most).
+                    shutil.copy(os.path.join(d, "swarmd.log"), os.path.join(os.environ["BENCH_LOG_DIR"], f"handover-{group}.log"))
+                    shutil.copy(record, os.path.join(os.environ["BENCH_LOG_DIR"], f"handover-{group}.record"))
             broker.close()
             dup, gap, skipped = len(keys) - len(set(keys)), unowned[0], count - len(set(keys))
             per = kind == "no action"

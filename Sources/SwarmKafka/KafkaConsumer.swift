@@ -24,6 +24,9 @@ public final class KafkaConsumer {
     /// assignment (possibly empty: more members than partitions).
     public var onAssigned: (() -> Void)?
     public var assignedCount: Int { assigned.count }
+    /// True when the group uses a cooperative protocol (cooperative-sticky):
+    /// a rebalance revokes only the partitions that move.
+    public var isCooperative: Bool { String(cString: rd_kafka_rebalance_protocol(handle)) == "COOPERATIVE" }
     /// Topic names by librdkafka topic handle: a String per message is a
     /// measurable share of the cost of consuming small messages.
     private var topicNames: [OpaquePointer: String] = [:]
@@ -31,12 +34,31 @@ public final class KafkaConsumer {
     private let consumerQueue: OpaquePointer
     private var batchBuffer: [UnsafeMutablePointer<rd_kafka_message_t>?] = []
     private var assigned: [(topic: String, partition: Int32)] = []
+    /// Assigned partitions none of whose messages were handed out since they
+    /// were assigned. librdkafka 2.0 keeps a partition's last application
+    /// position across its revocation, and pausing a partition saves that
+    /// position as where fetching goes on at resume: for these partitions it
+    /// is stale — a position from an earlier assignment, ahead of what the
+    /// group committed when this consumer dropped fetched messages at that
+    /// revocation, or another member handled less in between.
+    private var unfetched: Set<TopicPartitionKey> = []
+    /// Unfetched partitions paused since: resuming seeks them to the
+    /// committed offset (see `rewind`) instead of trusting the saved one.
+    private var pausedUnfetched: Set<TopicPartitionKey> = []
+    /// Where a partition without a committed offset starts (the logical
+    /// offset `auto.offset.reset` names), for `rewind`.
+    private let resetOffset: Int64?
 
     public init(properties: [String: String]) throws {
         var props = properties
         props["enable.auto.offset.store"] = "false"
         if props["enable.auto.commit"] == nil { props["enable.auto.commit"] = "true" }
         if props["enable.partition.eof"] == nil { props["enable.partition.eof"] = "false" }
+        switch props["auto.offset.reset"] ?? "latest" {
+        case "earliest", "smallest", "beginning": resetOffset = Int64(RD_KAFKA_OFFSET_BEGINNING)
+        case "latest", "largest", "end": resetOffset = Int64(RD_KAFKA_OFFSET_END)
+        default: resetOffset = nil
+        }
         let conf = try makeKafkaConf(props)
         rd_kafka_conf_set_rebalance_cb(conf, swarmRebalanceCallback)
         // Errors come to us (served by our own polls, on the node's thread),
@@ -106,6 +128,9 @@ public final class KafkaConsumer {
             }
         }
         if !messages.isEmpty { brokersDown = false }
+        if !unfetched.isEmpty {
+            for m in messages { unfetched.remove(TopicPartitionKey(topic: m.topic, partition: m.partition)) }
+        }
         return (messages, errors)
     }
 
@@ -217,7 +242,7 @@ public final class KafkaConsumer {
     }
 
     fileprivate func rebalance(_ err: rd_kafka_resp_err_t, _ partitions: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?) {
-        let cooperative = String(cString: rd_kafka_rebalance_protocol(handle)) == "COOPERATIVE"
+        let cooperative = isCooperative
         var list: [(String, Int32)] = []
         if let partitions {
             for i in 0..<Int(partitions.pointee.cnt) {
@@ -227,13 +252,17 @@ public final class KafkaConsumer {
         }
         if err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS {
             brokersDown = false  // the coordinator answered (a revocation can be local: a lost session)
+            let keys = list.map { TopicPartitionKey(topic: $0.0, partition: $0.1) }
             if cooperative {
                 if let e = rd_kafka_incremental_assign(handle, partitions) { rd_kafka_error_destroy(e) }
                 assigned += list
             } else {
                 rd_kafka_assign(handle, partitions)
                 assigned = list
+                unfetched = []
+                pausedUnfetched = []
             }
+            unfetched.formUnion(keys)
             // The node first (a hold ends here), then the new partitions' pause.
             onAssigned?()
             // librdkafka keeps a partition's pause across its revocation: one
@@ -252,16 +281,27 @@ public final class KafkaConsumer {
             // A held node therefore ends its hold before this, so its new
             // partitions are never paused.
             if let partitions {
-                if paused { rd_kafka_pause_partitions(handle, partitions) } else { rd_kafka_resume_partitions(handle, partitions) }
+                if paused {
+                    rd_kafka_pause_partitions(handle, partitions)
+                    pausedUnfetched.formUnion(keys)
+                } else {
+                    rd_kafka_resume_partitions(handle, partitions)
+                }
             }
         } else {
             onRevoke?()
             if cooperative {
                 if let e = rd_kafka_incremental_unassign(handle, partitions) { rd_kafka_error_destroy(e) }
                 assigned.removeAll { a in list.contains { $0.0 == a.topic && $0.1 == a.partition } }
+                for (topic, partition) in list {
+                    unfetched.remove(TopicPartitionKey(topic: topic, partition: partition))
+                    pausedUnfetched.remove(TopicPartitionKey(topic: topic, partition: partition))
+                }
             } else {
                 rd_kafka_assign(handle, nil)
                 assigned = []
+                unfetched = []
+                pausedUnfetched = []
             }
         }
         onAssignmentChange?(assignedCount)
@@ -316,12 +356,17 @@ extension KafkaConsumer {
     /// consumed position on resume, so nothing is skipped.
     public func pause() {
         paused = true
+        pausedUnfetched.formUnion(unfetched)
         withAssignment { rd_kafka_pause_partitions(handle, $0) }
     }
 
+    /// Fetches again, from where each partition's handing out stopped; a
+    /// partition paused before any of its messages was handed out goes on
+    /// from its committed offset instead (see `unfetched`).
     public func resume() {
         paused = false
         withAssignment { rd_kafka_resume_partitions(handle, $0) }
+        rewindPausedUnfetched(pausedUnfetched)
     }
 
     /// The partitions assigned to this consumer now.
@@ -330,6 +375,8 @@ extension KafkaConsumer {
     /// Stops fetching one partition (the others go on), dropping what was
     /// fetched for it and not yet handed out.
     public func pause(topic: String, partition: Int32) {
+        let key = TopicPartitionKey(topic: topic, partition: partition)
+        if unfetched.contains(key) { pausedUnfetched.insert(key) }
         withPartition(topic, partition) { rd_kafka_pause_partitions(handle, $0) }
     }
 
@@ -337,6 +384,8 @@ extension KafkaConsumer {
     public func resume(topic: String, partition: Int32) {
         guard !paused else { return }
         withPartition(topic, partition) { rd_kafka_resume_partitions(handle, $0) }
+        let key = TopicPartitionKey(topic: topic, partition: partition)
+        if pausedUnfetched.contains(key) { rewindPausedUnfetched([key]) }
     }
 
     /// Makes `offset` the next message fetched from one partition (the
@@ -356,30 +405,42 @@ extension KafkaConsumer {
         return err == RD_KAFKA_RESP_ERR_NO_ERROR ? nil : KafkaError(err, context: "seeking \(topic)/\(partition) to \(offset)")
     }
 
-    /// Moves every assigned partition's fetch position to its committed
-    /// offset (partitions without one are left alone). For a node that
-    /// resumes after a pause in which it committed everything it handled:
-    /// a position librdkafka kept from an earlier assignment (see `rebalance`)
-    /// must not decide where fetching goes on.
-    public func rewindToCommitted(timeoutMs: Int32) -> KafkaError? {
-        var failure: KafkaError?
-        withAssignment { list in
-            let err = rd_kafka_committed(handle, list, timeoutMs)
-            guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { failure = KafkaError(err, context: "reading committed offsets"); return err }
-            let known = rd_kafka_topic_partition_list_new(list.pointee.cnt)!
-            defer { rd_kafka_topic_partition_list_destroy(known) }
-            for i in 0..<Int(list.pointee.cnt) where list.pointee.elems[i].offset >= 0 {
-                let tp = list.pointee.elems[i]
-                rd_kafka_topic_partition_list_add(known, tp.topic, tp.partition).pointee.offset = tp.offset
-            }
-            guard known.pointee.cnt > 0 else { return err }
-            if let error = rd_kafka_seek_partitions(handle, known, timeoutMs) {
-                failure = KafkaError(rd_kafka_error_code(error), context: "seeking to the committed offsets")
-                rd_kafka_error_destroy(error)
-            }
-            return err
+    /// Seeks partitions paused before any of their messages was handed out
+    /// to their committed offsets (to `auto.offset.reset`'s end when the group
+    /// has none), and forgets them as paused: where fetching goes on is then
+    /// what the group committed, whatever position librdkafka kept.
+    ///
+    /// Why, honestly: with cooperative-sticky, the chaos test once left 118 of
+    /// 100,000 messages never handled (one run in two) after the first stale
+    /// position fix (see `rebalance`); with this, 10 runs in a row handled
+    /// every message. The direct case (KafkaConsumerTests: a partition taken
+    /// from a paused consumer and given back) resumes from the committed
+    /// offset with librdkafka 2.0.2 even without it, so which path kept a
+    /// stale position is not pinned down; this closes every path that resumes
+    /// a partition paused before it fetched. Blocks for the committed
+    /// offsets' round trip (5 s at most), only on a resume after a pause.
+    private func rewindPausedUnfetched(_ keys: Set<TopicPartitionKey>) {
+        let stale = keys.intersection(unfetched)
+        pausedUnfetched.subtract(keys)
+        guard !stale.isEmpty else { return }
+        let list = rd_kafka_topic_partition_list_new(Int32(stale.count))!
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for key in stale { rd_kafka_topic_partition_list_add(list, key.topic, key.partition) }
+        guard rd_kafka_committed(handle, list, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            // Not known: seek nowhere rather than somewhere wrong. The paused
+            // ones stay marked, so the next resume tries again.
+            pausedUnfetched.formUnion(stale)
+            return
         }
-        return failure
+        let seek = rd_kafka_topic_partition_list_new(list.pointee.cnt)!
+        defer { rd_kafka_topic_partition_list_destroy(seek) }
+        for i in 0..<Int(list.pointee.cnt) {
+            let tp = list.pointee.elems[i]
+            guard let offset = tp.offset >= 0 ? tp.offset : resetOffset else { continue }
+            rd_kafka_topic_partition_list_add(seek, tp.topic, tp.partition).pointee.offset = offset
+        }
+        guard seek.pointee.cnt > 0 else { return }
+        if let error = rd_kafka_seek_partitions(handle, seek, 5000) { rd_kafka_error_destroy(error) }
     }
 
     private func withPartition(_ topic: String, _ partition: Int32,

@@ -11,9 +11,12 @@ final class ProtocolTests: XCTestCase {
         r.retried = 3
         r.deadLettered = 1
         r.rebalances = 2
+        r.holds = 5
         r.batchBuckets = (0...NodeReport.batchBucketsMs.count).map { Int64($0) }
         r.batchSumMs = 1234
         XCTAssertEqual(try NodeReport.parse(Array(r.encoded().dropLast().utf8)), r)
+        XCTAssertTrue(r.encoded().contains(" holds=5 "), "the answer to a hold, on the wire: \(r.encoded())")
+        XCTAssertThrowsError(try NodeReport.parse(Array("v=1 holds=many".utf8)))
         XCTAssertThrowsError(try NodeReport.parse(Array("v=1 batch_ms=1,2".utf8)))
         XCTAssertThrowsError(try NodeReport.parse(Array("v=1 kafka=sleepy".utf8))) {
             XCTAssertTrue("\($0)".contains("kafka=sleepy is not one of joining, consuming"), "\($0)")

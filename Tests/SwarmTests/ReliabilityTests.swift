@@ -19,13 +19,16 @@ final class ReliabilityTests: XCTestCase {
         }
     }
 
+    /// SWARM_CHAOS_STRATEGY=cooperative-sticky (or any `partition.assignment.strategy`)
+    /// runs it with that strategy instead of the default.
     func testNoMessageIsLostWhileNodesAreKilledScaledDrainedAndResumedAtRandom() throws {
         let total = long ? 1_000_000 : 100_000
         let broker = try BrokerUnderTest(topics: [topic: 6])
         let dir = makeTempDir()
         let record = Record(path: dir.appendingPathComponent("record").path)
         let swarmd = try SwarmdUnderTest(
-            config: kafkaConfig(bootstrap: broker.bootstrap, nodes: 3, topic: topic, batchSize: 200),
+            config: kafkaConfig(bootstrap: broker.bootstrap, nodes: 3, topic: topic, batchSize: 200,
+                                extraProperties: ProcessInfo.processInfo.environment["SWARM_CHAOS_STRATEGY"].map { "\"partition.assignment.strategy\" = \"\($0)\"" } ?? ""),
             // 0.3 ms a message keeps the nodes busy, so kills hit work in flight.
             environment: ["RECORD_FILE": record.path, "SWARM_LOG_LEVEL": "info", "SLOW_MS": "0.3"])
         swarmd.waitForHealthy(3)

@@ -12,6 +12,11 @@ final class SwarmCoreTests: XCTestCase {
         var now = 0.0
         var nextSpawn = 1
         var failSpawns = false
+        /// Nodes answer a hold at once (as a node between batches does), with
+        /// a report counting it; false leaves the holds unanswered.
+        var answerHolds = true
+        /// Holds each spawn answered so far (every report the harness sends carries it).
+        var holdsAnswered: [Int: Int64] = [:]
         var effects: [SwarmEffect] = []
 
         init(nodes: Int = 2, _ extra: String = "", builtIn: Bool = true) {
@@ -29,6 +34,12 @@ final class SwarmCoreTests: XCTestCase {
             while !pending.isEmpty {
                 let effect = pending.removeFirst()
                 out.append(effect)
+                if case .tell(let spawn, .hold) = effect, answerHolds, let slot = swarm.slot(ofSpawn: spawn) {
+                    holdsAnswered[spawn, default: 0] += 1
+                    var r = slot.process?.lastReport ?? NodeReport()
+                    r.holds = holdsAnswered[spawn]!
+                    pending += swarm.handle(.report(spawn: spawn, r), now: now)
+                }
                 if case .spawn(let slot) = effect {
                     if failSpawns {
                         pending += swarm.handle(.spawnFailed(slot: slot, error: "cannot start /x: No such file"), now: now)
@@ -60,6 +71,7 @@ final class SwarmCoreTests: XCTestCase {
             r.health = health
             r.reason = reason
             r.handled = handled
+            r.holds = holdsAnswered[spawn(slot)!] ?? 0
             send(.report(spawn: spawn(slot)!, r))
         }
 
@@ -514,6 +526,90 @@ final class SwarmCoreTests: XCTestCase {
         custom.started()
         _ = custom.command(.scale(.absolute(3)))
         XCTAssertEqual(custom.told, [], "a node program of the operator's own is not sent commands it may not know")
+    }
+
+    func testTheGroupChangesOnlyOnceEveryHeldNodeSaysItCommitted() {
+        var h = Harness(nodes: 3)
+        h.started()
+        h.answerHolds = false
+        _ = h.command(.scale(.absolute(4)))
+        XCTAssertEqual(h.told, [.hold, .hold, .hold])
+        XCTAssertEqual(h.spawns, [], "the new node waits: it would start a rebalance in which commits are refused")
+        h.holdsAnswered[h.spawn(0)!] = 1
+        h.holdsAnswered[h.spawn(1)!] = 1
+        h.report(0)
+        h.report(1)
+        XCTAssertEqual(h.spawns, [], "slot 2 has not answered")
+        h.report(2)
+        XCTAssertEqual(h.spawns, [], "a report without the answer (an interval report from mid-batch) is not one")
+        h.holdsAnswered[h.spawn(2)!] = 1
+        h.report(2)
+        XCTAssertEqual(h.spawns, [3], "every node committed: now the group changes")
+        XCTAssertTrue(h.logs.contains("commit barrier passed: the group changes now"))
+    }
+
+    func testABarrierNobodyAnswersLetsTheChangeOutAtItsDeadlineAndSaysWho() {
+        var h = Harness(nodes: 3)
+        h.started()
+        h.answerHolds = false
+        _ = h.command(.drain(slots: [1]))
+        XCTAssertEqual(h.told, [.hold, .hold], "slots 0 and 2 hold; slot 1 is the one that drains")
+        XCTAssertEqual(h.phase(1), .draining, "the swarm's own view moves at once")
+        XCTAssertEqual(h.swarm.nextDeadline(), CommitBarrier.limit, "the barrier's deadline is one the shell wakes for")
+        h.holdsAnswered[h.spawn(0)!] = 1
+        h.report(0)
+        h.at(CommitBarrier.limit - 0.1)
+        XCTAssertEqual(h.told, [])
+        h.at(CommitBarrier.limit)
+        XCTAssertEqual(h.told, [.drain])
+        XCTAssertTrue(h.logs.contains { $0.contains("slot(s) 2 did not confirm theirs within 5 s") }, "\(h.logs)")
+    }
+
+    func testANodeThatExitsOrStopsIsNotWaitedFor() {
+        var h = Harness(nodes: 3)
+        h.started()
+        h.answerHolds = false
+        _ = h.command(.resume(slots: [2]))
+        XCTAssertEqual(h.told, [.hold, .hold])
+        h.exit(0, .signaled("KILL", coreDumped: false))
+        XCTAssertEqual(h.spawns, [], "a crashed node's replacement is a change too: it waits behind the barrier")
+        h.holdsAnswered[h.spawn(1)!] = 1
+        h.report(1)
+        XCTAssertEqual(h.told, [.resume], "slot 0 is gone, slot 1 answered")
+        XCTAssertEqual(h.spawns, [0], "and slot 0's replacement goes with it")
+    }
+
+    func testAChangeUndoneBeforeTheBarrierPassesIsNotMade() {
+        var h = Harness(nodes: 2)
+        h.started()
+        h.answerHolds = false
+        _ = h.command(.scale(.absolute(3)))
+        _ = h.command(.scale(.absolute(2)))
+        XCTAssertNil(h.swarm.slots[2], "slot 2 never had a process: removed at once")
+        h.at(CommitBarrier.limit)
+        XCTAssertEqual(h.spawns, [], "nothing to spawn for a slot scaled away")
+    }
+
+    func testAStopWhileABarrierWaitsPausesEveryNodeAndDropsTheDrain() {
+        var h = Harness(nodes: 3)
+        h.started()
+        h.answerHolds = false
+        _ = h.command(.drain(slots: [0]))
+        _ = h.command(.stop(now: false))
+        XCTAssertEqual(h.told, [.pause, .pause, .pause], "the stop's own barrier (pause) takes over; the drain is not sent")
+        XCTAssertNil(h.swarm.barrier)
+    }
+
+    func testAScaleDownBehindTheBarrierGetsItsWholeGraceAfterIt() {
+        var h = Harness(nodes: 3)
+        h.started()
+        h.answerHolds = false
+        _ = h.command(.scale(.absolute(2)))
+        XCTAssertEqual(h.signals, [], "TERM waits behind the barrier")
+        XCTAssertEqual(h.swarm.slots[2]?.state.stopOrder?.killAt, CommitBarrier.limit + 10, "kill_timeout counts from the TERM")
+        h.at(CommitBarrier.limit)
+        XCTAssertEqual(h.told, [.leave])
+        XCTAssertEqual(h.signals(to: 2), [.term])
     }
 
     func testNodesLeavingForGoodLeaveTheGroupExplicitly() {

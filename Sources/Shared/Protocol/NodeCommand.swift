@@ -13,7 +13,8 @@ public enum NodeCommand: String, Sendable, CaseIterable {
     /// leave; in the rebalance that follows a commit may be refused (the
     /// mock broker refuses all; a real one from the assignment's sync), so
     /// whatever a node handles between now and its revocation would be
-    /// delivered again to the partition's next owner.
+    /// delivered again to the partition's next owner. Answered with a report
+    /// whose `holds` counts it (after the commit), in any mode.
     case hold
     /// This node goes away for good (scale-down, the swarm stopping): on the
     /// TERM that follows, leave the group explicitly, so that its partitions

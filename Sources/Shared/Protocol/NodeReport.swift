@@ -35,6 +35,11 @@ public struct NodeReport: Codable, Equatable, Sendable {
     public var retried: Int64 = 0
     public var deadLettered: Int64 = 0
     public var rebalances: Int64 = 0
+    /// Holds this node has answered (`holds=`): each means "everything I
+    /// handled is committed, and I handle nothing until the group's next
+    /// assignment". swarmd changes the group once every held node answered
+    /// (its commit barrier).
+    public var holds: Int64 = 0
 
     /// How long the handler took per batch: counts per bucket of
     /// `batchBucketsMs` (the last is everything slower), and the sum
@@ -79,6 +84,7 @@ public struct NodeReport: Codable, Equatable, Sendable {
         if retried > 0 { s += " retried=\(retried)" }
         if deadLettered > 0 { s += " dead_lettered=\(deadLettered)" }
         if rebalances > 0 { s += " rebalances=\(rebalances)" }
+        if holds > 0 { s += " holds=\(holds)" }
         if !stuck.isEmpty { s += " stuck=" + stuck.sorted().prefix(200).map { "\($0.topic)/\($0.partition)" }.joined(separator: ",") }
         if !batchBuckets.isEmpty { s += " batch_ms=" + batchBuckets.map(String.init).joined(separator: ",") + " batch_sum_ms=\(batchSumMs)" }
         if !partitionLag.isEmpty {
@@ -134,6 +140,7 @@ public struct NodeReport: Codable, Equatable, Sendable {
             case "retried": report.retried = try int()
             case "dead_lettered": report.deadLettered = try int()
             case "rebalances": report.rebalances = try int()
+            case "holds": report.holds = try int()
             case "batch_ms":
                 let counts = value.split(separator: ",").map { Int64($0) }
                 guard counts.count == batchBucketsMs.count + 1, counts.allSatisfy({ $0 != nil && $0! >= 0 }) else {

@@ -11,6 +11,8 @@ struct NodeCounters {
     var retried: Int64 = 0
     var deadLettered: Int64 = 0
     var rebalances: Int64 = 0
+    /// Holds answered (see `NodeCommand.hold`).
+    var holds: Int64 = 0
     /// Batch times (see `NodeReport.batchBuckets`).
     var batchBuckets = [Int64](repeating: 0, count: NodeReport.batchBucketsMs.count + 1)
     var batchSumMs = 0.0
@@ -142,6 +144,7 @@ final class NodeReporter: @unchecked Sendable {
         r.retried = c.retried
         r.deadLettered = c.deadLettered
         r.rebalances = c.rebalances
+        r.holds = c.holds
         r.stuck = c.stuck
         if c.batchBuckets.contains(where: { $0 > 0 }) {
             r.batchBuckets = c.batchBuckets

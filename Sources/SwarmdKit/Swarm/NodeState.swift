@@ -20,6 +20,10 @@ struct NodeProcess: Equatable, Codable {
     var busySampleMs: Int64 = 0
     /// What its process tree uses, when the shell read it (only with a memory limit).
     var memory: NodeMemory?
+    /// Holds sent to it: it has committed for all of them once its report's
+    /// `holds` reaches this (see `CommitBarrier`). Optional: a handover from
+    /// an older swarmd has none.
+    var holdsSent: Int64?
 
     init(spawn: Int, pid: Int32, now: Double) {
         self.spawn = spawn
@@ -73,7 +77,7 @@ enum StopReason: Equatable, Codable {
 }
 
 /// The signals the supervisor sends nodes (the shell maps them to numbers).
-enum NodeSignal: Equatable {
+enum NodeSignal: Equatable, Codable {
     case term, quit, kill
 }
 

@@ -66,11 +66,14 @@ struct Swarm: Codable {
     var upgrades = 0
     /// Lag-aware autoscaling (`[autoscale]`); optional so that a handover from an older swarmd reads.
     private(set) var autoscaler: Autoscaler?
+    /// The group changes waiting for the held nodes' commits, if any.
+    private(set) var barrier: CommitBarrier?
 
     /// What an upgrade hands to the new swarmd: everything but the effects being built.
     private enum CodingKeys: String, CodingKey {
         case config, pid, mode, slots, wanted, startedAt, readySent, rollQueue, rollCurrent, stopDeadline, pauseDeadline
         case anyKilledWhileStopping, malformedReports, totalRestarts, bySpawn, now, upgrades, rollStartedAt, readyByTimeout, autoscaler
+        case barrier
     }
 
     init(config: SwarmConfig, pid: Int32 = 0, now: Double) {
@@ -104,6 +107,7 @@ struct Swarm: Codable {
         case .tick: checkDeadlines()
         }
         // The multi-step flows advance after every event, in this order.
+        advanceBarrier()
         advanceRoll()
         advanceStop()
         checkReady()
@@ -148,7 +152,7 @@ struct Swarm: Codable {
 
     private mutating func requestSpawn(_ id: Int) {
         slots[id]?.state = .backoff(respawnAt: nil)
-        effects.append(.spawn(slot: id))
+        change(.spawn(slot: id))
     }
 
     private mutating func spawned(_ id: Int, spawn: Int, pid: Int32) {
@@ -170,6 +174,7 @@ struct Swarm: Codable {
 
     private mutating func exited(_ spawn: Int, _ exit: ExitCause) {
         guard let id = bySpawn.removeValue(forKey: spawn), var slot = slots[id], let p = slot.process, p.spawn == spawn else { return }
+        barrier?.waiting.remove(spawn)
         let order = slot.state.stopOrder
         var cause = exit.text
         if let order { cause += " after stop: \(order.reason.text)" }
@@ -215,24 +220,35 @@ struct Swarm: Codable {
                  "\(cause); restart in \(delay) s\(looping ? " (crash-looping: \(slot.quickFailures) quick failures)" : "")")
         } else {
             move(id, on: .exited, to: .backoff(respawnAt: now), "\(cause); restarting now")
+            // A rolled node's replacement joins the group: the others commit first.
+            if order?.reason == .restart { holdOthers(except: [id]) }
             requestSpawn(id)
         }
     }
 
     /// Asks a node to stop with `signal`, and KILLs it after `grace` seconds.
-    private mutating func stop(_ id: Int, reason: StopReason, signal: NodeSignal, grace: Double) {
+    /// A stop that is swarmd's own change of the group (`membership`: scale
+    /// down, a rolling step) goes out behind the commit barrier, if one is
+    /// open; its grace starts when it does.
+    private mutating func stop(_ id: Int, reason: StopReason, signal: NodeSignal, grace: Double, membership: Bool = false) {
         guard let slot = slots[id], let p = slot.process else { return }
         let previous = slot.state.stopOrder
         if previous != nil && signal != .quit { return }
-        let deadline = now + grace
+        barrier?.waiting.remove(p.spawn)
+        let delayed = membership ? max(0, (barrier?.deadline ?? now) - now) : 0
+        let deadline = now + delayed + grace
         let order = StopOrder(reason: reason, killAt: min(previous?.killAt ?? deadline, deadline), killed: previous?.killed ?? false)
         move(id, on: .stop, to: .stopping(p, order), reason.text)
+        var steps: [GroupChange] = []
         if signal == .term && (reason == .scaleDown || reason == .shutdown) && settings.nodeCommand.isEmpty {
             // Nobody comes back for this slot's static membership: leave the group
             // explicitly, so its partitions move now, not after session.timeout.ms.
-            effects.append(.tell(spawn: p.spawn, .leave))
+            steps.append(.tell(spawn: p.spawn, .leave))
         }
-        effects.append(.signal(spawn: p.spawn, signal))
+        steps.append(.signal(spawn: p.spawn, signal))
+        for step in steps {
+            if membership { change(step) } else { emit(step) }
+        }
     }
 
     // MARK: Reports
@@ -263,6 +279,7 @@ struct Swarm: Codable {
             p.lastReportAt = now
         }
         slots[id]?.state = updated
+        if report.holds >= (slot.process?.holdsSent ?? 0) { barrier?.waiting.remove(spawn) }
         let phase = slot.state.phase
         guard phase != .stopping else { return }
         if report.health == .unhealthy {
@@ -342,6 +359,7 @@ struct Swarm: Codable {
             }
         }
         consider(pauseDeadline)
+        consider(barrier?.deadline)
         if !readySent && mode == .running { consider(startedAt + settings.readyTimeout) }
         if rollCurrent != nil, let at = rollStartedAt { consider(at + settings.readyTimeout) }
         return next
@@ -527,7 +545,7 @@ struct Swarm: Codable {
                 slots[id] = nil
                 log(.info, "node slot removed", ["slot": "\(id)", "reason": "scaled down"])
             } else {
-                stop(id, reason: .scaleDown, signal: .term, grace: settings.killTimeout)
+                stop(id, reason: .scaleDown, signal: .term, grace: settings.killTimeout, membership: true)
             }
         }
         rollQueue.removeAll { $0.slot >= n }
@@ -540,11 +558,55 @@ struct Swarm: Codable {
     /// and its revocation is delivered again. Measured (BENCHMARKS.md,
     /// redeliveries): 2,431 messages handled twice per drain + resume without
     /// it, 1,769 when the others only committed first, 431 with the hold.
+    /// The change itself waits for their commits (`CommitBarrier`).
     private mutating func holdOthers(except changing: Set<Int>) {
-        guard settings.nodeCommand.isEmpty else { return }
+        guard settings.nodeCommand.isEmpty, !mode.isStopping else { return }
         for id in slots.keys.sorted() where !changing.contains(id) {
             guard let slot = slots[id], slot.state.phase == .running, let p = slot.process else { continue }
             effects.append(.tell(spawn: p.spawn, .hold))
+            slots[id]?.state = slot.state.updatingProcess { $0.holdsSent = ($0.holdsSent ?? 0) + 1 }
+            if barrier == nil { barrier = CommitBarrier(now: now) }
+            barrier!.waiting.insert(p.spawn)
+        }
+    }
+
+    /// A change of the group: behind the barrier while one is open, now otherwise.
+    private mutating func change(_ step: GroupChange) {
+        if barrier != nil { barrier!.changes.append(step) } else { emit(step) }
+    }
+
+    private mutating func emit(_ step: GroupChange) {
+        switch step {
+        case .spawn(let slot): effects.append(.spawn(slot: slot))
+        case .tell(let spawn, let command): effects.append(.tell(spawn: spawn, command))
+        case .signal(let spawn, let signal): effects.append(.signal(spawn: spawn, signal))
+        }
+    }
+
+    /// Lets the held-back changes out once every held node committed, or at
+    /// the barrier's deadline; each still applies only if its target is
+    /// still there (a slot scaled away meanwhile is not spawned, an exited
+    /// process not told).
+    private mutating func advanceBarrier() {
+        guard let b = barrier, b.waiting.isEmpty || now >= b.deadline || mode.isStopping else { return }
+        barrier = nil
+        if !b.waiting.isEmpty && !mode.isStopping {
+            let late = b.waiting.compactMap { bySpawn[$0] }.sorted().map(String.init).joined(separator: ",")
+            log(.warning, "changing the group without every commit: slot(s) \(late) did not confirm theirs within \(Autoscaler.seconds(CommitBarrier.limit)); what they handle meanwhile may be delivered again")
+        } else if !b.changes.isEmpty {
+            log(.info, "commit barrier passed: the group changes now", ["waited_ms": "\(Int(((now - b.openedAt) * 1000).rounded()))"])
+        }
+        for step in b.changes {
+            switch step {
+            case .spawn(let id):
+                guard !mode.isStopping, slots[id]?.state == .backoff(respawnAt: nil) else { continue }
+            case .tell(let spawn, let command):
+                // A stopping swarm pauses its nodes: a drain or resume decided before must not undo that.
+                guard bySpawn[spawn] != nil, !(mode.isStopping && (command == .drain || command == .resume)) else { continue }
+            case .signal(let spawn, _):
+                guard bySpawn[spawn] != nil else { continue }
+            }
+            emit(step)
         }
     }
 
@@ -556,7 +618,7 @@ struct Swarm: Codable {
             if slot.state.phase == .running || slot.state.phase == .starting {
                 move(id, on: .drain, to: slot.state.with(phase: .draining)!, "drain requested")
             }
-            if let p = slot.process { effects.append(.tell(spawn: p.spawn, .drain)) }
+            if let p = slot.process { change(.tell(spawn: p.spawn, .drain)) }
         }
     }
 
@@ -568,7 +630,7 @@ struct Swarm: Codable {
             if slot.state.phase == .draining {
                 move(id, on: .resume, to: slot.state.with(phase: .running)!, "resume requested")
             }
-            if let p = slot.process { effects.append(.tell(spawn: p.spawn, .resume)) }
+            if let p = slot.process { change(.tell(spawn: p.spawn, .resume)) }
         }
     }
 
@@ -594,7 +656,7 @@ struct Swarm: Codable {
             rollCurrent = step.slot
             rollStartedAt = now
             holdOthers(except: [step.slot])
-            stop(step.slot, reason: step.reason, signal: .term, grace: settings.killTimeout)
+            stop(step.slot, reason: step.reason, signal: .term, grace: settings.killTimeout, membership: true)
         }
         if rollCurrent == nil, rollQueue.isEmpty, mode == .reloading {
             mode = .running
