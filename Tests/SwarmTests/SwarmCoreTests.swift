@@ -548,6 +548,16 @@ final class SwarmCoreTests: XCTestCase {
         XCTAssertTrue(h.logs.contains("commit barrier passed: the group changes now"))
     }
 
+    func testWithCooperativeAssignmentTheOthersHoldButTheChangeDoesNotWaitForThem() {
+        var h = Harness(nodes: 3, "[kafka.properties]\n\"partition.assignment.strategy\" = \"cooperative-sticky\"\n")
+        h.started()
+        h.answerHolds = false
+        _ = h.command(.scale(.absolute(4)))
+        XCTAssertEqual(h.told, [.hold, .hold, .hold])
+        XCTAssertEqual(h.spawns, [3], "a cooperative hold's commit waits out any rebalance in progress: not waited for")
+        XCTAssertNil(h.swarm.barrier)
+    }
+
     func testABarrierNobodyAnswersLetsTheChangeOutAtItsDeadlineAndSaysWho() {
         var h = Harness(nodes: 3)
         h.started()

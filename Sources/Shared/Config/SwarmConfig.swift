@@ -149,6 +149,10 @@ public struct KafkaSettings: Codable, Equatable, Sendable {
     /// comes first; eager never skipped in any run.
     public static let defaults: [String: String] = ["bootstrap.servers": embeddedBootstrap, "auto.offset.reset": "earliest"]
 
+    /// True when the nodes use a cooperative assignor (`cooperative-sticky`):
+    /// a rebalance revokes only what moves.
+    public var cooperative: Bool { properties["partition.assignment.strategy"]?.contains("cooperative") == true }
+
     public init() {}
 }
 
