@@ -139,14 +139,16 @@ public struct KafkaSettings: Codable, Equatable, Sendable {
     ///
     ///
     /// `partition.assignment.strategy` stays librdkafka's eager default
-    /// (range,roundrobin), though cooperative-sticky measured better on
-    /// redeliveries (BENCHMARKS.md, handover: per scale step 50 messages
-    /// handled twice against 2,659, per restart 0 against 883): with it, the
-    /// chaos test (nodes killed, scaled, drained at random) left 118 of
-    /// 100,000 messages never handled in one of two runs — librdkafka 2.0
-    /// keeps a partition's fetch position across an incremental revocation,
-    /// and not every path that meets a stale one is closed yet. At-least-once
-    /// comes first; eager never skipped in any run.
+    /// (range,roundrobin). Measured side by side (BENCHMARKS.md, handover,
+    /// with swarm's commit barrier): eager hands over swarm's own changes
+    /// with nothing handled twice per drain + resume and per rolling restart,
+    /// cooperative-sticky with 867 and 0; cooperative is far better per scale
+    /// step (25 against 1,100, what is left under eager comes from rebalances
+    /// the mock starts by itself), and a SIGKILL costs what was in flight
+    /// either way. No clear winner on redeliveries, and cooperative needed
+    /// three fixes for positions librdkafka 2.0 keeps across incremental
+    /// revocations (messages never handled each time) where eager never
+    /// skipped one: at-least-once first.
     public static let defaults: [String: String] = ["bootstrap.servers": embeddedBootstrap, "auto.offset.reset": "earliest"]
 
     /// True when the nodes use a cooperative assignor (`cooperative-sticky`):
