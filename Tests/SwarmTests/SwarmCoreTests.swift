@@ -511,6 +511,24 @@ final class SwarmCoreTests: XCTestCase {
         XCTAssertTrue(h.logs.contains { $0.contains("rolling on: the replacement did not consume within ready_timeout") })
     }
 
+    /// On a real broker a replacement back under the same static member id
+    /// gets its partitions without a rebalance: nothing else would end the
+    /// others' holds before their 10 s limit.
+    func testTheOthersHoldsEndWhenTheRolledNodesReplacementConsumes() {
+        var h = Harness(nodes: 3, "ready_timeout = 30\n")
+        h.send(.start)
+        for id in 0..<3 { h.report(id, kafka: .consuming) }
+        _ = h.command(.restart(slots: [1]))
+        XCTAssertEqual(h.told, [.hold, .hold], "slots 0 and 2 hold before slot 1 goes")
+        h.exit(1, .exited(0))
+        XCTAssertEqual(h.told, [.hold, .hold], "its replacement joins: they hold (and commit) again first")
+        h.report(1, kafka: .joining)
+        XCTAssertFalse(h.told.contains(.release), "not assigned yet: the change is not over")
+        h.report(1, kafka: .consuming)
+        XCTAssertEqual(h.effects.filter { if case .tell(_, .release) = $0 { return true } else { return false } },
+                       [.tell(spawn: h.spawn(0)!, .release), .tell(spawn: h.spawn(2)!, .release)])
+    }
+
     func testEveryMembershipChangeSwarmdMakesIsPrecededByACommitOfTheOthers() throws {
         var h = Harness(nodes: 3)
         h.started()

@@ -16,6 +16,10 @@ public enum NodeCommand: String, Sendable, CaseIterable {
     /// delivered again to the partition's next owner. Answered with a report
     /// whose `holds` counts it (after the commit), in any mode.
     case hold
+    /// End a hold now, if holding (ignored otherwise): the change it was for
+    /// is over (a rolled node's replacement consumes), whether or not an
+    /// assignment reached this node.
+    case release
     /// This node goes away for good (scale-down, the swarm stopping): on the
     /// TERM that follows, leave the group explicitly, so that its partitions
     /// move at once instead of after `session.timeout.ms` (static members

@@ -300,6 +300,8 @@ public final class NodeRuntime {
             // already: nothing handled since the last commit).
             reporter.update { $0.holds += 1 }
             reporter.reportNow()
+        case .release:
+            endHold("the change is over: the rolled node's replacement consumes")
         case .resume where mode != .active:
             if mode == .paused || mode == .held {
                 // Partitions given to it while paused go on from their committed offsets

@@ -574,6 +574,21 @@ struct Swarm: Codable {
         }
     }
 
+    /// Ends the others' holds once a rolled node's replacement consumes. On
+    /// the mock, and on a real broker whenever the group rebalances, their
+    /// own assignment has ended them already; on a real broker a replacement
+    /// that rejoins under the same static member id within
+    /// `session.timeout.ms` gets its partitions back without any rebalance,
+    /// so no assignment would reach the held nodes, and each would sit idle
+    /// for its 10 s hold limit, every rolling step.
+    private mutating func releaseHolds(except rolled: Int) {
+        guard settings.nodeCommand.isEmpty else { return }
+        for id in slots.keys.sorted() where id != rolled {
+            guard let slot = slots[id], slot.state.phase == .running, let p = slot.process else { continue }
+            emit(.tell(spawn: p.spawn, .release))
+        }
+    }
+
     /// A change of the group: behind the barrier while one is open, now otherwise.
     private mutating func change(_ step: GroupChange) {
         if barrier != nil { barrier!.changes.append(step) } else { emit(step) }
@@ -653,6 +668,7 @@ struct Swarm: Codable {
             }
             rollCurrent = nil
             rollStartedAt = nil
+            releaseHolds(except: current)
         }
         while rollCurrent == nil, !rollQueue.isEmpty {
             let step = rollQueue.removeFirst()
