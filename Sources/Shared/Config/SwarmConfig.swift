@@ -142,8 +142,8 @@ public struct KafkaSettings: Codable, Equatable, Sendable {
     /// (range,roundrobin). Measured side by side (BENCHMARKS.md, handover,
     /// with swarm's commit barrier): eager hands over swarm's own changes
     /// with nothing handled twice per drain + resume and per rolling restart,
-    /// cooperative-sticky with 867 and 0; cooperative is far better per scale
-    /// step (25 against 1,100, what is left under eager comes from rebalances
+    /// cooperative-sticky with 367 and 0; cooperative is far better per scale
+    /// step (25 against 1,100–1,711; what is left under eager comes from rebalances
     /// the mock starts by itself), and a SIGKILL costs what was in flight
     /// either way. No clear winner on redeliveries, and cooperative needed
     /// three fixes for positions librdkafka 2.0 keeps across incremental

@@ -14,14 +14,14 @@ import Shared
 /// their commits, and 1,485 messages per change were handled twice. With
 /// the barrier (BENCHMARKS.md, handover, eager, changes 2 s apart): per
 /// drain + resume 692 → 0, per rolling restart 883 → 0, per scale step
-/// 2,659 → 1,100 (what is left comes from rebalances the mock broker starts
+/// 2,659 → 1,100–1,711 (what is left comes from rebalances the mock broker starts
 /// by itself after a burst of changes, not from swarm's own).
 ///
 /// Only with eager assignment. With cooperative-sticky the hold's commit
 /// blocks until a rebalance in progress ends (3–5 s on the mock), so the
 /// barrier held every change that long, the held nodes' sessions fell
 /// behind the group, and drain + resume cost 644–1,383 redeliveries per
-/// pair against 283 with the holds alone: cooperative nodes are held, not
+/// pair against 283–367 with the holds alone: cooperative nodes are held, not
 /// waited for.
 struct CommitBarrier: Equatable, Codable {
     /// Spawn ids of held nodes that have not said they committed.
