@@ -293,7 +293,9 @@ public final class NodeRuntime {
                     logger.info("holding: committed, not handling until the group's next assignment")
                 }
                 mode = .held
-                revokedSinceHold = false
+                // A node holding no partition (more nodes than partitions) has nothing to
+                // revoke, and librdkafka may call no revocation for it: any assignment will do.
+                revokedSinceHold = consumer.assignedCount == 0
                 heldUntil = monotonicNow() + Self.holdLimit
             }
             // The answer swarmd's commit barrier waits for (held, paused or drained
