@@ -553,6 +553,7 @@ final class SwarmCoreTests: XCTestCase {
         _ = h.command(.scale(.absolute(4)))
         XCTAssertEqual(h.told, [.hold, .hold, .hold])
         XCTAssertEqual(h.spawns, [], "the new node waits: it would start a rebalance in which commits are refused")
+        XCTAssertTrue(h.swarm.awaitsReport(h.swarm.slots[0]!), "an answer awaited is read at once, not at the next sweep")
         h.holdsAnswered[h.spawn(0)!] = 1
         h.holdsAnswered[h.spawn(1)!] = 1
         h.report(0)
@@ -563,6 +564,7 @@ final class SwarmCoreTests: XCTestCase {
         h.holdsAnswered[h.spawn(2)!] = 1
         h.report(2)
         XCTAssertEqual(h.spawns, [3], "every node committed: now the group changes")
+        XCTAssertFalse(h.swarm.awaitsReport(h.swarm.slots[0]!), "back to the sweep")
         XCTAssertTrue(h.logs.contains("commit barrier passed: the group changes now"))
     }
 

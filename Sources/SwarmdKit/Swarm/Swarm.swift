@@ -328,7 +328,10 @@ struct Swarm: Codable {
         switch slot.state.phase {
         case .starting, .draining: return true
         case .drained: return slot.want != .drained  // resumed: waiting for it to say it runs
-        case .running: return mode == .pausing  // told to pause: waiting for it to say drained
+        case .running:
+            // Told to pause: waiting for it to say drained. Told to hold: a group change
+            // waits for its answer, which the sweep would read only a report interval later.
+            return mode == .pausing || (slot.process.map { barrier?.waiting.contains($0.spawn) ?? false } ?? false)
         case .stopping, .backoff: return false
         }
     }
