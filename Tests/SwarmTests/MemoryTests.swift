@@ -71,10 +71,17 @@ final class MemoryTests: XCTestCase {
         let status = try XCTUnwrap(swarmd.status())
         XCTAssertGreaterThanOrEqual(status.nodes[0].restarts, 1)
         XCTAssertEqual(status.nodes[1].restarts, 0, "the other node is untouched")
+        // Checked while the swarm runs: a stop made while the mock still rebalances
+        // (after the replacement joined) has its commits refused, which is the stop's
+        // matter, not the memory restart's (seen once in a clean-clone run).
+        var offsets = try broker.committedAndEnd(group: "swarm-test", topic: topic, partitions: 2)
+        eventually("a memory restart is graceful: everything handled is committed", timeout: 60) {
+            offsets = (try? broker.committedAndEnd(group: "swarm-test", topic: topic, partitions: 2)) ?? offsets
+            return offsets.committed == offsets.end
+        }
+        XCTAssertEqual(offsets.committed, offsets.end, swarmd.log.split(separator: "\n").suffix(40).joined(separator: "\n"))
         swarmd.signal(SIGTERM)
         XCTAssertEqual(swarmd.waitForExit(), 0)
-        let offsets = try broker.committedAndEnd(group: "swarm-test", topic: topic, partitions: 2)
-        XCTAssertEqual(offsets.committed, offsets.end, "a memory restart is graceful: everything handled was committed")
     }
 
     func testAChildTheHandlerStartedCountsToo() throws {
