@@ -120,10 +120,13 @@ public final class KafkaConsumer {
         }
         var errors = pendingErrors
         pendingErrors.removeAll()
-        // Before anything else: a partition whose kept position is its end fetches
-        // nothing, and must be rewound all the same (measured: two of six partitions
-        // never consumed when this waited for a message).
-        if !rewindDue.isEmpty && n <= 0 { rewind() }
+        // What this batch holds of partitions due for a rewind was fetched from the
+        // position librdkafka kept: dropped below, fetched again after the seek. The
+        // seek runs whether or not the poll returned anything: a partition whose kept
+        // position is its end fetches nothing (measured: two of six partitions never
+        // consumed when the rewind waited for a message).
+        let stale = rewindDue
+        if !stale.isEmpty { rewind() }
         guard n > 0 else { return ([], errors) }
         var messages: [KafkaMessage] = []
         messages.reserveCapacity(n)
@@ -138,13 +141,15 @@ public final class KafkaConsumer {
             }
         }
         if !messages.isEmpty { brokersDown = false }
-        if !rewindDue.isEmpty {
-            // Fetched from the position librdkafka kept, not yet from the committed offset: dropped, fetched again.
-            messages.removeAll { rewindDue.contains(TopicPartitionKey(topic: $0.topic, partition: $0.partition)) }
-            rewind()
-        }
+        if !stale.isEmpty { messages.removeAll { stale.contains(TopicPartitionKey(topic: $0.topic, partition: $0.partition)) } }
         if !unfetched.isEmpty {
-            for m in messages { unfetched.remove(TopicPartitionKey(topic: m.topic, partition: m.partition)) }
+            // A batch runs in few partitions, and a partition without traffic keeps this
+            // set non-empty for good: hash once per run of a partition, not per message.
+            var last: KafkaMessage?
+            for m in messages where m.partition != last?.partition || m.topic != last?.topic {
+                unfetched.remove(TopicPartitionKey(topic: m.topic, partition: m.partition))
+                last = m
+            }
         }
         return (messages, errors)
     }
