@@ -217,40 +217,85 @@ public final class KafkaConsumer {
     }
 
     /// The lag of each assigned partition (messages behind), from
-    /// librdkafka's cached high watermarks (no broker round trip).
-    /// Partitions whose watermark is not known yet are left out.
+    /// librdkafka's cached high watermarks (no broker round trip), or -1
+    /// while it is not known.
+    ///
+    /// Where this consumer has not consumed from a partition since it was
+    /// assigned, librdkafka has no position for it: the lag then counts from
+    /// the group's committed offset (asked of the broker once per assignment,
+    /// within the budget), from `auto.offset.reset` where the group has none,
+    /// and is -1 (unknown) until that answer came. Never the partition's
+    /// whole size: taking the low watermark as the position made every
+    /// rebalance look like a full backlog to status, /metrics and the
+    /// autoscaler (issue #27).
     ///
     /// `refreshing` partitions (paused ones, whose cached watermark no fetch
     /// updates) ask the broker instead, within `budgetMs` for all of them:
     /// the lag of a paused partition keeps growing while nothing fetches it.
     public func lags(refreshing: Set<TopicPartitionKey> = [], budgetMs: Int32 = 500) -> [(topic: String, partition: Int32, lag: Int64)] {
         guard !assigned.isEmpty else { return [] }
-        var deadline = budgetMs
+        var budget = budgetMs
+        func spend(_ body: (Int32) -> Void) {
+            let started = monotonicMilliseconds()
+            body(min(budget, 200))
+            budget -= Int32(clamping: monotonicMilliseconds() - started)
+        }
         let list = rd_kafka_topic_partition_list_new(Int32(assigned.count))!
         defer { rd_kafka_topic_partition_list_destroy(list) }
         for a in assigned { rd_kafka_topic_partition_list_add(list, a.topic, a.partition) }
         guard rd_kafka_position(handle, list) == RD_KAFKA_RESP_ERR_NO_ERROR else { return [] }
+        var unknown: [TopicPartitionKey] = []
+        for i in 0..<Int(list.pointee.cnt) where list.pointee.elems[i].offset < 0 {
+            let key = TopicPartitionKey(topic: String(cString: list.pointee.elems[i].topic), partition: list.pointee.elems[i].partition)
+            if committedAtAssignment[key] == nil { unknown.append(key) }
+        }
+        if !unknown.isEmpty && budget > 0 { spend { learnCommitted(unknown, timeoutMs: $0) } }
         var out: [(topic: String, partition: Int32, lag: Int64)] = []
         for i in 0..<Int(list.pointee.cnt) {
             let tp = list.pointee.elems[i]
-            var low: Int64 = 0, high: Int64 = 0
-            let topic = String(cString: tp.topic)
-            if deadline > 0, refreshing.contains(TopicPartitionKey(topic: topic, partition: tp.partition)) {
-                let started = monotonicMilliseconds()
-                _ = rd_kafka_query_watermark_offsets(handle, tp.topic, tp.partition, &low, &high, min(deadline, 200))
-                deadline -= Int32(monotonicMilliseconds() - started)
-                if high >= 0 {
-                    let position = tp.offset >= 0 ? tp.offset : low
-                    out.append((topic, tp.partition, max(0, high - position)))
+            var low: Int64 = 0, high: Int64 = -1
+            let key = TopicPartitionKey(topic: String(cString: tp.topic), partition: tp.partition)
+            if budget > 0, refreshing.contains(key) {
+                spend { _ = rd_kafka_query_watermark_offsets(handle, tp.topic, tp.partition, &low, &high, $0) }
+            }
+            if high < 0 {
+                guard rd_kafka_get_watermark_offsets(handle, tp.topic, tp.partition, &low, &high) == RD_KAFKA_RESP_ERR_NO_ERROR,
+                      high >= 0 else {
+                    out.append((key.topic, key.partition, -1))
                     continue
                 }
             }
-            guard rd_kafka_get_watermark_offsets(handle, tp.topic, tp.partition, &low, &high) == RD_KAFKA_RESP_ERR_NO_ERROR,
-                  high >= 0 else { continue }
-            let position = tp.offset >= 0 ? tp.offset : low
-            out.append((topic, tp.partition, max(0, high - position)))
+            let position: Int64
+            if tp.offset >= 0 {
+                position = tp.offset
+            } else if let committed = committedAtAssignment[key] {
+                // A logical offset: where auto.offset.reset starts a group with no commit.
+                position = committed >= 0 ? committed : (committed == Int64(RD_KAFKA_OFFSET_END) ? high : low)
+            } else {
+                out.append((key.topic, key.partition, -1))
+                continue
+            }
+            out.append((key.topic, key.partition, max(0, high - position)))
         }
         return out
+    }
+
+    /// The group's committed offset of partitions this consumer has no
+    /// position for (see `lags`): where their consumption will start.
+    /// Forgotten when the partition is revoked.
+    private var committedAtAssignment: [TopicPartitionKey: Int64] = [:]
+
+    private func learnCommitted(_ keys: [TopicPartitionKey], timeoutMs: Int32) {
+        let list = rd_kafka_topic_partition_list_new(Int32(keys.count))!
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for key in keys { rd_kafka_topic_partition_list_add(list, key.topic, key.partition) }
+        guard rd_kafka_committed(handle, list, timeoutMs) == RD_KAFKA_RESP_ERR_NO_ERROR else { return }
+        for i in 0..<Int(list.pointee.cnt) where list.pointee.elems[i].err == RD_KAFKA_RESP_ERR_NO_ERROR {
+            let tp = list.pointee.elems[i]
+            let key = TopicPartitionKey(topic: String(cString: tp.topic), partition: tp.partition)
+            // No commit yet: the group starts where auto.offset.reset says (nil: "error", unknown).
+            if tp.offset >= 0 { committedAtAssignment[key] = tp.offset } else if let reset = resetOffset { committedAtAssignment[key] = reset }
+        }
     }
 
     /// Leaves the group. Commits nothing by itself beyond what librdkafka's
@@ -279,6 +324,7 @@ public final class KafkaConsumer {
             } else {
                 rd_kafka_assign(handle, partitions)
                 assigned = list
+                committedAtAssignment = [:]
                 unfetched = []
                 pausedUnfetched = []
                 rewindDue = []
@@ -315,6 +361,7 @@ public final class KafkaConsumer {
                 if let e = rd_kafka_incremental_unassign(handle, partitions) { rd_kafka_error_destroy(e) }
                 assigned.removeAll { a in list.contains { $0.0 == a.topic && $0.1 == a.partition } }
                 for (topic, partition) in list {
+                    committedAtAssignment[TopicPartitionKey(topic: topic, partition: partition)] = nil
                     unfetched.remove(TopicPartitionKey(topic: topic, partition: partition))
                     pausedUnfetched.remove(TopicPartitionKey(topic: topic, partition: partition))
                     rewindDue.remove(TopicPartitionKey(topic: topic, partition: partition))
@@ -322,6 +369,7 @@ public final class KafkaConsumer {
             } else {
                 rd_kafka_assign(handle, nil)
                 assigned = []
+                committedAtAssignment = [:]
                 unfetched = []
                 pausedUnfetched = []
                 rewindDue = []

@@ -183,7 +183,7 @@ extension Swarmd {
                 NodeRuntime.routeKafkaLogs(to: Logger(label: "swarmd-cluster"))
                 let view = try ClusterLink.read(topic: settings.cluster.statusTopic, group: settings.kafka.groupId, consumed: settings.kafka.topics,
                                                 properties: settings.kafka.properties, staleAfter: settings.cluster.staleAfter,
-                                                timeoutMs: Int32(timeout * 1000))
+                                                timeoutMs: Int32(saturating: timeout * 1000))
                 writeAll(1, json ? (try ControlProtocol.encoder.encode(view).text) + "\n" : view.render())
                 if !view.healthy { throw ExitCode(ExitStatus.degraded) }
             } catch let error as SwarmError {

@@ -24,14 +24,22 @@ final class AutoscalerTests: XCTestCase {
                                rate: rate, busy: busy)
     }
 
+    /// One look of the autoscaler at `t`, as swarmd makes it: told at every
+    /// event whether the swarm is steady, a steady swarm has been so for the
+    /// settling time by then.
+    func look(_ a: inout Autoscaler, _ o: Autoscaler.Observation, at t: Double) -> Autoscaler.Decision? {
+        if o.steady && a.steadySince == nil { a.note(steady: true, now: t - Autoscaler.settle) }
+        return a.evaluate(o, settings: settings, now: t)
+    }
+
     func testABacklogScalesUpAtOnceToNoMoreThanThePartitionsWithLagInAnEvenStep() {
         var a = Autoscaler()
         // 12 partitions, 6 of them with lag: 60,000 behind at 200/s drains in 300 s, five times the target.
         let lags: [Int64] = [10_000, 10_000, 10_000, 10_000, 10_000, 10_000, 0, 0, 0, 0, 0, 0]
-        let d = a.evaluate(observe(2, lags, rate: 200), settings: settings, now: 100)
+        let d = look(&a, observe(2, lags, rate: 200), at: 100)
         XCTAssertEqual(d?.size, 6, "×5 wanted 10, capped by the 6 partitions with lag, and 6 divides 12")
         XCTAssertTrue(d?.reason.contains("lag 60000 drains in 300 s at 200/s > target 60 s; 6 partitions with lag") == true, d?.reason ?? "")
-        XCTAssertNil(a.evaluate(observe(6, lags, rate: 200), settings: settings, now: 110), "cooldown_up after a change")
+        XCTAssertNil(look(&a, observe(6, lags, rate: 200), at: 110), "cooldown_up after a change")
     }
 
     func testEvenSteps() {
@@ -45,41 +53,41 @@ final class AutoscalerTests: XCTestCase {
 
     func testNothingHappensWhileTheSwarmIsNotSteady() {
         var a = Autoscaler()
-        XCTAssertNil(a.evaluate(observe(1, [100_000], rate: 10, steady: false), settings: settings, now: 0))
+        XCTAssertNil(look(&a, observe(1, [100_000], rate: 10, steady: false), at: 0))
     }
 
     func testAStuckPartitionDoesNotScale() {
         var a = Autoscaler()
         // Partition 0 stopped at a poison message with a huge lag; the rest keep up.
-        let d = a.evaluate(observe(1, [1_000_000, 0, 0, 0], rate: 50, stuck: [0]), settings: settings, now: 0)
+        let d = look(&a, observe(1, [1_000_000, 0, 0, 0], rate: 50, stuck: [0]), at: 0)
         XCTAssertNil(d, "more nodes would not move a partition stopped at a failing message")
     }
 
     func testAStepThatDidNotHelpIsUndoneAndNotRetriedBeforeItsHoldOff() {
         var a = Autoscaler()
         let lags: [Int64] = [50_000, 50_000, 50_000, 50_000]
-        XCTAssertEqual(a.evaluate(observe(1, lags, rate: 500), settings: settings, now: 0)?.size, 4)
+        XCTAssertEqual(look(&a, observe(1, lags, rate: 500), at: 0)?.size, 4)
         // A minute later the 4 nodes handle 520/s: the database behind them is the limit.
-        let undo = a.evaluate(observe(4, lags, rate: 520), settings: settings, now: 61)
+        let undo = look(&a, observe(4, lags, rate: 520), at: 61)
         XCTAssertEqual(undo?.size, 1)
         XCTAssertTrue(undo?.reason.hasPrefix("undo: 1 -> 4 raised throughput only from 500 to 520/s") == true, undo?.reason ?? "")
-        XCTAssertNil(a.evaluate(observe(1, lags, rate: 500), settings: settings, now: 130), "held off")
-        XCTAssertNil(a.evaluate(observe(1, lags, rate: 500), settings: settings, now: 290), "held off for 4 × cooldown_up")
-        XCTAssertEqual(a.evaluate(observe(1, lags, rate: 500), settings: settings, now: 302)?.size, 4, "tried again after the hold-off")
+        XCTAssertNil(look(&a, observe(1, lags, rate: 500), at: 130), "held off")
+        XCTAssertNil(look(&a, observe(1, lags, rate: 500), at: 290), "held off for 4 × cooldown_up")
+        XCTAssertEqual(look(&a, observe(1, lags, rate: 500), at: 302)?.size, 4, "tried again after the hold-off")
     }
 
     func testAStepThatHelpedStays() {
         var a = Autoscaler()
         let lags: [Int64] = [50_000, 50_000, 50_000, 50_000]
-        XCTAssertEqual(a.evaluate(observe(1, lags, rate: 500), settings: settings, now: 0)?.size, 4)
-        XCTAssertNil(a.evaluate(observe(4, [5_000, 5_000, 5_000, 5_000], rate: 1_900), settings: settings, now: 61))
+        XCTAssertEqual(look(&a, observe(1, lags, rate: 500), at: 0)?.size, 4)
+        XCTAssertNil(look(&a, observe(4, [5_000, 5_000, 5_000, 5_000], rate: 1_900), at: 61))
     }
 
     func testASwarmThatKeepsUpOnlyBecauseItIsLargeIsNotIdle() {
         var a = Autoscaler()
         // No lag, but 6 nodes are 80 % busy: 4 nodes could not carry it.
         for t in stride(from: 0.0, through: 1_200, by: 5) {
-            XCTAssertNil(a.evaluate(observe(6, Array(repeating: 0, count: 12), rate: 2_400, busy: 4.8), settings: settings, now: t))
+            XCTAssertNil(look(&a, observe(6, Array(repeating: 0, count: 12), rate: 2_400, busy: 4.8), at: t))
         }
     }
 
@@ -89,7 +97,7 @@ final class AutoscalerTests: XCTestCase {
         var size = 6
         var changes: [(Double, Int)] = []
         for t in stride(from: 0.0, through: 1_800, by: 5) {
-            if let d = a.evaluate(observe(size, Array(repeating: 0, count: 12), rate: 0), settings: settings, now: t) {
+            if let d = look(&a, observe(size, Array(repeating: 0, count: 12), rate: 0), at: t) {
                 size = d.size
                 changes.append((t, d.size))
             }
@@ -113,7 +121,7 @@ final class AutoscalerTests: XCTestCase {
             backlog = max(0, backlog + (incoming - rate) * 5)
             let per = Int64(backlog) / Int64(partitions)
             let busy = rate / 500  // each node can handle 500/s: its busy share is its rate over that
-            if let d = a.evaluate(observe(size, Array(repeating: per, count: partitions), rate: rate, busy: busy), settings: settings, now: t) {
+            if let d = look(&a, observe(size, Array(repeating: per, count: partitions), rate: rate, busy: busy), at: t) {
                 size = d.size
                 changes += 1
             }
@@ -125,21 +133,21 @@ final class AutoscalerTests: XCTestCase {
     func testBoundsAreRespected() {
         var a = Autoscaler()
         settings.max = 3
-        XCTAssertEqual(a.evaluate(observe(1, Array(repeating: 100_000, count: 12), rate: 10), settings: settings, now: 0)?.size, 3)
+        XCTAssertEqual(look(&a, observe(1, Array(repeating: 100_000, count: 12), rate: 10), at: 0)?.size, 3)
         var b = Autoscaler()
-        XCTAssertEqual(b.evaluate(observe(5, Array(repeating: 0, count: 12), rate: 0), settings: settings, now: 0)?.size, 3, "above max")
+        XCTAssertEqual(look(&b, observe(5, Array(repeating: 0, count: 12), rate: 0), at: 0)?.size, 3, "above max")
         var c = Autoscaler()
         settings.min = 2
-        XCTAssertEqual(c.evaluate(observe(1, [0, 0], rate: 0), settings: settings, now: 0)?.size, 2, "below min")
+        XCTAssertEqual(look(&c, observe(1, [0, 0], rate: 0), at: 0)?.size, 2, "below min")
     }
 
     /// A look in the middle of a cooperative rebalance sees only some of the
     /// partitions: the ceiling is the most ever seen, not that look's count.
     func testPartitionsHiddenByARebalanceDoNotLowerTheCeiling() {
         var a = Autoscaler()
-        XCTAssertEqual(a.evaluate(observe(1, [500, 500, 500, 500], rate: 5), settings: settings, now: 0)?.size, 4)
+        XCTAssertEqual(look(&a, observe(1, [500, 500, 500, 500], rate: 5), at: 0)?.size, 4)
         a.sizeChanged(now: -1000)  // as long ago as any cooldown
-        XCTAssertNil(a.evaluate(observe(4, [300], rate: 5), settings: settings, now: 100), "1 partition visible mid-rebalance: not \"above max 1\"")
+        XCTAssertNil(look(&a, observe(4, [300], rate: 5), at: 100), "1 partition visible mid-rebalance: not \"above max 1\"")
     }
 
     func testAManualScaleSuspendsAutoscalingUntilTurnedOnAgain() {
@@ -152,6 +160,57 @@ final class AutoscalerTests: XCTestCase {
         var off = SwarmCoreTests.Harness(nodes: 1)
         off.started()
         XCTAssertEqual(off.command(.autoscale(on: true))?.error?.code, ControlErrorCode.badArgument.rawValue, "not configured: said so")
+    }
+
+    func testNothingIsDecidedWhileAnyLagIsUnknownOrBeforeTheSwarmSettled() {
+        var a = Autoscaler()
+        a.note(steady: true, now: 0)
+        XCTAssertNil(a.evaluate(observe(1, [100_000, 100_000], rate: 10), settings: settings, now: 2),
+                     "steady for 2 s only: the rates still count the rebalance")
+        var b = Autoscaler()
+        XCTAssertNil(look(&b, observe(1, [100_000, -1], rate: 10), at: 100), "one partition's lag not known yet")
+        XCTAssertEqual(look(&b, observe(1, [100_000, 100_000], rate: 10), at: 200)?.size, 2)
+    }
+
+    /// Issue #27's reproduction, an hour of it with a fake clock: 40,000
+    /// messages on 8 partitions, a handler doing 300 messages/s per node, a
+    /// rebalance of 6 s at every change (nothing handled, not steady), the
+    /// nodes' rate smoothed per report as swarmd does. Then nothing more
+    /// arrives. It scales up while the backlog lasts, down once idle, and
+    /// never flaps.
+    func testABacklogDrainedThenNothingMakesOnlyTheStepsTheLoadAsksForInAnHour() {
+        var s = settings
+        s.max = 4; s.targetDrainSeconds = 5; s.cooldownUp = 5; s.cooldownDown = 10
+        settings = s
+        var a = Autoscaler()
+        var size = 1, lag = Array(repeating: Int64(5000), count: 8)
+        var rebalancingUntil = 3.0, rate = 0.0
+        var sizes = [1]
+        for t in stride(from: 0.0, through: 3600, by: 1) {
+            let steady = t >= rebalancingUntil
+            let handledNow = steady ? min(300.0 * Double(size), Double(lag.reduce(0, +))) : 0
+            var left = Int64(handledNow)
+            for i in lag.indices where left > 0 {
+                let take = min(left, lag[i]); lag[i] -= take; left -= take
+            }
+            rate = 0.5 * rate + 0.5 * handledNow
+            a.note(steady: steady, now: t)
+            let o = Autoscaler.Observation(wanted: size, steady: steady, lag: self.lag(lag), stuck: [], rate: rate,
+                                           busy: Double(size) * min(1, handledNow / max(1, 300.0 * Double(size))))
+            if let d = a.evaluate(o, settings: settings, now: t) {
+                size = d.size
+                sizes.append(size)
+                rebalancingUntil = t + 6
+            }
+        }
+        XCTAssertEqual(lag.reduce(0, +), 0, "the backlog was drained")
+        XCTAssertEqual(sizes.first, 1)
+        XCTAssertEqual(sizes.last, 1, "idle at the end: back to min")
+        let peak = sizes.firstIndex(of: sizes.max()!)!
+        XCTAssertEqual(sizes[...peak], sizes[...peak].sorted()[...], "only up until the peak: \(sizes)")
+        XCTAssertEqual(Array(sizes[peak...]), sizes[peak...].sorted(by: >), "only down after it, never up again: \(sizes)")
+        XCTAssertLessThanOrEqual(sizes.count - 1, 6, "changes in an hour: \(sizes)")
+        XCTAssertEqual(a.undone, 0, "no step undone: \(sizes)")
     }
 }
 
@@ -190,4 +249,5 @@ final class AutoscaleEndToEndTests: XCTestCase {
         let offsets = try broker.committedAndEnd(group: "swarm-test", topic: topic, partitions: 4)
         XCTAssertEqual(offsets.committed, offsets.end, "everything handled is committed")
     }
+
 }

@@ -53,7 +53,7 @@ public struct ClusterView: Codable, Equatable, Sendable {
         }
         partitions = all
         unowned = all.filter { $0.owner == nil }.map { "\($0.topic)/\($0.partition)" }
-        lag = all.compactMap(\.lag).reduce(0, +)
+        lag = all.compactMap(\.lag).reduce(0) { $0.addingSaturating($1) }
     }
 
     /// Healthy: every swarm live, every node of each healthy, every partition owned.
@@ -71,7 +71,7 @@ public struct ClusterView: Codable, Equatable, Sendable {
         for s in swarms {
             let r = s.record
             rows.append([r.host, r.prefix, "\(r.pid)", s.stale ? "STALE" : r.state, "\(r.running)/\(r.wanted)", "\(r.healthy)",
-                         "\(Int(r.rate.rounded()))/s", "\(r.lag)", "\(Int(s.ageS.rounded()))s", r.version.split(separator: " ").first.map(String.init) ?? r.version])
+                         "\(Int(saturating: r.rate.rounded()))/s", "\(r.lag)", "\(Int(saturating: s.ageS.rounded()))s", r.version.split(separator: " ").first.map(String.init) ?? r.version])
         }
         out += Self.table(rows)
         out += "\n"

@@ -22,7 +22,7 @@ public struct CPUBudget: Equatable, Sendable {
         let cpus = max(1, affinity)
         let mask = "\(cpus) CPU\(cpus == 1 ? "" : "s") in swarmd's affinity mask"
         guard let quota, quota > 0 else { return CPUBudget(nodes: min(cpus, SupervisorSettings.maxNodes), derivation: "\(mask), no cgroup CPU quota") }
-        let byQuota = max(1, Int(quota.rounded(.up)))
+        let byQuota = max(1, Int(saturating: quota.rounded(.up)))
         let n = min(cpus, byQuota, SupervisorSettings.maxNodes)
         let q = (quota * 100).rounded() / 100
         return CPUBudget(nodes: n, derivation: "\(mask), cgroup CPU quota \(q) CPU\(q == 1 ? "" : "s")")

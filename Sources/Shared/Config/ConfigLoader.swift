@@ -400,7 +400,10 @@ public func parseByteSize(_ text: String) -> Int64? {
     case "g", "gb", "gib": scale = 1024 * 1024 * 1024
     default: return nil
     }
-    return Int64(number * scale)
+    // Beyond what an Int64 holds is refused, not wrapped or trapped on.
+    let bytes = number * scale
+    guard bytes < 0x1p63 else { return nil }
+    return Int64(bytes)
 }
 
 extension StringProtocol {

@@ -121,7 +121,7 @@ public struct ConfigPrinter {
     static func array(_ items: [String]) -> String { "[" + items.map(string).joined(separator: ", ") + "]" }
 
     static func seconds(_ d: Double) -> String {
-        d == d.rounded() && abs(d) < 1e15 ? "\(Int64(d))" : "\(d)"
+        d == d.rounded() && abs(d) < 1e15 ? "\(Int64(saturating: d))" : "\(d)"
     }
 
     static func bytes(_ b: Int64) -> String {

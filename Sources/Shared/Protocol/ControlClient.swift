@@ -60,7 +60,7 @@ public struct ControlClient {
             throw Failure.unavailable("no swarmd answering on \(path) (\(errnoText(code))); is swarmd running?")
         }
         defer { close(fd) }
-        var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - Double(Int(timeout))) * 1e6))
+        var tv = timeval(tv_sec: Int(saturating: timeout), tv_usec: Int(saturating: (timeout - timeout.rounded(.towardZero)) * 1e6))
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         // MSG_NOSIGNAL: a daemon that refuses us closes the socket, and its answer is still there to read.
         let bytes = ControlProtocol.line(request)

@@ -232,9 +232,12 @@ public struct PartitionLag: Codable, Equatable, Sendable {
         self.lag = lag
     }
 
-    /// From a report's lags, sorted by topic and partition.
+    /// From a report's lags, sorted by topic and partition; a lag not known
+    /// yet (-1, just after an assignment) is left out rather than shown as a
+    /// number: status, the cluster record and /metrics then have no figure
+    /// for it (Prometheus: an absent sample), never a false one.
     public static func list(_ lags: [TopicPartition: Int64]) -> [PartitionLag] {
-        lags.keys.sorted().map { PartitionLag(topic: $0.topic, partition: $0.partition, lag: lags[$0]!) }
+        lags.keys.sorted().compactMap { lags[$0]! >= 0 ? PartitionLag(topic: $0.topic, partition: $0.partition, lag: lags[$0]!) : nil }
     }
 }
 

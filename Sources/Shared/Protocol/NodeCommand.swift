@@ -39,7 +39,7 @@ public enum ScaleTarget: Equatable, Sendable {
     /// "12", "+2", "-1".
     public init?(_ text: String) {
         if text.hasPrefix("+") || text.hasPrefix("-") {
-            guard let d = Int(text.dropFirst()), text.count > 1 else { return nil }
+            guard let first = text.dropFirst().first, first.isASCII, first.isNumber, let d = Int(text.dropFirst()) else { return nil }
             self = .relative(text.hasPrefix("-") ? -d : d)
         } else {
             guard let n = Int(text) else { return nil }
@@ -51,7 +51,10 @@ public enum ScaleTarget: Equatable, Sendable {
     public func size(from current: Int) -> Int {
         switch self {
         case .absolute(let n): return n
-        case .relative(let d): return current + d
+        case .relative(let d):
+            // A delta near Int.max is refused by the size check, not trapped on.
+            let (sum, overflow) = current.addingReportingOverflow(d)
+            return overflow ? (d > 0 ? .max : .min) : sum
         }
     }
 }

@@ -10,6 +10,10 @@ public struct NodeReport: Codable, Equatable, Sendable {
     public static let version = 1
     /// Lines longer than this are malformed (and a pipe that floods us cannot grow our memory).
     public static let maxLineLength = 4096
+    /// The largest count a report may carry (2^53): no node handles 9e15
+    /// messages, every Double conversion of it is exact, and sums over
+    /// 1,024 nodes stay far from Int64's limit.
+    public static let maxCount: Int64 = 1 << 53
 
     public enum Health: String, Codable, Sendable { case ok, unhealthy }
     /// What a node says it is doing; the supervisor's own view of the node is `NodeState`.
@@ -74,6 +78,8 @@ public struct NodeReport: Codable, Equatable, Sendable {
     public var stuck: Set<TopicPartition> = []
 
     /// Lag of each assigned partition, as `partition_lag=t/0:5,t/1:0` on the wire (at most 200 partitions).
+    /// -1 means not known yet (no position and no committed offset read since
+    /// the assignment): never the partition's whole size.
     public var partitionLag: [TopicPartition: Int64] = [:]
 
     public init() {}
@@ -107,8 +113,14 @@ public struct NodeReport: Codable, Equatable, Sendable {
             }
             let key = field[..<eq]
             let value = String(field[field.index(after: eq)...])
-            func int() throws -> Int64 {
+            /// Every count a node reports is range-checked here, where it is read:
+            /// swarmd subtracts and sums them, and one absurd value must be
+            /// refused with its name, not trap the supervisor (issue #27).
+            func int(from low: Int64 = 0) throws -> Int64 {
                 guard let v = Int64(value) else { throw SwarmError(.report, "\(key)=\(value.prefix(40)) is not an integer") }
+                guard v >= low, v <= Self.maxCount else {
+                    throw SwarmError(.report, "\(key)=\(value.prefix(40)) is out of range (\(low)...\(Self.maxCount))")
+                }
                 return v
             }
             switch key {
@@ -128,7 +140,7 @@ public struct NodeReport: Codable, Equatable, Sendable {
                     throw SwarmError(.report, "kafka=\(value.prefix(40)) is not one of \(KafkaCondition.allCases.map(\.rawValue).joined(separator: ", "))")
                 }
                 report.kafka = k
-            case "reason": report.reason = Int(try int())
+            case "reason": report.reason = Int(try int())  // 0...maxCount: fits an Int on 64-bit Linux
             case "detail": report.detail = String(value.prefix(200))
             case "handled": report.handled = try int()
             case "failed": report.failed = try int()
@@ -136,21 +148,21 @@ public struct NodeReport: Codable, Equatable, Sendable {
             case "inflight_age_ms": report.inflightAgeMs = try int()
             case "partitions": report.partitions = try int()
             case "poll_age_ms": report.pollAgeMs = try int()
-            case "lag": report.lag = try int()
+            case "lag": report.lag = try int(from: -1)
             case "retried": report.retried = try int()
             case "dead_lettered": report.deadLettered = try int()
             case "rebalances": report.rebalances = try int()
             case "holds": report.holds = try int()
             case "batch_ms":
                 let counts = value.split(separator: ",").map { Int64($0) }
-                guard counts.count == batchBucketsMs.count + 1, counts.allSatisfy({ $0 != nil && $0! >= 0 }) else {
+                guard counts.count == batchBucketsMs.count + 1, counts.allSatisfy({ $0 != nil && $0! >= 0 && $0! <= Self.maxCount }) else {
                     throw SwarmError(.report, "batch_ms needs \(batchBucketsMs.count + 1) counts separated by commas")
                 }
                 report.batchBuckets = counts.map { $0! }
             case "batch_sum_ms": report.batchSumMs = try int()
             case "stuck":
                 for item in value.split(separator: ",") {
-                    guard let slash = item.lastIndex(of: "/"), let partition = Int32(item[item.index(after: slash)...]) else {
+                    guard let slash = item.lastIndex(of: "/"), let partition = Int32(item[item.index(after: slash)...]), partition >= 0 else {
                         throw SwarmError(.report, "stuck item '\(item.prefix(40))' is not topic/partition")
                     }
                     report.stuck.insert(TopicPartition(topic: String(item[..<slash]), partition: partition))
@@ -159,8 +171,12 @@ public struct NodeReport: Codable, Equatable, Sendable {
                 for item in value.split(separator: ",") {
                     // Topic names may hold '/' but never ':' (Kafka allows [a-zA-Z0-9._-]).
                     guard let colon = item.lastIndex(of: ":"), let lag = Int64(item[item.index(after: colon)...]),
-                          let slash = item[..<colon].lastIndex(of: "/"), let partition = Int32(item[item.index(after: slash)..<colon]) else {
+                          let slash = item[..<colon].lastIndex(of: "/"), let partition = Int32(item[item.index(after: slash)..<colon]),
+                          partition >= 0 else {
                         throw SwarmError(.report, "partition_lag item '\(item.prefix(40))' is not topic/partition:lag")
+                    }
+                    guard lag >= -1, lag <= Self.maxCount else {
+                        throw SwarmError(.report, "partition_lag item '\(item.prefix(40))': lag out of range (-1 for unknown...\(Self.maxCount))")
                     }
                     report.partitionLag[TopicPartition(topic: String(item[..<slash]), partition: partition)] = lag
                 }

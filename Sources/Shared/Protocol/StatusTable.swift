@@ -47,7 +47,7 @@ public enum StatusTable {
     }
 
     static func duration(_ seconds: Double) -> String {
-        let s = Int(seconds)
+        let s = Int(saturating: seconds)
         if s < 120 { return "\(s)s" }
         if s < 7200 { return "\(s / 60)m" }
         if s < 172_800 { return "\(s / 3600)h" }
@@ -60,7 +60,7 @@ public enum StatusTable {
     }
 
     static func format(_ v: Double) -> String {
-        let tenths = Int((v * 10).rounded())
+        let tenths = Int(saturating: (v * 10).rounded())
         return "\(tenths / 10).\(abs(tenths % 10))"
     }
 }

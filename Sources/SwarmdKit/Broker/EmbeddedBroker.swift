@@ -80,7 +80,7 @@ final class SyntheticProducer: @unchecked Sendable {
         var sent = 0
         let start = monotonicNow()
         while running.load(ordering: .relaxed) {
-            let due = Int((monotonicNow() - start) * Double(rate))
+            let due = Int(saturating: (monotonicNow() - start) * Double(rate))
             while sent < due {
                 if producer.produce(topic: topic, key: Array("k\(sent)".utf8), value: value) != nil { break }
                 sent += 1

@@ -148,22 +148,24 @@ final class NodeReporter: @unchecked Sendable {
         r.stuck = c.stuck
         if c.batchBuckets.contains(where: { $0 > 0 }) {
             r.batchBuckets = c.batchBuckets
-            r.batchSumMs = Int64(c.batchSumMs.rounded())
+            r.batchSumMs = Int64(saturating: c.batchSumMs.rounded())
         }
         r.inflight = Int64(c.inflight)
-        r.inflightAgeMs = c.batchStartedAt.map { Int64((now - $0) * 1000) } ?? 0
+        r.inflightAgeMs = c.batchStartedAt.map { Int64(saturating: (now - $0) * 1000) } ?? 0
         r.partitions = Int64(c.partitions)
-        r.pollAgeMs = Int64((now - c.lastPollAt) * 1000)
+        r.pollAgeMs = Int64(saturating: (now - c.lastPollAt) * 1000)
         r.partitionLag = c.partitionLag
-        r.lag = c.partitionLag.isEmpty ? -1 : c.partitionLag.values.reduce(0, +)
+        // Unknown (-1) when any partition's lag is unknown: a sum of the known
+        // ones would understate it, and the whole partition would overstate it.
+        r.lag = c.partitionLag.isEmpty || c.partitionLag.values.contains { $0 < 0 } ? -1 : c.partitionLag.values.reduce(0) { $0.addingSaturating($1) }
         if let started = c.batchStartedAt, now - started > batchTimeout {
             r.health = .unhealthy
             r.reason = UnhealthyReason.handlerStuck.rawValue
-            r.detail = "one batch in the handler for \(Int(now - started)) s"
+            r.detail = "one batch in the handler for \(Int(saturating: now - started)) s"
         } else if c.batchStartedAt == nil, now - c.lastPollAt > batchTimeout + 30 {
             r.health = .unhealthy
             r.reason = UnhealthyReason.pollStalled.rawValue
-            r.detail = "no poll for \(Int(now - c.lastPollAt)) s"
+            r.detail = "no poll for \(Int(saturating: now - c.lastPollAt)) s"
         }
         return r
     }
@@ -178,7 +180,7 @@ final class NodeReporter: @unchecked Sendable {
                 next = now + interval
             }
             // Wake at least every 100 ms so stop() is prompt.
-            let waitMs = Int32(max(1, min(100, (next - monotonicNow()) * 1000)))
+            let waitMs = Int32(saturating: max(1, min(100, (next - monotonicNow()) * 1000)))
             var pfd = pollfd(fd: controlFd, events: Int16(POLLIN), revents: 0)
             let ready = poll(&pfd, 1, waitMs)
             guard ready > 0 else { continue }

@@ -154,7 +154,7 @@ public final class NodeRuntime {
         props["group.id"] = config.kafka.groupId
         props["group.instance.id"] = nodeId
         props["client.id"] = props["client.id"] ?? "swarm-\(nodeId)"
-        props["auto.commit.interval.ms"] = String(Int(config.handler.commitInterval * 1000))
+        props["auto.commit.interval.ms"] = String(config.handler.commitInterval.milliseconds)
         if props["log_level"] == nil { props["log_level"] = "3" }
         let consumer = try KafkaConsumer(properties: props)
         consumer.onRevoke = { [unowned self] in
@@ -537,7 +537,7 @@ public final class NodeRuntime {
         // its brokers with it) can wait forever in librdkafka's close for a
         // coordinator that is gone. Found: a node orphaned that way still in
         // futex waits 50 minutes later. SIGALRM's default action ends it.
-        alarm(UInt32(config.supervisor.killTimeout.rounded(.up)) + 5)
+        alarm(UInt32(saturating: config.supervisor.killTimeout.rounded(.up) + 5))
         reporter.update { $0.state = .stopping }
         reporter.reportNow()
         // A `leave` written just before the TERM may still be in the pipe.

@@ -53,7 +53,7 @@ public final class ClusterLink {
         p["log_level"] = p["log_level"] ?? "3"
         p["client.id"] = "swarmd-\(prefix)-status"
         p["queue.buffering.max.messages"] = "10"
-        p["message.timeout.ms"] = String(Int(config.cluster.publishInterval * 2000))
+        p["message.timeout.ms"] = String(Int(saturating: config.cluster.publishInterval * 2000))
         p["linger.ms"] = "0"
         producer = try KafkaProducer(properties: p)
         var r = properties
@@ -117,7 +117,7 @@ public final class ClusterLink {
         if other.host == host && (other.pid == getpid() || !processExists(other.pid)) { return }
         throw SwarmError(.config, """
             another swarmd publishes as instance prefix "\(prefix)" for group "\(group)" (host \(other.host), pid \(other.pid), \
-            \(Int((now - other.at).rounded())) s ago): give this one another [supervisor] instance_prefix (it defaults to the host name)
+            \(Int(saturating: (now - other.at).rounded())) s ago): give this one another [supervisor] instance_prefix (it defaults to the host name)
             """)
     }
 

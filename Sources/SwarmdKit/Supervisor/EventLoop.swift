@@ -84,7 +84,7 @@ struct EventLoop {
         }
         if deadline == armedFor { return }
         armedFor = deadline
-        let ns = max(Int64(1), Int64((deadline - monotonicNow()) * 1e9))
+        let ns = max(Int64(1), Int64(saturating: (deadline - monotonicNow()) * 1e9))
         _ = swarm_timerfd_arm(timerFd, ns)
     }
 

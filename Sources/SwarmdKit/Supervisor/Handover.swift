@@ -114,7 +114,7 @@ struct Handover: Codable {
         var reaped = false
         if pidfd >= 0 {
             var wait = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
-            _ = poll(&wait, 1, Int32(max(1, (deadline - monotonicNow()) * 1000)))
+            _ = poll(&wait, 1, Int32(saturating: max(1, (deadline - monotonicNow()) * 1000)))
             reaped = swarm_pidfd_reap(pidfd, &code, &status) == 1
             if !reaped {
                 _ = swarm_pidfd_send_signal(pidfd, SIGKILL)

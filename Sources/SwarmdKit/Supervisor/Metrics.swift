@@ -79,10 +79,10 @@ enum Metrics {
             let times = slot.batchTimes
             var cumulative: Int64 = 0
             for (i, bound) in NodeReport.batchBucketsMs.enumerated() {
-                cumulative += times.buckets[i]
+                cumulative = cumulative.addingSaturating(times.buckets[i])
                 out.sample("swarm_handler_batch_seconds_bucket", [("slot", "\(n.slot)"), ("le", Writer.format(Double(bound) / 1000))], Double(cumulative))
             }
-            cumulative += times.buckets[NodeReport.batchBucketsMs.count]
+            cumulative = cumulative.addingSaturating(times.buckets[NodeReport.batchBucketsMs.count])
             out.sample("swarm_handler_batch_seconds_bucket", [("slot", "\(n.slot)"), ("le", "+Inf")], Double(cumulative))
             out.sample("swarm_handler_batch_seconds_sum", [("slot", "\(n.slot)")], Double(times.sumMs) / 1000)
             out.sample("swarm_handler_batch_seconds_count", [("slot", "\(n.slot)")], Double(cumulative))
@@ -107,7 +107,7 @@ enum Metrics {
         }
         out.family("kafka_consumergroup_lag_sum", .gauge, "Current approximate lag of a consumer group at topic for all partitions (kafka_exporter's name).")
         var sums: [String: Int64] = [:]
-        for l in byPartition { sums[l.topic, default: 0] += l.lag }
+        for l in byPartition { sums[l.topic] = (sums[l.topic] ?? 0).addingSaturating(l.lag) }
         for topic in sums.keys.sorted() {
             out.sample("kafka_consumergroup_lag_sum", [("consumergroup", group), ("topic", topic)], Double(sums[topic]!))
         }
@@ -124,8 +124,8 @@ enum Metrics {
         out.sample("swarm_cluster_swarms", [("state", "live")], Double(c.swarms.filter { !$0.stale }.count))
         out.sample("swarm_cluster_swarms", [("state", "stale")], Double(c.swarms.filter(\.stale).count))
         out.family("swarm_cluster_nodes", .gauge, "Nodes of every live swarm of the group, by health.")
-        out.sample("swarm_cluster_nodes", [("health", "ok")], Double(c.swarms.filter { !$0.stale }.map(\.record.healthy).reduce(0, +)))
-        out.sample("swarm_cluster_nodes", [("health", "wanted")], Double(c.swarms.filter { !$0.stale }.map(\.record.wanted).reduce(0, +)))
+        out.sample("swarm_cluster_nodes", [("health", "ok")], Double(c.swarms.filter { !$0.stale }.map(\.record.healthy).reduce(0) { $0.addingSaturating($1) }))
+        out.sample("swarm_cluster_nodes", [("health", "wanted")], Double(c.swarms.filter { !$0.stale }.map(\.record.wanted).reduce(0) { $0.addingSaturating($1) }))
         out.family("swarm_cluster_lag", .gauge, "Lag of the group over the partitions live nodes hold.")
         out.sample("swarm_cluster_lag", [], Double(c.lag))
         out.family("swarm_cluster_partitions_unowned", .gauge, "Partitions of the consumed topics no live node holds.")
@@ -169,7 +169,7 @@ enum Metrics {
 
         static func format(_ v: Double) -> String {
             if v.isNaN { return "NaN" }
-            if v == v.rounded() && abs(v) < 1e15 { return String(Int64(v)) }
+            if v == v.rounded() && abs(v) < 1e15 { return String(Int64(saturating: v)) }
             return "\(v)"
         }
     }

@@ -72,7 +72,7 @@ enum ProcessTree {
 
     private static func kilobytes(_ line: Substring) -> Int64? {
         let fields = line.split(separator: " ", omittingEmptySubsequences: true)
-        return fields.count >= 2 ? Int64(fields[1]).map { $0 * 1024 } : nil
+        return fields.count >= 2 ? Int64(fields[1]).map { $0.multipliedReportingOverflow(by: 1024).overflow ? Int64.max : $0 * 1024 } : nil
     }
 
     /// The memory of each node's tree, node first, for the given node pids.
@@ -139,11 +139,11 @@ struct NodeMemory: Equatable, Codable {
     }
 
     /// The tree's PSS (see `ProcessTree`).
-    var pss: Int64 { processes.reduce(0) { $0 + $1.pss } }
+    var pss: Int64 { processes.reduce(0) { $0.addingSaturating($1.pss) } }
     /// What `memory_limit` compares: the cgroup's charge where there is one, else the PSS.
     var charged: Int64 { cgroupBytes ?? pss }
     /// Over-counts shared pages; shown because every tool shows it.
-    var rss: Int64 { processes.reduce(0) { $0 + $1.rss } }
+    var rss: Int64 { processes.reduce(0) { $0.addingSaturating($1.rss) } }
 
     /// Which process uses the most, in words: "handler pid 123 (python3) uses 1.0 GiB of 1.1 GiB".
     var largest: String {

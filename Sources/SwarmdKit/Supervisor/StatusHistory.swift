@@ -40,6 +40,6 @@ struct StatusHistory {
             return "[" + ordered.map { $0.isNaN ? "null" : "\(($0 * 10).rounded() / 10)" }.joined(separator: ",") + "]"
         }
         let slots = rings.keys.sorted().map { "\"\($0)\":{\"rate\":\(series(rings[$0]!.rate)),\"lag\":\(series(rings[$0]!.lag))}" }
-        return "{\"interval_s\":\(Int(Self.interval)),\"slots\":{\(slots.joined(separator: ","))}}"
+        return "{\"interval_s\":\(Int(saturating: Self.interval)),\"slots\":{\(slots.joined(separator: ","))}}"
     }
 }

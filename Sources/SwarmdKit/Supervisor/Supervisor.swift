@@ -381,7 +381,7 @@ public final class Supervisor {
         switch request.path {
         case "/healthz":
             // Answered by the loop itself, so an answer is the proof that it turns.
-            let age = Int((monotonicNow() - lastTurnAt) * 1000)
+            let age = Int(saturating: (monotonicNow() - lastTurnAt) * 1000)
             return .text(200, "ok: swarmd pid \(getpid()) answers; its loop turned \(age) ms ago\n")
         case "/readyz":
             sweepReports()

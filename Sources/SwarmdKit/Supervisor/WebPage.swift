@@ -55,7 +55,7 @@ enum WebPage {
             let r = s.record
             let state = s.stale ? "STALE" : r.state
             return "<tr><td class=\"l\">\(escape(r.host))</td><td class=\"l\">\(escape(r.prefix))</td><td class=\"l\(s.stale ? " down" : "")\">\(escape(state))</td>"
-                + "<td>\(r.running)/\(r.wanted)</td><td>\(r.healthy)</td><td>\(Int(r.rate.rounded()))</td><td>\(r.lag)</td><td>\(Int(s.ageS.rounded()))s</td></tr>"
+                + "<td>\(r.running)/\(r.wanted)</td><td>\(r.healthy)</td><td>\(Int(saturating: r.rate.rounded()))</td><td>\(r.lag)</td><td>\(Int(saturating: s.ageS.rounded()))s</td></tr>"
         }
         return "<h2 style=\"font-size:1.05em;margin:1em 0 .3em\">cluster: group \(escape(c.group)), lag \(c.lag), \(c.unowned.count) unowned partition(s)</h2>"
             + "<div class=\"wrap\"><table id=\"swarms\"><thead><tr><th class=\"l\">host</th><th class=\"l\">prefix</th><th class=\"l\">state</th>"
@@ -72,7 +72,7 @@ enum WebPage {
         let cells = [
             "<td>\(n.slot)</td>", "<td>\(n.pid.map(String.init) ?? "-")</td>", "<td class=\"l\">\(escape(n.state))</td>",
             "<td class=\"l \(escape(n.health))\">\(health)</td>", "<td class=\"l\">\(escape(n.kafka ?? "-"))</td>",
-            "<td>\(Int(n.uptimeS))s</td>", "<td>\(n.restarts)</td>", "<td>\(n.rssBytes.map { "\($0 / 1_048_576)M" } ?? "-")</td>",
+            "<td>\(Int(saturating: n.uptimeS))s</td>", "<td>\(n.restarts)</td>", "<td>\(n.rssBytes.map { "\($0 / 1_048_576)M" } ?? "-")</td>",
             "<td>\(n.handled)</td>", "<td>\(n.rate)</td>", "<td>\(n.partitions)</td>", "<td>\(n.lag.map(String.init) ?? "-")</td>",
             "<td class=\"l\">\(escape(n.lastExit ?? "-"))</td>",
         ]

@@ -23,7 +23,15 @@ import Shared
 /// - partitions stopped at a failing message (a poison message retried in
 ///   order) do not count: more nodes would not move them;
 /// - nothing while the swarm is not steady: a reload or rolling restart, a
-///   stop, a rebalance, a node joining or missing.
+///   stop, a rebalance, a node joining or missing; and nothing until it has
+///   been steady for `settle` seconds, so that every node's lag is read
+///   from a position it really has and its rate is measured after the
+///   rebalance, not across it. A step taken is judged the same way. Before
+///   this rule a swarm whose backlog was gone flapped 4 -> 3 -> 4 -> 3 on
+///   lag misread right after each rebalance and on a rate that still
+///   counted the rebalance's pause (issue #27);
+/// - nothing while any partition's lag is unknown (-1: just assigned, its
+///   committed offset not read yet).
 struct Autoscaler: Codable, Equatable {
     /// What the swarm shows it, at one evaluation.
     struct Observation {
@@ -54,16 +62,25 @@ struct Autoscaler: Codable, Equatable {
 
     /// How often it looks (the nodes report every second; lag moves slower).
     static let interval = 5.0
+    /// How long the swarm must have been steady before it looks: five
+    /// reports at the default interval, after which what the rebalance left
+    /// in each node's smoothed rate weighs 1/32.
+    static let settle = 5.0
     /// A step up must raise throughput by this factor to stay.
     static let gainNeeded = 1.1
     /// A step down only if the smaller swarm would be at most this busy.
     static let busyAfterStepDown = 0.5
 
     var suspended = false
-    private(set) var lastEvaluation = -Double.infinity
-    private(set) var lastChange = -Double.infinity
+    /// "Long ago": finite, because the state crosses an in-place upgrade as
+    /// JSON, which has no infinity (an upgrade with autoscaling on failed
+    /// with "-inf is not a JSON number" before any change; found by
+    /// SwarmFuzzTests).
+    static let longAgo = -Double.greatestFiniteMagnitude
+    private(set) var lastEvaluation = Autoscaler.longAgo
+    private(set) var lastChange = Autoscaler.longAgo
     private(set) var idleSince: Double?
-    private(set) var holdUpUntil = -Double.infinity
+    private(set) var holdUpUntil = Autoscaler.longAgo
     private(set) var trial: Trial?
     private(set) var lastDecision: String?
     private(set) var lastReason: String?
@@ -76,6 +93,14 @@ struct Autoscaler: Codable, Equatable {
     /// look mid-rebalance scaled a swarm straight back down ("above max 1").
     /// Optional so that a handover from an older swarmd reads.
     private(set) var partitionsSeen: Int?
+    /// Since when the swarm has been steady (see `settle`); nil while it is not.
+    private(set) var steadySince: Double?
+
+    /// Told at every event whether the swarm is steady now: a rebalance
+    /// between two looks restarts the settling.
+    mutating func note(steady: Bool, now: Double) {
+        if !steady { steadySince = nil } else if steadySince == nil { steadySince = now }
+    }
 
     /// The earliest time a change may happen, for the status.
     func nextChangeAllowed(_ s: AutoscaleSettings) -> Double {
@@ -97,25 +122,27 @@ struct Autoscaler: Codable, Equatable {
     mutating func evaluate(_ o: Observation, settings s: AutoscaleSettings, now: Double) -> Decision? {
         guard due(now: now, settings: s) else { return nil }
         lastEvaluation = now
-        guard o.steady, !o.lag.isEmpty else { return nil }
+        note(steady: o.steady, now: now)
+        guard let since = steadySince, now - since >= Self.settle, !o.lag.isEmpty,
+              !o.lag.values.contains(where: { $0 < 0 }), o.rate.isFinite, o.busy.isFinite else { return nil }
         let partitions = max(partitionsSeen ?? 0, o.lag.count)
         partitionsSeen = partitions
         let ceiling = max(s.min, min(s.max > 0 ? s.max : partitions, SupervisorSettings.maxNodes))
         if o.wanted < s.min { return decide(s.min, "below min \(s.min)", o, now) }
         if o.wanted > ceiling { return decide(ceiling, "above max \(ceiling)", o, now) }
         let lagged = o.lag.filter { $0.value > 0 && !o.stuck.contains($0.key) }
-        let lag = lagged.values.reduce(0, +)
+        let lag = lagged.values.reduce(Int64(0)) { $0.addingSaturating($1) }
         let drain = lag == 0 ? 0 : (o.rate > 0 ? Double(lag) / o.rate : .infinity)
         let stuckNote = o.stuck.isEmpty ? "" : "; \(o.stuck.count) partition(s) stopped at a failing message not counted"
-        let inputs = "lag \(lag) drains in \(Self.seconds(drain)) at \(Int(o.rate.rounded()))/s"
+        let inputs = "lag \(lag) drains in \(Self.seconds(drain)) at \(Int(saturating: o.rate.rounded()))/s"
 
         if let t = trial, now - t.at >= s.cooldownUp {
             trial = nil
             if t.to > t.from && o.rate < t.rateBefore * Self.gainNeeded && drain > s.targetDrainSeconds {
                 holdUpUntil = now + 4 * s.cooldownUp
                 undone += 1
-                return decide(t.from, "undo: \(t.from) -> \(t.to) raised throughput only from \(Int(t.rateBefore.rounded())) to "
-                              + "\(Int(o.rate.rounded()))/s (a saturated downstream?); no step up for \(Int(4 * s.cooldownUp)) s", o, now)
+                return decide(t.from, "undo: \(t.from) -> \(t.to) raised throughput only from \(Int(saturating: t.rateBefore.rounded())) to "
+                              + "\(Int(saturating: o.rate.rounded()))/s (a saturated downstream?); no step up for \(Int(saturating: 4 * s.cooldownUp)) s", o, now)
             }
         }
 
@@ -123,12 +150,12 @@ struct Autoscaler: Codable, Equatable {
             idleSince = nil
             let cap = min(ceiling, lagged.count)
             guard cap > o.wanted, now - lastChange >= s.cooldownUp, now >= holdUpUntil else { return nil }
-            let wanted = drain.isFinite ? Int((Double(o.wanted) * drain / s.targetDrainSeconds).rounded(.up)) : cap
+            let wanted = drain.isFinite ? Int(saturating: (Double(o.wanted) * drain / s.targetDrainSeconds).rounded(.up)) : cap
             let size = Self.evenStepUp(from: o.wanted, toward: min(max(wanted, o.wanted + 1), cap), partitions: partitions, cap: cap)
             guard size > o.wanted else { return nil }
             trial = Trial(from: o.wanted, to: size, rateBefore: o.rate, at: now)
             ups += 1
-            return decide(size, "\(inputs) > target \(Int(s.targetDrainSeconds)) s; \(lagged.count) partitions with lag\(stuckNote)", o, now)
+            return decide(size, "\(inputs) > target \(Int(saturating: s.targetDrainSeconds)) s; \(lagged.count) partitions with lag\(stuckNote)", o, now)
         }
 
         let smaller = max(s.min, Self.evenStepDown(from: o.wanted, partitions: partitions))
@@ -141,7 +168,7 @@ struct Autoscaler: Codable, Equatable {
             downs += 1
             idleSince = now
             return decide(size, "idle: \(inputs), under a quarter of the target, and \(Self.share(o.busy)) nodes' worth of work, "
-                          + "for \(Int(now - since)) s\(stuckNote)", o, now)
+                          + "for \(Int(saturating: now - since)) s\(stuckNote)", o, now)
         }
         idleSince = nil
         return nil
@@ -149,6 +176,7 @@ struct Autoscaler: Codable, Equatable {
 
     private mutating func decide(_ size: Int, _ reason: String, _ o: Observation, _ now: Double) -> Decision {
         lastChange = now
+        steadySince = nil  // the change is a rebalance: settle again before the next look
         lastDecision = "\(o.wanted) -> \(size)"
         lastReason = reason
         return Decision(size: size, reason: reason)
@@ -185,6 +213,6 @@ struct Autoscaler: Codable, Equatable {
     static func share(_ v: Double) -> String { "\((v * 10).rounded() / 10)" }
 
     static func seconds(_ s: Double) -> String {
-        s.isFinite ? "\(Int(s.rounded())) s" : "never (nothing handled)"
+        s.isFinite ? "\(Int(saturating: s.rounded())) s" : "never (nothing handled)"
     }
 }

@@ -224,21 +224,21 @@ struct Slot: Equatable, Codable {
     }
 
     var process: NodeProcess? { state.process }
-    var handled: Int64 { handledBefore + (process?.lastReport?.handled ?? 0) }
-    var failed: Int64 { failedBefore + (process?.lastReport?.failed ?? 0) }
+    var handled: Int64 { handledBefore.addingSaturating(process?.lastReport?.handled ?? 0) }
+    var failed: Int64 { failedBefore.addingSaturating(process?.lastReport?.failed ?? 0) }
 
     /// The handler's batch times over every process this slot had: counts per bucket and the sum.
     var batchTimes: (buckets: [Int64], sumMs: Int64) {
         let current = process?.lastReport
         let buckets = (0...NodeReport.batchBucketsMs.count).map { i in
-            (countersBefore?["batch_b\(i)"] ?? 0) + (current?.batchBuckets.indices.contains(i) == true ? current!.batchBuckets[i] : 0)
+            (countersBefore?["batch_b\(i)"] ?? 0).addingSaturating(current?.batchBuckets.indices.contains(i) == true ? current!.batchBuckets[i] : 0)
         }
-        return (buckets, (countersBefore?["batch_sum_ms"] ?? 0) + (current?.batchSumMs ?? 0))
+        return (buckets, (countersBefore?["batch_sum_ms"] ?? 0).addingSaturating(current?.batchSumMs ?? 0))
     }
 
     /// A counter over every process this slot had.
     func total(_ counter: NodeReport.Counter) -> Int64 {
-        (countersBefore?[counter.rawValue] ?? 0) + (process?.lastReport?[counter] ?? 0)
+        (countersBefore?[counter.rawValue] ?? 0).addingSaturating(process?.lastReport?[counter] ?? 0)
     }
 }
 

@@ -179,16 +179,16 @@ struct Swarm: Codable {
         var cause = exit.text
         if let order { cause += " after stop: \(order.reason.text)" }
         var m = meta(slot)
-        m["uptime_s"] = "\(Int(now - p.startedAt))"
+        m["uptime_s"] = "\(Int(saturating: now - p.startedAt))"
         log(order == nil ? .error : .info, "node exited: \(cause)", m)
-        slot.handledBefore += p.lastReport?.handled ?? 0
-        slot.failedBefore += p.lastReport?.failed ?? 0
-        slot.countersBefore = slot.countersBefore ?? [:]
-        for counter in NodeReport.Counter.allCases {
-            slot.countersBefore![counter.rawValue, default: 0] += p.lastReport?[counter] ?? 0
-        }
-        for (i, count) in (p.lastReport?.batchBuckets ?? []).enumerated() { slot.countersBefore!["batch_b\(i)", default: 0] += count }
-        slot.countersBefore!["batch_sum_ms", default: 0] += p.lastReport?.batchSumMs ?? 0
+        slot.handledBefore = slot.handledBefore.addingSaturating(p.lastReport?.handled ?? 0)
+        slot.failedBefore = slot.failedBefore.addingSaturating(p.lastReport?.failed ?? 0)
+        var before = slot.countersBefore ?? [:]
+        func add(_ key: String, _ v: Int64) { before[key] = (before[key] ?? 0).addingSaturating(v) }
+        for counter in NodeReport.Counter.allCases { add(counter.rawValue, p.lastReport?[counter] ?? 0) }
+        for (i, count) in (p.lastReport?.batchBuckets ?? []).enumerated() { add("batch_b\(i)", count) }
+        add("batch_sum_ms", p.lastReport?.batchSumMs ?? 0)
+        slot.countersBefore = before
         slot.lastExit = cause
         slots[id] = slot
         if mode.isStopping || slot.want == .gone {
@@ -356,7 +356,9 @@ struct Swarm: Codable {
         }
         for slot in slots.values {
             switch slot.state {
-            case .backoff(let at): consider(at)
+            // A stopping swarm respawns nothing: a due backoff would wake the loop
+            // at once, again and again, until the stop ends (found by SwarmFuzzTests).
+            case .backoff(let at): if !mode.isStopping { consider(at) }
             case .stopping(_, let order): if !order.killed { consider(order.killAt) }
             default: consider(slot.process.map { $0.lastReportAt + settings.reportTimeout })
             }
@@ -505,6 +507,8 @@ struct Swarm: Codable {
     private mutating func autoscale() {
         guard config.autoscale.enabled else { return }
         if autoscaler == nil { autoscaler = Autoscaler() }
+        let steady = mode == .running && rollQueue.isEmpty && rollCurrent == nil && slots.count == wanted && consuming
+        autoscaler!.note(steady: steady, now: now)
         // Every report is an event: the observation is built only when the autoscaler will look.
         guard autoscaler!.due(now: now, settings: config.autoscale) else { return }
         var lag: [TopicPartition: Int64] = [:]
@@ -519,7 +523,6 @@ struct Swarm: Codable {
                 stuck.formUnion(r.stuck)
             }
         }
-        let steady = mode == .running && rollQueue.isEmpty && rollCurrent == nil && consuming && slots.count == wanted
         let observation = Autoscaler.Observation(wanted: wanted, steady: steady, lag: lag, stuck: stuck, rate: rate, busy: busy)
         guard let decision = autoscaler!.evaluate(observation, settings: config.autoscale, now: now) else { return }
         log(.notice, "autoscale \(wanted) -> \(decision.size): \(decision.reason)")
@@ -616,7 +619,7 @@ struct Swarm: Codable {
             let late = b.waiting.compactMap { bySpawn[$0] }.sorted().map(String.init).joined(separator: ",")
             log(.warning, "changing the group without every commit: slot(s) \(late) did not confirm theirs within \(Autoscaler.seconds(CommitBarrier.limit)); what they handle meanwhile may be delivered again")
         } else if !b.changes.isEmpty {
-            log(.info, "commit barrier passed: the group changes now", ["waited_ms": "\(Int(((now - b.openedAt) * 1000).rounded()))"])
+            log(.info, "commit barrier passed: the group changes now", ["waited_ms": "\(Int(saturating: ((now - b.openedAt) * 1000).rounded()))"])
         }
         for step in b.changes {
             switch step {
@@ -813,7 +816,7 @@ struct Swarm: Codable {
                 partitions: p?.lastReport?.partitions ?? 0,
                 lag: p?.lastReport.flatMap { $0.lag >= 0 ? $0.lag : nil },
                 partitionLag: p?.lastReport.flatMap { $0.partitionLag.isEmpty ? nil : PartitionLag.list($0.partitionLag) },
-                reportAgeMs: p?.lastReport == nil ? nil : Int64((now - p!.lastReportAt) * 1000),
+                reportAgeMs: p?.lastReport == nil ? nil : Int64(saturating: (now - p!.lastReportAt) * 1000),
                 health: Self.health(of: p?.lastReport, alive: p != nil))
         }
         for i in nodes.indices {
@@ -834,7 +837,7 @@ struct Swarm: Codable {
             running: nodes.filter { $0.state == "running" || $0.state == "drained" || $0.state == "draining" }.count,
             healthy: nodes.filter { $0.slot < wanted && $0.health == "ok" }.count,
             uptimeS: (now - startedAt).rounded(toPlaces: 1), restarts: totalRestarts,
-            handled: nodes.reduce(0) { $0 + $1.handled }, failed: nodes.reduce(0) { $0 + $1.failed },
+            handled: nodes.reduce(0) { $0.addingSaturating($1.handled) }, failed: nodes.reduce(0) { $0.addingSaturating($1.failed) },
             rate: nodes.reduce(0.0) { $0 + $1.rate }.rounded(toPlaces: 1),
             malformedReports: malformedReports, version: nil, upgrades: upgrades,
             autoscale: autoscaleStatus(now: now), nodes: nodes)
@@ -854,7 +857,7 @@ struct Swarm: Codable {
         let rate = slots.values.reduce(0.0) { $0 + ($1.process?.rate ?? 0) }
         let word = mode == .running ? "" : "\(mode.name): "
         let rest = consuming < wanted ? " (\(missing()))" : ""
-        return "\(word)\(consuming)/\(wanted) nodes consuming\(rest), \(Int(rate.rounded())) msg/s, \(totalRestarts) restarts"
+        return "\(word)\(consuming)/\(wanted) nodes consuming\(rest), \(Int(saturating: rate.rounded())) msg/s, \(totalRestarts) restarts"
     }
 }
 

@@ -142,11 +142,11 @@ public final class ExecHandler: MessageHandler {
         if force { _ = kill(-group, SIGKILL) }
         // The pidfd becomes readable when the program exits: no polling.
         var pfd = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
-        if !force && poll(&pfd, 1, Int32(killTimeout * 500)) == 0 {
+        if !force && poll(&pfd, 1, Int32(saturating: killTimeout * 500)) == 0 {
             logger.warning("handler still running \(killTimeout / 2) s after the end of its input: TERM", metadata: ["slot": "\(slot)", "handler_pid": "\(group)"])
             _ = kill(-group, SIGTERM)
             pfd.revents = 0
-            if poll(&pfd, 1, Int32(killTimeout * 250)) == 0 {
+            if poll(&pfd, 1, Int32(saturating: killTimeout * 250)) == 0 {
                 logger.error("handler ignored TERM for \(killTimeout / 4) s: KILL", metadata: ["slot": "\(slot)", "handler_pid": "\(group)"])
                 _ = kill(-group, SIGKILL)
             }
@@ -209,23 +209,16 @@ public final class ExecHandler: MessageHandler {
             if n <= 0 { return crashed("exited") }
             for item in answers.feed(Array(buffer[0..<n])) {
                 guard case .line(let bytes) = item else { return crashed("sent an answer longer than 64 KiB") }
-                let line = String(decoding: bytes, as: UTF8.self)
-                if line == "ok" {
-                    outcomes.append(.ok)
-                } else if line.hasPrefix("ok "), let count = Int(line.dropFirst(3)), count > 0 {
-                    outcomes += Array(repeating: .ok, count: count)
-                } else if line == "fail" || line.hasPrefix("fail ") {
-                    outcomes.append(.failed(String(line.dropFirst(5).prefix(500))))
-                } else if line == "defer" {
-                    outcomes.append(.deferred)
-                } else if line.hasPrefix("defer "), let count = Int(line.dropFirst(6)), count > 0 {
-                    outcomes += Array(repeating: .deferred, count: count)
-                } else if line.isEmpty {
-                    continue
-                } else {
-                    return crashed("broke the protocol with \"\(line.prefix(80))\"")
+                guard let answer = ExecAnswer.parse(bytes) else {
+                    return crashed("broke the protocol with \"\(String(decoding: bytes.prefix(80), as: UTF8.self))\"")
                 }
-                if outcomes.count > batch.count { return crashed("answered more messages than it was given") }
+                guard answer.count <= batch.count - outcomes.count else { return crashed("answered more messages than it was given") }
+                switch answer {
+                case .ok(let n): outcomes += repeatElement(.ok, count: n)
+                case .deferred(let n): outcomes += repeatElement(.deferred, count: n)
+                case .fail(let reason): outcomes.append(.failed(reason))
+                case .blank: continue
+                }
             }
         }
         if written < frame.count { return crashed("answered before reading its whole batch") }
