@@ -1046,10 +1046,110 @@ def bench_handover(count, actions):
             print(f"| {strategy} | {kind} | {dup:,} | {'-' if per else f'{dup / actions:,.0f}'} | {skipped:,} | {gap:.1f} | {'-' if per else f'{gap / actions:.1f}'} |", flush=True)
 
 
+def bench_churn(count, runs):
+    """Back-to-back membership changes, the way an operator or an autoscaler
+    makes them: `count` keyed messages produced steadily over 40 s onto 8
+    partitions, 3 nodes with the record handler (exec, 1 ms a message,
+    commit_interval = 1), one change every 1-3 s (seeded) for those 40 s.
+    Plans: drain + resume only, scale only (2..4), mixed (drain, resume,
+    scale, restart, node SIGKILL). Per run: messages handled twice (% of
+    produced), never handled, partition-seconds without a consuming owner,
+    and how long after the last change every message was handled. Every
+    run's figure is printed. BENCH_PROTOCOLS picks rows (substring)."""
+    import random
+    handler = os.path.join(REPO, "Tests/SwarmTests/Fixtures/record-handler.py")
+    protocols = {
+        "classic eager": '"partition.assignment.strategy" = "range,roundrobin"\n',
+        "classic cooperative-sticky": '"partition.assignment.strategy" = "cooperative-sticky"\n',
+        "consumer (KIP-848)": '"group.protocol" = "consumer"\n',
+    }
+    plans = ["drain only", "scale only", "mixed"]
+    only_p, only_plans = os.environ.get("BENCH_PROTOCOLS"), os.environ.get("BENCH_PLANS")
+    print(f"\n### Churn: a change every 1-3 s for 40 s while {count:,} keyed messages arrive (8 partitions, 3 nodes)\n")
+    print("| protocol | plan | run | changes | handled twice | % of produced | never handled | partition-s without owner | caught up after |\n"
+          "|---|---|---|---|---|---|---|---|---|", flush=True)
+    for proto, prop in protocols.items():
+        if only_p and only_p not in proto:
+            continue
+        for plan in plans:
+            if only_plans and only_plans not in plan:
+                continue
+            for run in range(runs):
+                rng = random.Random(hash((proto, plan, run)) & 0xFFFF)
+                broker = Broker({"churn": 8})
+                with tempfile.TemporaryDirectory() as d:
+                    record = os.path.join(d, "record")
+                    os.environ["RECORD_FILE"], os.environ["SLOW_MS"] = record, "1"
+                    group = f"churn{abs(hash((proto, plan, run))) % 10**8}"
+                    config = swarm_config(broker.bootstrap, 3, "churn", group, 'kind = "exec"\nbatch_size = 50\ncommit_interval = 1\n'
+                                          f'command = ["/usr/bin/python3", "{handler}"]', report_interval=0.2).replace(
+                                              '"auto.offset.reset" = "earliest"\n', '"auto.offset.reset" = "earliest"\n' + prop)
+                    sw = Swarm(d, None, 3, builtin_config=config)
+                    del os.environ["RECORD_FILE"], os.environ["SLOW_MS"]
+                    def owned():
+                        s = sw.status()
+                        if not s:
+                            return None
+                        return {(p["topic"], p["partition"]) for n in s["nodes"] if n.get("kafka") in ("consuming", "idle")
+                                for p in (n.get("partition_lag") or [])}
+                    wait_for(lambda: (o := owned()) is not None and len(o) == 8, timeout=120, step=0.1)
+                    sampling, unowned = [True], [0.0]
+                    def sample():
+                        last = time.monotonic()
+                        while sampling[0]:
+                            time.sleep(0.1)
+                            o, now = owned(), time.monotonic()
+                            if o is not None:
+                                unowned[0] += (8 - len(o)) * (now - last)
+                            last = now
+                    def produce():
+                        per = count // 80
+                        for i in range(80):
+                            broker.produce("churn", per, 16, start=i * per)
+                            time.sleep(0.4)
+                    sampler = threading.Thread(target=sample, daemon=True)
+                    producer = threading.Thread(target=produce, daemon=True)
+                    sampler.start(); producer.start()
+                    start, changes, drained, size = time.monotonic(), 0, set(), 3
+                    while time.monotonic() - start < 40:
+                        time.sleep(rng.uniform(1, 3))
+                        kind = {"drain only": "drain", "scale only": "scale"}.get(plan) or rng.choice(["drain", "scale", "restart", "kill"])
+                        if kind == "drain":
+                            slot = rng.randrange(size)
+                            sw.request({"v": 1, "cmd": "resume" if slot in drained else "drain", "slots": [slot]})
+                            drained ^= {slot}
+                        elif kind == "scale":
+                            size = rng.choice([n for n in (2, 3, 4) if n != size])
+                            drained = {s for s in drained if s < size}
+                            sw.request({"v": 1, "cmd": "scale", "nodes": size})
+                        elif kind == "restart":
+                            sw.request({"v": 1, "cmd": "restart", "slots": [rng.randrange(size)]})
+                        else:
+                            pids = [n["pid"] for n in sw.status()["nodes"] if n.get("pid")]
+                            os.kill(rng.choice(pids), signal.SIGKILL)
+                        changes += 1
+                    if drained:
+                        sw.request({"v": 1, "cmd": "resume"})
+                    producer.join()
+                    last_change = time.monotonic()
+                    total = (count // 80) * 80
+                    wait_for(lambda: len(set(handled_keys(record))) >= total, timeout=300, step=0.2)
+                    caught = time.monotonic() - last_change
+                    sampling[0] = False
+                    sampler.join()
+                    keys = handled_keys(record)
+                    sw.stop()
+                    if os.environ.get("BENCH_LOG_DIR"):
+                        shutil.copy(os.path.join(d, "swarmd.log"), os.path.join(os.environ["BENCH_LOG_DIR"], f"churn-{group}.log"))
+                broker.close()
+                dup, skipped = len(keys) - len(set(keys)), total - len(set(keys))
+                print(f"| {proto} | {plan} | {run + 1} | {changes} | {dup:,} | {100 * dup / total:.1f} % | {skipped:,} | {unowned[0]:.1f} | {caught:.1f} s |", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer repetitions and shorter windows")
-    ap.add_argument("--only", nargs="*", default=[], help="respawn scale control idle stop consumer scaling ordering nodes memory python upgrade http autoscale handover (alias: redelivery); templateunits (opt-in: SWARM_SYSTEMD_TESTS=1, root)")
+    ap.add_argument("--only", nargs="*", default=[], help="respawn scale control idle stop consumer scaling ordering nodes memory python upgrade http autoscale handover (alias: redelivery) churn; templateunits (opt-in: SWARM_SYSTEMD_TESTS=1, root)")
     a = ap.parse_args()
     setup()
     reps = 7 if a.quick else 21
@@ -1076,6 +1176,7 @@ def main():
         subprocess.run(["bash", os.path.join(REPO, "Benchmarks/template-units.sh"), str(3 if a.quick else 7)], check=False)
     if want("handover") or want("redelivery"): bench_handover(10_000 if a.quick else 20_000, 4 if a.quick else 6)
     if want("autoscale"): bench_autoscale(10_000 if a.quick else 20_000, 1 if a.quick else 3)
+    if want("churn"): bench_churn(30_000, 1 if a.quick else 3)
 
 
 if __name__ == "__main__":

@@ -102,6 +102,19 @@ final class SwarmCoreTests: XCTestCase {
         /// Log messages with their reasons (`reason=` metadata), as one text.
         var reasons: [String] { effects.compactMap { if case .log(_, _, let meta) = $0 { return meta["reason"] } else { return nil } } }
 
+        /// Lets the group settle after a change (`SettleGate`): time passes
+        /// and every live node reports; the effects of all those reports.
+        mutating func settle(_ state: NodeReport.State = .running) {
+            now += SettleGate.quiet
+            var all: [SwarmEffect] = []
+            for id in swarm.slots.keys.sorted() where swarm.slots[id]?.process != nil {
+                report(id, state)
+                all += effects
+            }
+            if all.isEmpty { send(.tick); all = effects }
+            effects = all
+        }
+
         /// Starts the swarm and brings every node to running.
         mutating func started() {
             send(.start)
@@ -293,7 +306,7 @@ final class SwarmCoreTests: XCTestCase {
         h.exit(0, .exited(0))
         XCTAssertEqual(h.swarm.slots[0]?.lastExit?.hasPrefix("exited with status 0 after stop: over memory limit: handler pid 1002"), true)
         XCTAssertEqual(h.signals, [])
-        h.report(0)
+        h.settle()
         XCTAssertEqual(h.signals(to: 1), [.term], "the next once the first replacement is healthy")
     }
 
@@ -313,7 +326,7 @@ final class SwarmCoreTests: XCTestCase {
         h.started()
         XCTAssertNil(h.command(.scale(.relative(1)), signal: "TTIN"), "a signal gets no reply")
         XCTAssertEqual(h.spawns, [2])
-        h.report(2)
+        h.settle()
         _ = h.command(.scale(.relative(-1)), signal: "TTOU")
         XCTAssertEqual(h.signals(to: 2), [.term])
         h.exit(2, .exited(0))
@@ -336,6 +349,7 @@ final class SwarmCoreTests: XCTestCase {
         h.started()
         XCTAssertEqual(h.command(.scale(.absolute(5)))?.message, "scaling to 5 nodes")
         XCTAssertEqual(h.spawns, [2, 3, 4])
+        h.settle()
         XCTAssertEqual(h.command(.scale(.relative(-3)))?.message, "scaling to 2 nodes")
         XCTAssertEqual(h.effects.compactMap { if case .signal(let s, .term) = $0 { return s } else { return nil } }.count, 3)
     }
@@ -378,7 +392,7 @@ final class SwarmCoreTests: XCTestCase {
         var h = Harness(nodes: 1)
         h.started()
         _ = h.command(.drain(slots: nil))
-        h.report(0, .drained)
+        h.settle(.drained)
         XCTAssertEqual(h.command(.resume(slots: [0]))?.message, "resuming 1 node(s)")
         XCTAssertEqual(h.told, [.resume])
         XCTAssertEqual(h.phase(0), .drained)
@@ -502,8 +516,10 @@ final class SwarmCoreTests: XCTestCase {
         h.exit(0, .exited(0))
         h.report(0, kafka: .joining)
         XCTAssertEqual(h.signals, [], "the replacement has no partitions yet: slot 1 keeps its")
+        h.now = SettleGate.quiet
+        h.report(1, kafka: .consuming)
         h.report(0, kafka: .consuming)
-        XCTAssertEqual(h.signals(to: 1), [.term], "assigned: the next slot goes")
+        XCTAssertEqual(h.signals(to: 1), [.term], "assigned, and the group settled: the next slot goes")
         XCTAssertFalse(h.told.contains(.leave), "a restarted slot keeps its static membership for its replacement")
         h.exit(1, .exited(0))
         h.report(1, kafka: .joining)
@@ -537,7 +553,7 @@ final class SwarmCoreTests: XCTestCase {
         let spawn = h.effects.firstIndex(of: .spawn(slot: 3))
         XCTAssertLessThan(try XCTUnwrap(firstCommit), try XCTUnwrap(spawn), "commits go out before the new node is spawned")
         XCTAssertEqual(h.told, [.hold, .hold, .hold])
-        h.allReport()
+        h.settle()
         _ = h.command(.restart(slots: [1]))
         XCTAssertEqual(h.told, [.hold, .hold, .hold], "a rolling step: the three others commit before slot 1 goes")
         var custom = Harness(nodes: 2, builtIn: false)
@@ -576,6 +592,60 @@ final class SwarmCoreTests: XCTestCase {
         XCTAssertEqual(h.told, [.hold, .hold, .hold])
         XCTAssertEqual(h.spawns, [3], "a cooperative hold's commit waits out any rebalance in progress: not waited for")
         XCTAssertNil(h.swarm.barrier)
+    }
+
+    // MARK: Back-to-back changes (SettleGate)
+
+    func testAChangeWhileThePreviousStillRebalancesWaitsForItThenGoesOutWithItsHolds() {
+        var h = Harness(nodes: 3)
+        h.started()
+        _ = h.command(.drain(slots: [0]))
+        XCTAssertEqual(h.told, [.hold, .hold, .drain], "the first change goes out at once")
+        h.now = 1.5
+        for id in [1, 2] { h.report(id, kafka: .rebalancing) }
+        XCTAssertEqual(h.command(.drain(slots: [1]))?.message, "draining 1 node(s)")
+        XCTAssertEqual(h.told, [], "the group still rebalances: no hold, no drain yet")
+        XCTAssertEqual(h.phase(1), .draining, "the swarm's own view moves at once")
+        h.now = 4
+        h.report(2, kafka: .rebalancing)
+        XCTAssertEqual(h.told, [], "still rebalancing after the quiet time")
+        h.report(2, kafka: .consuming)
+        XCTAssertEqual(h.told, [.hold, .drain], "settled: slot 2 holds (slot 0 drained, slot 1 drains), then the drain")
+        XCTAssertTrue(h.logs.contains("group settled: 1 queued change(s) go out together"), "\(h.logs)")
+    }
+
+    func testADrainAndAResumeOfTheSameNodeThatMeetInTheQueueCancelOut() {
+        var h = Harness(nodes: 2)
+        h.started()
+        _ = h.command(.scale(.absolute(3)))
+        _ = h.command(.drain(slots: [1]))
+        _ = h.command(.resume(slots: [1]))
+        XCTAssertEqual(h.swarm.gate?.queued, [], "nothing left to do for slot 1")
+        h.settle()
+        XCTAssertFalse(h.told.contains(.drain) || h.told.contains(.resume), "\(h.told)")
+    }
+
+    func testQueuedChangesGoOutAtTheLimitIfTheGroupNeverSettlesAndSaySo() {
+        var h = Harness(nodes: 2)
+        h.started()
+        _ = h.command(.scale(.absolute(3)))
+        _ = h.command(.drain(slots: [0]))
+        XCTAssertEqual(h.swarm.nextDeadline().map { $0 <= SettleGate.quiet }, true, "the shell wakes to look again")
+        h.now = SettleGate.limit - 1
+        for id in [0, 1, 2] { h.report(id, kafka: .joining) }
+        XCTAssertFalse(h.told.contains(.drain))
+        h.at(SettleGate.limit)
+        XCTAssertTrue(h.logs.contains { $0.hasPrefix("group changes go out before the group settled") }, "\(h.logs)")
+        XCTAssertTrue(h.told.contains(.hold), "\(h.told)")
+    }
+
+    func testACrashReplacementNeverWaitsForTheGroupToSettle() {
+        var h = Harness(nodes: 2)
+        h.started()
+        _ = h.command(.scale(.absolute(3)))
+        XCTAssertNotNil(h.swarm.gate)
+        h.exit(0, .signaled("KILL", coreDumped: false))
+        XCTAssertEqual(h.spawns, [0], "restarted at once, gate or not")
     }
 
     func testABarrierNobodyAnswersLetsTheChangeOutAtItsDeadlineAndSaysWho() {

@@ -68,12 +68,14 @@ struct Swarm: Codable {
     private(set) var autoscaler: Autoscaler?
     /// The group changes waiting for the held nodes' commits, if any.
     private(set) var barrier: CommitBarrier?
+    /// Open while the last group change settles; later changes queue in it.
+    private(set) var gate: SettleGate?
 
     /// What an upgrade hands to the new swarmd: everything but the effects being built.
     private enum CodingKeys: String, CodingKey {
         case config, pid, mode, slots, wanted, startedAt, readySent, rollQueue, rollCurrent, stopDeadline, pauseDeadline
         case anyKilledWhileStopping, malformedReports, totalRestarts, bySpawn, now, upgrades, rollStartedAt, readyByTimeout, autoscaler
-        case barrier
+        case barrier, gate
     }
 
     init(config: SwarmConfig, pid: Int32 = 0, now: Double) {
@@ -107,6 +109,7 @@ struct Swarm: Codable {
         case .tick: checkDeadlines()
         }
         // The multi-step flows advance after every event, in this order.
+        advanceGate()
         advanceBarrier()
         advanceRoll()
         advanceStop()
@@ -150,9 +153,11 @@ struct Swarm: Codable {
 
     // MARK: Spawning and exits
 
-    private mutating func requestSpawn(_ id: Int) {
+    /// `decided`: a spawn swarmd decided (a scale up), which waits for the
+    /// group to settle; a replacement (crash, rolling step) does not.
+    private mutating func requestSpawn(_ id: Int, decided: Bool = true) {
         slots[id]?.state = .backoff(respawnAt: nil)
-        change(.spawn(slot: id))
+        if decided { change(.spawn(slot: id)) } else if barrier != nil { barrier!.changes.append(.spawn(slot: id)) } else { emit(.spawn(slot: id)) }
     }
 
     private mutating func spawned(_ id: Int, spawn: Int, pid: Int32) {
@@ -221,8 +226,10 @@ struct Swarm: Codable {
         } else {
             move(id, on: .exited, to: .backoff(respawnAt: now), "\(cause); restarting now")
             // A rolled node's replacement joins the group: the others commit first.
-            if order?.reason == .restart { holdOthers(except: [id]) }
-            requestSpawn(id)
+            if order?.reason == .restart { holdOthers(except: [id], now: true) }
+            // Part of the change that stopped it (a rolled node's replacement), or no
+            // change at all (a crash): either way it does not wait for the group to settle.
+            requestSpawn(id, decided: false)
         }
     }
 
@@ -235,7 +242,7 @@ struct Swarm: Codable {
         let previous = slot.state.stopOrder
         if previous != nil && signal != .quit { return }
         barrier?.waiting.remove(p.spawn)
-        let delayed = membership ? max(0, (barrier?.deadline ?? now) - now) : 0
+        let delayed = membership ? max(0, (gate.map { $0.deadline + CommitBarrier.limit } ?? barrier?.deadline ?? now) - now) : 0
         let deadline = now + delayed + grace
         let order = StopOrder(reason: reason, killAt: min(previous?.killAt ?? deadline, deadline), killed: previous?.killed ?? false)
         move(id, on: .stop, to: .stopping(p, order), reason.text)
@@ -365,6 +372,7 @@ struct Swarm: Codable {
         }
         consider(pauseDeadline)
         consider(barrier?.deadline)
+        if let g = gate { consider(g.deadline); if !g.isEmpty && now < g.since + SettleGate.quiet { consider(g.since + SettleGate.quiet) } }
         if !readySent && mode == .running { consider(startedAt + settings.readyTimeout) }
         if rollCurrent != nil, let at = rollStartedAt { consider(at + settings.readyTimeout) }
         return next
@@ -382,7 +390,7 @@ struct Swarm: Codable {
                 if mode.isStopping { anyKilledWhileStopping = true }
                 effects.append(.signal(spawn: p.spawn, .kill))
             case .backoff(let at?):
-                if now >= at && !mode.isStopping { requestSpawn(id) }
+                if now >= at && !mode.isStopping { requestSpawn(id, decided: false) }
             case .backoff(nil):
                 continue
             default:
@@ -540,7 +548,8 @@ struct Swarm: Codable {
         for id in 0..<n {
             if slots[id] == nil {
                 slots[id] = Slot(id: id)
-                requestSpawn(id)
+                // The first nodes join an empty group: nothing to settle before the next change.
+                requestSpawn(id, decided: reason != "start")
             } else if slots[id]?.want == .gone {
                 slots[id]?.want = .up  // scaled back up before it left: it stays
             }
@@ -565,8 +574,16 @@ struct Swarm: Codable {
     /// redeliveries): 2,431 messages handled twice per drain + resume without
     /// it, 1,769 when the others only committed first, 431 with the hold.
     /// The change itself waits for their commits (`CommitBarrier`).
-    private mutating func holdOthers(except changing: Set<Int>) {
+    /// `now`: part of a change already going out (a rolled node's
+    /// replacement), so not deferred by the settle gate.
+    private mutating func holdOthers(except changing: Set<Int>, now immediately: Bool = false) {
         guard settings.nodeCommand.isEmpty, !mode.isStopping else { return }
+        if gate != nil && !immediately {
+            // The previous change still settles: the holds go out with this one, later.
+            gate!.changing.formUnion(changing)
+            gate!.holdsAsked = true
+            return
+        }
         for id in slots.keys.sorted() where !changing.contains(id) {
             guard let slot = slots[id], slot.state.phase == .running, let p = slot.process else { continue }
             effects.append(.tell(spawn: p.spawn, .hold))
@@ -595,9 +612,58 @@ struct Swarm: Codable {
         }
     }
 
-    /// A change of the group: behind the barrier while one is open, now otherwise.
+    /// A change of the group: queued while the previous one settles
+    /// (`SettleGate`), behind the barrier while one is open, now otherwise.
     private mutating func change(_ step: GroupChange) {
-        if barrier != nil { barrier!.changes.append(step) } else { emit(step) }
+        if gate != nil {
+            if gate!.isEmpty { log(.info, "group change waits for the previous one to settle", ["limit_s": "\(SettleGate.limit)"]) }
+            gate!.queue(step)
+        } else if barrier != nil {
+            barrier!.changes.append(step)
+        } else {
+            emit(step)
+            openGate()
+        }
+    }
+
+    /// Starts the settling after a change went out (built-in nodes only:
+    /// they say where they stand with Kafka).
+    private mutating func openGate() {
+        guard settings.nodeCommand.isEmpty, !mode.isStopping else { return }
+        gate = SettleGate(now: now)
+    }
+
+    /// Lets the queued changes out once the group settled (or at the limit):
+    /// the holds first, then the changes, behind one barrier.
+    private mutating func advanceGate() {
+        guard let g = gate else { return }
+        let reports = slots.values.filter { $0.id < wanted && $0.want == .up && $0.state.phase != .stopping }.map { slot in
+            (at: slot.process?.lastReportAt ?? -.greatestFiniteMagnitude, settled: slot.process.map { _ in isSettled(slot) } ?? false)
+        }
+        let settled = g.settled(now: now, reports: reports)
+        guard settled || now >= g.deadline || mode.isStopping else { return }
+        gate = nil
+        guard !g.isEmpty, !mode.isStopping else { return }
+        if !settled {
+            log(.warning, "group changes go out before the group settled: it still rebalances after \(Autoscaler.seconds(SettleGate.limit)) (\(missing()))")
+        } else {
+            log(.info, "group settled: \(g.queued.count) queued change(s) go out together", ["waited_ms": "\(Int(saturating: ((now - g.since) * 1000).rounded()))"])
+        }
+        if g.holdsAsked { holdOthers(except: g.changing) }
+        for step in g.queued where stillApplies(step) { change(step) }
+    }
+
+    /// A queued step whose target is gone (a slot scaled away meanwhile, an exited process) is dropped.
+    private func stillApplies(_ step: GroupChange) -> Bool {
+        switch step {
+        case .spawn(let id):
+            return !mode.isStopping && slots[id]?.state == .backoff(respawnAt: nil)
+        case .tell(let spawn, let command):
+            // A stopping swarm pauses its nodes: a drain or resume decided before must not undo that.
+            return bySpawn[spawn] != nil && !(mode.isStopping && (command == .drain || command == .resume))
+        case .signal(let spawn, _):
+            return bySpawn[spawn] != nil
+        }
     }
 
     private mutating func emit(_ step: GroupChange) {
@@ -621,18 +687,12 @@ struct Swarm: Codable {
         } else if !b.changes.isEmpty {
             log(.info, "commit barrier passed: the group changes now", ["waited_ms": "\(Int(saturating: ((now - b.openedAt) * 1000).rounded()))"])
         }
-        for step in b.changes {
-            switch step {
-            case .spawn(let id):
-                guard !mode.isStopping, slots[id]?.state == .backoff(respawnAt: nil) else { continue }
-            case .tell(let spawn, let command):
-                // A stopping swarm pauses its nodes: a drain or resume decided before must not undo that.
-                guard bySpawn[spawn] != nil, !(mode.isStopping && (command == .drain || command == .resume)) else { continue }
-            case .signal(let spawn, _):
-                guard bySpawn[spawn] != nil else { continue }
-            }
+        var emitted = false
+        for step in b.changes where stillApplies(step) {
             emit(step)
+            emitted = true
         }
+        if emitted { openGate() }
     }
 
     private mutating func drain(_ targets: [Int]) {
