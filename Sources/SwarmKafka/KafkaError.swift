@@ -41,6 +41,8 @@ func makeKafkaConf(_ properties: [String: String]) throws -> OpaquePointer {
 /// librdkafka's version, for `swarmd --version`.
 public enum Librdkafka {
     public static var version: String { String(cString: rd_kafka_version_str()) }
+    /// 0xMMmmrrxx, as rd_kafka_version() returns it (2.14.2 is 0x020e02ff).
+    public static var versionNumber: Int32 { rd_kafka_version() }
 }
 
 func cString(_ buffer: [CChar]) -> String {

@@ -5,6 +5,27 @@ import SwarmKafka
 /// reload) so that a mistake is refused with exit 78 instead of becoming a
 /// crash-looping swarm.
 public enum SwarmdValidation {
+    /// The first librdkafka with KIP-848 generally available.
+    static let consumerProtocolSince: Int32 = 0x020C_0000
+
+    /// `"group.protocol"`: `classic` or `consumer`; `consumer` needs
+    /// librdkafka 2.12 or later (refused with the version that was loaded,
+    /// never a silent fallback to classic) and has no assignment strategy:
+    /// the coordinator assigns, so `partition.assignment.strategy` is refused.
+    static func checkGroupProtocol(_ props: [String: String], client: Int32, clientText: String) throws {
+        guard let p = props["group.protocol"] else { return }
+        guard p == "classic" || p == "consumer" else {
+            throw SwarmError(.config, "[kafka.properties] \"group.protocol\" = \"\(p)\": it is \"classic\" or \"consumer\" (KIP-848)")
+        }
+        guard p == "consumer" else { return }
+        if client < consumerProtocolSince {
+            throw SwarmError(.config, "[kafka.properties] \"group.protocol\" = \"consumer\" (KIP-848) needs librdkafka 2.12 or later; this swarmd loaded librdkafka \(clientText): build with scripts/setup (librdkafka 2.14) or use \"classic\"")
+        }
+        if props["partition.assignment.strategy"] != nil {
+            throw SwarmError(.config, "[kafka.properties] \"partition.assignment.strategy\" has no meaning with \"group.protocol\" = \"consumer\": the group coordinator assigns (KIP-848); remove it")
+        }
+    }
+
     /// `setKeys` are the settings the file wrote (`ConfigLoader.Loaded`).
     public static func validate(_ config: SwarmConfig, setKeys: Set<String>, environment: [String: String]) throws {
         let path = environment["PATH"]
@@ -25,6 +46,7 @@ public enum SwarmdValidation {
             if config.handler.kind == .exec, let program = config.handler.command.first, resolveProgram(program, path: path) == nil {
                 throw SwarmError(.config, "[handler] command: program \"\(program)\" not found or not executable")
             }
+            try checkGroupProtocol(config.kafka.properties, client: Librdkafka.versionNumber, clientText: Librdkafka.version)
             do {
                 var props = config.kafka.properties
                 if config.usesEmbeddedBroker { props["bootstrap.servers"] = "127.0.0.1:9092" }

@@ -614,6 +614,18 @@ final class SwarmCoreTests: XCTestCase {
         XCTAssertTrue(h.logs.contains("group settled: 1 queued change(s) go out together"), "\(h.logs)")
     }
 
+    func testTheStepsOfOneCommandGoOutTogetherAndASpawnWaitingInTheQueueIsNotWaitedFor() {
+        var h = Harness(nodes: 2, "[kafka.properties]\n\"group.protocol\" = \"consumer\"\n")
+        h.started()
+        _ = h.command(.scale(.absolute(4)))
+        XCTAssertEqual(h.spawns, [2, 3], "one command, one change: both nodes join together")
+        XCTAssertEqual(h.told, [], "KIP-848: no holds, the coordinator moves only what must move")
+        _ = h.command(.scale(.absolute(5)))
+        XCTAssertEqual(h.spawns, [], "the previous change still settles")
+        h.settle()
+        XCTAssertEqual(h.spawns, [4], "settled once the nodes that run said so, not waiting for the queued one itself")
+    }
+
     func testADrainAndAResumeOfTheSameNodeThatMeetInTheQueueCancelOut() {
         var h = Harness(nodes: 2)
         h.started()

@@ -39,8 +39,14 @@ public struct ClusterRecord: Codable, Equatable, Sendable {
         public var lag: Int64?
         /// Assigned partitions with their lag (`topic`, `partition`, `lag`).
         public var partitions: [PartitionLag]
+        /// The Kafka client the node loaded and its group protocol (absent from older records).
+        public var client: String?
+        public var groupProtocol: String?
 
-        public init(slot: Int, pid: Int32?, state: String, health: String, rate: Double, lag: Int64?, partitions: [PartitionLag]) {
+        public init(slot: Int, pid: Int32?, state: String, health: String, rate: Double, lag: Int64?, partitions: [PartitionLag],
+                    client: String? = nil, groupProtocol: String? = nil) {
+            self.client = client
+            self.groupProtocol = groupProtocol
             self.slot = slot
             self.pid = pid
             self.state = state
@@ -80,7 +86,7 @@ public struct ClusterRecord: Codable, Equatable, Sendable {
                   rate: status.rate, lag: status.nodes.compactMap(\.lag).reduce(0) { $0.addingSaturating($1) },
                   nodes: status.nodes.map {
                       Node(slot: $0.slot, pid: $0.pid, state: $0.state, health: $0.health, rate: $0.rate, lag: $0.lag,
-                           partitions: $0.partitionLag ?? [])
+                           partitions: $0.partitionLag ?? [], client: $0.client, groupProtocol: $0.groupProtocol)
                   })
     }
 

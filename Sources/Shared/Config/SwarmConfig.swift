@@ -155,6 +155,20 @@ public struct KafkaSettings: Codable, Equatable, Sendable {
     /// a rebalance revokes only what moves.
     public var cooperative: Bool { properties["partition.assignment.strategy"]?.contains("cooperative") == true }
 
+    /// The consumer group protocol (`"group.protocol"` in `[kafka.properties]`,
+    /// librdkafka's and Kafka's own name for it): `classic` (the default,
+    /// served by every broker) or `consumer`, KIP-848's next-generation
+    /// protocol (Kafka 4.0+; librdkafka 2.12+), where the group coordinator
+    /// assigns and moves only the partitions that must move.
+    public var groupProtocol: String { properties["group.protocol"] ?? "classic" }
+
+    /// With KIP-848 swarm sends no holds and opens no commit barrier: the
+    /// coordinator revokes only what moves, and each member commits in its
+    /// own revocation; holding the others would pause nodes no change
+    /// concerns. Measured (BENCHMARKS.md, "Churn"): nothing handled twice
+    /// without them.
+    public var usesConsumerProtocol: Bool { groupProtocol == "consumer" }
+
     public init() {}
 }
 

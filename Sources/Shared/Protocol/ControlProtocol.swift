@@ -124,6 +124,8 @@ public struct SwarmStatus: Codable, Equatable, Sendable {
     public var version: String?
     /// In-place upgrades of swarmd since it was started (`swarmctl upgrade`, USR2).
     public var upgrades: Int?
+    /// The Kafka client swarmd itself loaded ("librdkafka/2.14.2").
+    public var client: String?
     /// Lag-aware autoscaling, when `[autoscale] enabled`.
     public var autoscale: AutoscaleStatus?
     /// Every swarm of the group, from the status topic, when `[cluster] status_topic` is set.
@@ -179,6 +181,10 @@ public struct NodeStatus: Codable, Equatable, Sendable {
     public var kafka: String?
     /// Why the node is not healthy, when it is not.
     public var reason: String?
+    /// The Kafka client it loaded ("librdkafka/2.14.2") and the group
+    /// protocol it joined with ("classic", "consumer"), as it reported them.
+    public var client: String?
+    public var groupProtocol: String?
 
     public init(slot: Int, pid: Int32?, state: String, uptimeS: Double, restarts: Int, lastExit: String?, rssBytes: Int64?,
                 handled: Int64, failed: Int64, rate: Double, partitions: Int64, lag: Int64?, partitionLag: [PartitionLag]? = nil,

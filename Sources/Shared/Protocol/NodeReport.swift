@@ -77,6 +77,14 @@ public struct NodeReport: Codable, Equatable, Sendable {
     /// so autoscaling leaves them out (KEDA's `excludePersistentLag`).
     public var stuck: Set<TopicPartition> = []
 
+    /// The Kafka client the node loaded and the group protocol it joined
+    /// with (`client=librdkafka/2.14.2 group_protocol=classic`): status,
+    /// /metrics and the cluster view name both per node, so a mixed fleet
+    /// (a node started before an upgrade of the library) shows. Empty from a
+    /// node that does not say.
+    public var client = ""
+    public var groupProtocol = ""
+
     /// Lag of each assigned partition, as `partition_lag=t/0:5,t/1:0` on the wire (at most 200 partitions).
     /// -1 means not known yet (no position and no committed offset read since
     /// the assignment): never the partition's whole size.
@@ -91,6 +99,8 @@ public struct NodeReport: Codable, Equatable, Sendable {
         if deadLettered > 0 { s += " dead_lettered=\(deadLettered)" }
         if rebalances > 0 { s += " rebalances=\(rebalances)" }
         if holds > 0 { s += " holds=\(holds)" }
+        if !client.isEmpty { s += " client=\(client)" }
+        if !groupProtocol.isEmpty { s += " group_protocol=\(groupProtocol)" }
         if !stuck.isEmpty { s += " stuck=" + stuck.sorted().prefix(200).map { "\($0.topic)/\($0.partition)" }.joined(separator: ",") }
         if !batchBuckets.isEmpty { s += " batch_ms=" + batchBuckets.map(String.init).joined(separator: ",") + " batch_sum_ms=\(batchSumMs)" }
         if !partitionLag.isEmpty {
@@ -160,6 +170,13 @@ public struct NodeReport: Codable, Equatable, Sendable {
                 }
                 report.batchBuckets = counts.map { $0! }
             case "batch_sum_ms": report.batchSumMs = try int()
+            case "client", "group_protocol":
+                // A word: letters, digits and ._/+- (it lands in metrics labels and the log).
+                guard (1...40).contains(value.utf8.count),
+                      value.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7A) || "._/+-".utf8.contains($0) }) else {
+                    throw SwarmError(.report, "\(key)=\(value.prefix(40)) is not a word of 1 to 40 letters, digits or ._/+-")
+                }
+                if key == "client" { report.client = value } else { report.groupProtocol = value }
             case "stuck":
                 for item in value.split(separator: ",") {
                     guard let slash = item.lastIndex(of: "/"), let partition = Int32(item[item.index(after: slash)...]), partition >= 0 else {

@@ -38,6 +38,7 @@ public enum StatusJSON {
             if let r = a.reason { w.key("reason"); w.string(r) }
             w.close()
         }
+        if let c = s.client { w.key("client"); w.string(c) }
         if let c = s.cluster, let json = try? ControlProtocol.encoder.encode(c) {
             // Small (a few swarms), and only with [cluster]: the Codable path, sorted keys as everywhere.
             w.key("cluster"); w.raw(json.text)
@@ -63,7 +64,9 @@ public enum StatusJSON {
 
     private static func write(_ n: NodeStatus, _ w: inout Writer) {
         w.open()
+        if let c = n.client { w.key("client"); w.string(c) }
         w.key("failed"); w.raw(String(n.failed))
+        if let g = n.groupProtocol { w.key("group_protocol"); w.string(g) }
         w.key("handled"); w.raw(String(n.handled))
         w.key("health"); w.string(n.health)
         if let k = n.kafka { w.key("kafka"); w.string(k) }

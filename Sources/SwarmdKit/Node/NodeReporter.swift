@@ -34,6 +34,9 @@ struct NodeCounters {
     var brokersDownSince: Double?
     /// When the last non-empty batch arrived.
     var lastMessageAt: Double?
+    /// The Kafka client and group protocol (see `NodeReport.client`).
+    var client = ""
+    var groupProtocol = ""
 }
 
 /// The limits a node's Kafka condition is judged by (`[supervisor]`).
@@ -145,6 +148,8 @@ final class NodeReporter: @unchecked Sendable {
         r.deadLettered = c.deadLettered
         r.rebalances = c.rebalances
         r.holds = c.holds
+        r.client = c.client
+        r.groupProtocol = c.groupProtocol
         r.stuck = c.stuck
         if c.batchBuckets.contains(where: { $0 > 0 }) {
             r.batchBuckets = c.batchBuckets

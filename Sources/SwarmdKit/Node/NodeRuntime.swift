@@ -174,6 +174,8 @@ public final class NodeRuntime {
         }
         try consumer.subscribe(config.kafka.topics)
         self.consumer = consumer
+        let client = "librdkafka/\(Librdkafka.version)", groupProtocol = config.kafka.groupProtocol
+        reporter.update { $0.client = client; $0.groupProtocol = groupProtocol }
         if config.handler.onFailure == .deadLetter {
             var p = config.kafka.properties
             p["log_level"] = p["log_level"] ?? "3"

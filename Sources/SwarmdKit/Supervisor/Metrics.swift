@@ -31,6 +31,12 @@ enum Metrics {
         out.sample("swarm_restarts_total", [], Double(status.restarts))
         out.family("swarm_malformed_reports_total", .counter, "Node reports that could not be read.")
         out.sample("swarm_malformed_reports_total", [], Double(status.malformedReports))
+        out.family("swarm_build_info", .gauge, "swarmd's version and the Kafka client it loaded (1).")
+        out.sample("swarm_build_info", [("version", SwarmVersion.number), ("client", status.client ?? "")], 1)
+        out.family("swarm_node_info", .gauge, "The Kafka client each node loaded and the group protocol it joined with (1).")
+        for n in status.nodes where n.client != nil || n.groupProtocol != nil {
+            out.sample("swarm_node_info", [("slot", "\(n.slot)"), ("client", n.client ?? ""), ("group_protocol", n.groupProtocol ?? "")], 1)
+        }
         out.family("swarm_upgrades_total", .counter, "In-place upgrades of swarmd since it was started.")
         out.sample("swarm_upgrades_total", [], Double(status.upgrades ?? 0))
 

@@ -350,6 +350,7 @@ public final class Supervisor {
     private func enriched(_ input: SwarmStatus) -> SwarmStatus {
         var status = input
         status.version = version
+        status.client = "librdkafka/\(Librdkafka.version)"
         status.cluster = cluster?.view()
         let missing = status.nodes.filter { $0.processes == nil }.compactMap(\.pid)
         let now = monotonicNow()

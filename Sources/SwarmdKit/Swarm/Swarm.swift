@@ -70,6 +70,9 @@ struct Swarm: Codable {
     private(set) var barrier: CommitBarrier?
     /// Open while the last group change settles; later changes queue in it.
     private(set) var gate: SettleGate?
+    /// A change went out during this event: the gate opens once the event is
+    /// handled, so the steps of one command (a scale by 2) go out together.
+    private var changedThisEvent = false
 
     /// What an upgrade hands to the new swarmd: everything but the effects being built.
     private enum CodingKeys: String, CodingKey {
@@ -115,6 +118,10 @@ struct Swarm: Codable {
         advanceStop()
         checkReady()
         autoscale()
+        if changedThisEvent {
+            changedThisEvent = false
+            openGate()
+        }
         return effects
     }
 
@@ -577,7 +584,7 @@ struct Swarm: Codable {
     /// `now`: part of a change already going out (a rolled node's
     /// replacement), so not deferred by the settle gate.
     private mutating func holdOthers(except changing: Set<Int>, now immediately: Bool = false) {
-        guard settings.nodeCommand.isEmpty, !mode.isStopping else { return }
+        guard settings.nodeCommand.isEmpty, !mode.isStopping, !config.kafka.usesConsumerProtocol else { return }
         if gate != nil && !immediately {
             // The previous change still settles: the holds go out with this one, later.
             gate!.changing.formUnion(changing)
@@ -622,7 +629,7 @@ struct Swarm: Codable {
             barrier!.changes.append(step)
         } else {
             emit(step)
-            openGate()
+            changedThisEvent = true
         }
     }
 
@@ -637,9 +644,9 @@ struct Swarm: Codable {
     /// the holds first, then the changes, behind one barrier.
     private mutating func advanceGate() {
         guard let g = gate else { return }
-        let reports = slots.values.filter { $0.id < wanted && $0.want == .up && $0.state.phase != .stopping }.map { slot in
-            (at: slot.process?.lastReportAt ?? -.greatestFiniteMagnitude, settled: slot.process.map { _ in isSettled(slot) } ?? false)
-        }
+        // Nodes that run: a slot whose spawn waits in the queue has nothing to say yet.
+        let reports = slots.values.filter { $0.id < wanted && $0.want == .up && $0.process != nil && $0.state.phase != .stopping }
+            .map { (at: $0.process!.lastReportAt, settled: isSettled($0)) }
         let settled = g.settled(now: now, reports: reports)
         guard settled || now >= g.deadline || mode.isStopping else { return }
         gate = nil
@@ -692,7 +699,7 @@ struct Swarm: Codable {
             emit(step)
             emitted = true
         }
-        if emitted { openGate() }
+        if emitted { changedThisEvent = true }
     }
 
     private mutating func drain(_ targets: [Int]) {
@@ -882,6 +889,8 @@ struct Swarm: Codable {
         for i in nodes.indices {
             if let report = slots[nodes[i].slot]?.process?.lastReport {
                 nodes[i].kafka = report.kafka?.rawValue
+                if !report.client.isEmpty { nodes[i].client = report.client }
+                if !report.groupProtocol.isEmpty { nodes[i].groupProtocol = report.groupProtocol }
                 if report.health == .unhealthy {
                     nodes[i].reason = UnhealthyReason.describe(report.reason)
                 } else if let k = report.kafka, !k.isHealthy && k != .joining {
