@@ -1,0 +1,60 @@
+import Foundation
+import Shared
+import XCTest
+
+/// Lag as the broker sees it, through every kind of rebalance: no partition
+/// is ever shown with its whole size just because it was just assigned
+/// (issue #27: every rebalance looked like a full backlog to status,
+/// /metrics and the autoscaler).
+final class LagTests: XCTestCase {
+    func testLagMatchesTheBrokerThroughScaleUpScaleDownDrainAndRestart() throws {
+        let topic = "lagged"
+        let broker = try BrokerUnderTest(topics: [topic: 4])
+        let keys = (0..<400).map { "k\($0)" }
+        try broker.produce(topic, keys: keys)
+        let record = Record.fresh()
+        let swarmd = try SwarmdUnderTest(config: kafkaConfig(bootstrap: broker.bootstrap, nodes: 2, topic: topic),
+                                         environment: ["RECORD_FILE": record.path])
+        eventually("every message handled", timeout: 60) { record.okKeys.count == keys.count }
+        eventually("the group committed to the end", timeout: 30) {
+            guard let o = try? broker.committedAndEnd(group: "swarm-test", topic: topic, partitions: 4) else { return false }
+            return o.committed == o.end
+        }
+        // The broker says 0 behind on every partition from here on: nothing more is produced.
+        for (change, args) in [("scale up", ["scale", "3"]), ("scale down", ["scale", "2"]), ("drain", ["drain", "1"]),
+                               ("resume", ["resume", "1"]), ("restart", ["restart"])] {
+            XCTAssertEqual(try swarmctl(args, socket: swarmd.socket).status, 0, change)
+            // Watch every report through the rebalance: a lag shown must be the broker's (0); unknown is left out.
+            let until = Date().addingTimeInterval(9)
+            var seen = 0
+            while Date() < until {
+                for n in swarmd.status()?.nodes ?? [] {
+                    for l in n.partitionLag ?? [] {
+                        seen += 1
+                        XCTAssertEqual(l.lag, 0, "\(change): slot \(n.slot) shows \(l.topic)/\(l.partition) \(l.lag) behind; the broker says 0")
+                    }
+                    if let total = n.lag { XCTAssertEqual(total, 0, "\(change): slot \(n.slot) shows lag \(total)") }
+                }
+                usleep(100_000)
+            }
+            XCTAssertGreaterThan(seen, 0, "\(change): no lag reported at all")
+            eventually("\(change): every partition's lag known again and 0", timeout: 30) {
+                let lags = swarmd.status()?.nodes.flatMap { $0.partitionLag ?? [] } ?? []
+                return Set(lags.map(\.partition)) == [0, 1, 2, 3] && lags.allSatisfy { $0.lag == 0 }
+            }
+        }
+        // And a real backlog reads as the broker says, partition by partition.
+        _ = try swarmctl(["drain"], socket: swarmd.socket)
+        eventually("every node drained") { swarmd.status()?.nodes.allSatisfy { $0.state == "drained" } == true }
+        try broker.produce(topic, keys: (0..<40).map { "late\($0)" }, partition: 2)
+        _ = try swarmctl(["resume"], socket: swarmd.socket)
+        eventually("the late messages handled", timeout: 60) { record.okKeys.count == keys.count + 40 }
+        eventually("lag back to the broker's 0", timeout: 30) {
+            guard let o = try? broker.committedAndEnd(group: "swarm-test", topic: topic, partitions: 4), o.committed == o.end else { return false }
+            let lags = swarmd.status()?.nodes.flatMap { $0.partitionLag ?? [] } ?? []
+            return lags.count == 4 && lags.allSatisfy { $0.lag == 0 }
+        }
+        swarmd.signal(SIGTERM)
+        XCTAssertEqual(swarmd.waitForExit(), 0)
+    }
+}
