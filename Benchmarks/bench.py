@@ -421,7 +421,7 @@ def bench_idle(seconds):
           "no other timer ticks. RSS is measured after the benchmark's own status requests.")
     # A built-in Kafka node, idle on the embedded broker.
     with tempfile.TemporaryDirectory() as d:
-        cfg = '[supervisor]\nnodes = 2\n[kafka.properties]\n"session.timeout.ms" = 6000\n'
+        cfg = '[supervisor]\nnodes = 2\n[kafka.properties]\n"bootstrap.servers" = "embedded"\n"session.timeout.ms" = 6000\n'
         sw = Swarm(d, None, 2, builtin_config=cfg)
         wait_for(lambda: len(sw.running()) == 2)
         time.sleep(8)
@@ -1055,7 +1055,8 @@ def bench_churn(count, runs):
     scale, restart, node SIGKILL). Per run: messages handled twice (% of
     produced), never handled, partition-seconds without a consuming owner,
     and how long after the last change every message was handled. Every
-    run's figure is printed. BENCH_PROTOCOLS picks rows (substring)."""
+    run's figure is printed. BENCH_PROTOCOLS and BENCH_PLANS pick rows
+    (substrings), BENCH_RUNS the runs of each."""
     import random
     handler = os.path.join(REPO, "Tests/SwarmTests/Fixtures/record-handler.py")
     protocols = {
@@ -1141,6 +1142,7 @@ def bench_churn(count, runs):
                     sw.stop()
                     if os.environ.get("BENCH_LOG_DIR"):
                         shutil.copy(os.path.join(d, "swarmd.log"), os.path.join(os.environ["BENCH_LOG_DIR"], f"churn-{group}.log"))
+                        shutil.copy(record, os.path.join(os.environ["BENCH_LOG_DIR"], f"churn-{group}.record"))
                 broker.close()
                 dup, skipped = len(keys) - len(set(keys)), total - len(set(keys))
                 print(f"| {proto} | {plan} | {run + 1} | {changes} | {dup:,} | {100 * dup / total:.1f} % | {skipped:,} | {unowned[0]:.1f} | {caught:.1f} s |", flush=True)
@@ -1176,7 +1178,7 @@ def main():
         subprocess.run(["bash", os.path.join(REPO, "Benchmarks/template-units.sh"), str(3 if a.quick else 7)], check=False)
     if want("handover") or want("redelivery"): bench_handover(10_000 if a.quick else 20_000, 4 if a.quick else 6)
     if want("autoscale"): bench_autoscale(10_000 if a.quick else 20_000, 1 if a.quick else 3)
-    if want("churn"): bench_churn(30_000, 1 if a.quick else 3)
+    if want("churn"): bench_churn(30_000, int(os.environ.get("BENCH_RUNS", 1 if a.quick else 3)))
 
 
 if __name__ == "__main__":

@@ -250,4 +250,65 @@ final class AutoscaleEndToEndTests: XCTestCase {
         XCTAssertEqual(offsets.committed, offsets.end, "everything handled is committed")
     }
 
+
+    /// Issue #27's reproduction: a cpu handler, a backlog on 8 partitions,
+    /// autoscaling 1..4 with short cooldowns (the report: 3,000 rounds and
+    /// 40,000 messages on a release build; here 300 rounds and 20,000, so
+    /// that a debug build drains it in about a minute). The
+    /// swarm scaled up, drained, then flapped 4 -> 3 -> 4 on lag misread
+    /// after each rebalance, and swarmd died formatting an infinite ETA.
+    /// Now: swarmd lives, scales up while the backlog lasts and only down
+    /// after it, within the steps the load asks for. 3 minutes here;
+    /// `SWARM_LONG=1` runs it for 10.
+    func testTheBacklogThatCrashedSwarmdScalesUpThenOnlyDownAndSwarmdLives() throws {
+        let minutes = ProcessInfo.processInfo.environment["SWARM_LONG"] == "1" ? 10.0 : 3.0
+        let topic = "repro"
+        let broker = try BrokerUnderTest(topics: [topic: 8])
+        let dir = makeTempDir()
+        let producer = try broker.produceInBackground(topic, keys: (0..<20_000).map { "r\($0)" }, dir: dir)
+        producer.waitUntilExit()
+        let config = """
+            [supervisor]
+            nodes = 1
+            report_interval = 1
+            [kafka]
+            topics = ["\(topic)"]
+            group_id = "repro"
+            [kafka.properties]
+            "bootstrap.servers" = "\(broker.bootstrap)"
+            "session.timeout.ms" = 6000
+            [handler]
+            kind = "cpu"
+            cpu_rounds = 300
+            [autoscale]
+            enabled = true
+            min = 1
+            max = 4
+            target_drain_seconds = 5
+            cooldown_up = 5
+            cooldown_down = 10
+            """
+        let swarmd = try SwarmdUnderTest(config: config)
+        let started = Date()
+        var sizes = [1]
+        var drainedAt: Date?
+        while Date().timeIntervalSince(started) < minutes * 60 {
+            XCTAssertTrue(alive(swarmd.pid), "swarmd died: \(swarmd.log.suffix(2000))")
+            guard alive(swarmd.pid), let s = swarmd.status() else { usleep(500_000); continue }
+            if s.wanted != sizes.last { sizes.append(s.wanted) }
+            if drainedAt == nil && s.handled >= 20_000 { drainedAt = Date() }
+            usleep(500_000)
+        }
+        // (status counts what the slots that remain handled: read while it grew)
+        XCTAssertNotNil(drainedAt, "the backlog was handled")
+        let peak = sizes.firstIndex(of: sizes.max()!)!
+        XCTAssertGreaterThan(sizes.max()!, 1, "it scaled up for the backlog: \(sizes)")
+        XCTAssertEqual(Array(sizes[...peak]), sizes[...peak].sorted(), "up only, until the peak: \(sizes)")
+        XCTAssertEqual(Array(sizes[peak...]), sizes[peak...].sorted(by: >), "down only after it, never up again: \(sizes)")
+        XCTAssertLessThanOrEqual(sizes.count - 1, 6, "the steps the load needs: \(sizes)")
+        XCTAssertEqual(sizes.last, 1, "idle at the end: back to min: \(sizes)")
+        print("autoscale reproduction over \(minutes) min: sizes \(sizes); backlog handled after \(drainedAt.map { Int($0.timeIntervalSince(started)) } ?? -1) s")
+        swarmd.signal(SIGTERM)
+        XCTAssertEqual(swarmd.waitForExit(), 0)
+    }
 }

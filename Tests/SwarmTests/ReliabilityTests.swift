@@ -96,12 +96,18 @@ final class ReliabilityTests: XCTestCase {
             environment: ["RECORD_FILE": record.path, "SLOW_MS": "1"])
         eventually("load", timeout: 60) { record.entries.count > 2_000 }
         let pids = first!.nodePids()
+        let killedAt = Date()
         first!.signal(SIGKILL)
         eventually("every node gone within about a second", timeout: 3) { pids.allSatisfy { !alive($0) } }
+        let goneAfter = Date().timeIntervalSince(killedAt)
         first = nil
+        // What systemd's Restart=on-failure does (after RestartSec=1s): a fresh swarmd.
         let second = try SwarmdUnderTest(config: kafkaConfig(bootstrap: broker.bootstrap, nodes: 2, topic: topic),
                                          environment: ["RECORD_FILE": record.path])
         eventually("every key handled", timeout: 120) { record.okKeys.count == total }
+        let consumingAgain = record.entries.count  // (the cost below is what was handled twice)
+        print("swarmd SIGKILLed under load: nodes gone after \(String(format: "%.2f", goneAfter)) s; "
+              + "\(consumingAgain - total) of \(total) handled twice; all handled \(String(format: "%.1f", Date().timeIntervalSince(killedAt))) s after the kill")
         second.signal(SIGTERM)
         XCTAssertEqual(second.waitForExit(), 0)
         let offsets = try broker.committedAndEnd(group: "swarm-test", topic: topic, partitions: 4)

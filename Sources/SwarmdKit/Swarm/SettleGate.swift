@@ -30,6 +30,14 @@ struct SettleGate: Codable, Equatable {
     var changing: Set<Int> = []
     /// A change asked for holds of the other nodes.
     var holdsAsked = false
+    /// Eager assignment: each running node's count of assignments when the
+    /// change went out. Every eager rebalance revokes and reassigns every
+    /// member, so a node has seen the change's rebalance through once its
+    /// count rose; "consuming" before that may only mean it has not heard
+    /// of the rebalance yet (up to a heartbeat interval, 3 s by default),
+    /// and a change let out then lands inside that rebalance, where the
+    /// broker refuses the held nodes' commits.
+    var assignmentsBefore: [Int: Int64] = [:]
 
     static let quiet = 3.0
     static let limit = 15.0
@@ -54,8 +62,9 @@ struct SettleGate: Codable, Equatable {
     }
 
     /// True once the group looks settled: `reports` has, for every wanted
-    /// running node, when it last reported and whether it said settled.
-    func settled(now: Double, reports: [(at: Double, settled: Bool)]) -> Bool {
-        now >= since + Self.quiet && reports.allSatisfy { $0.at >= since + Self.quiet && $0.settled }
+    /// running node, when it last reported, whether it said settled, and
+    /// (eager) whether it was assigned again since the change.
+    func settled(now: Double, reports: [(at: Double, settled: Bool, reassigned: Bool)]) -> Bool {
+        now >= since + Self.quiet && reports.allSatisfy { $0.at >= since + Self.quiet && $0.settled && $0.reassigned }
     }
 }

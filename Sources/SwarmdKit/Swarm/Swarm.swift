@@ -638,6 +638,11 @@ struct Swarm: Codable {
     private mutating func openGate() {
         guard settings.nodeCommand.isEmpty, !mode.isStopping else { return }
         gate = SettleGate(now: now)
+        guard !config.kafka.cooperative && !config.kafka.usesConsumerProtocol else { return }
+        for slot in slots.values {
+            guard let p = slot.process, slot.state.phase == .running, slot.want == .up, let r = p.lastReport else { continue }
+            gate!.assignmentsBefore[p.spawn] = r.rebalances
+        }
     }
 
     /// Lets the queued changes out once the group settled (or at the limit):
@@ -646,7 +651,11 @@ struct Swarm: Codable {
         guard let g = gate else { return }
         // Nodes that run: a slot whose spawn waits in the queue has nothing to say yet.
         let reports = slots.values.filter { $0.id < wanted && $0.want == .up && $0.process != nil && $0.state.phase != .stopping }
-            .map { (at: $0.process!.lastReportAt, settled: isSettled($0)) }
+            .map { slot -> (at: Double, settled: Bool, reassigned: Bool) in
+                let p = slot.process!
+                let reassigned = g.assignmentsBefore[p.spawn].map { (p.lastReport?.rebalances ?? 0) > $0 } ?? true
+                return (at: p.lastReportAt, settled: isSettled(slot), reassigned: reassigned)
+            }
         let settled = g.settled(now: now, reports: reports)
         guard settled || now >= g.deadline || mode.isStopping else { return }
         gate = nil
