@@ -47,7 +47,9 @@ def setup():
     os.makedirs(OUT, exist_ok=True)
     # What an operator installs: a release build with the Swift runtime linked in
     # statically (see README), in a build folder of its own.
-    build = ["swift", "build", "-c", "release", "--static-swift-stdlib", "--scratch-path", os.path.join(REPO, ".build-static")]
+    # SWARM_LIBRDKAFKA=system (scripts/setup) builds against Debian 12's 2.0.2 in a folder of its own.
+    suffix = "-system" if os.environ.get("SWARM_LIBRDKAFKA") == "system" else ""
+    build = ["swift", "build", "-c", "release", "--static-swift-stdlib", "--scratch-path", os.path.join(REPO, ".build-static" + suffix)]
     sh(*build, cwd=REPO, stdout=subprocess.DEVNULL)
     bin_path = subprocess.check_output(build + ["--show-bin-path"], cwd=REPO, text=True).strip()
     SWARMD, SWARMCTL = os.path.join(bin_path, "swarmd"), os.path.join(bin_path, "swarmctl")
@@ -957,7 +959,8 @@ def bench_handover(count, actions):
     handler at 1 ms a message, `actions` changes of each kind, 2 s apart."""
     handler = os.path.join(REPO, "Tests/SwarmTests/Fixtures/record-handler.py")
     kinds = ["no action", "node SIGKILL", "drain + resume", "scale 3 -> 4 -> 3", "restart one node", "reload, file unchanged", "reload, file changed"]
-    strategies = {"eager (range,roundrobin)": '"partition.assignment.strategy" = "range,roundrobin"\n', "cooperative-sticky": '"partition.assignment.strategy" = "cooperative-sticky"\n'}
+    strategies = {"eager (range,roundrobin)": '"partition.assignment.strategy" = "range,roundrobin"\n', "cooperative-sticky": '"partition.assignment.strategy" = "cooperative-sticky"\n',
+                  "consumer (KIP-848)": '"group.protocol" = "consumer"\n'}
     only_kinds, only_strategies = os.environ.get("BENCH_KINDS"), os.environ.get("BENCH_STRATEGIES")
     print(f"\n### Membership changes: redeliveries and partitions without an owner, {count:,} messages, 6 partitions, 3 nodes, {actions} changes of each kind\n")
     print("| strategy | change | handled twice | per change | never handled | partition-seconds without owner | per change |\n|---|---|---|---|---|---|---|", flush=True)
@@ -1156,7 +1159,8 @@ def main():
     setup()
     reps = 7 if a.quick else 21
     print(f"## Run of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n")
-    print(f"`Benchmarks/run{' --quick' if a.quick else ''}` on {platform.node()}: {os.cpu_count()} cores, "
+    client = subprocess.run([SWARMD, "--version"], capture_output=True, text=True).stdout.strip()
+    print(f"`Benchmarks/run{' --quick' if a.quick else ''}` ({client}) on {platform.node()}: {os.cpu_count()} cores, "
           f"{os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE') / 2**30:.0f} GiB, {platform.release()}; "
           f"circus and supervisord from PyPI in the same run.")
     want = lambda n: not a.only or n in a.only

@@ -71,6 +71,7 @@ public final class KafkaConsumer {
         // not to librdkafka's stderr: the node logs them, and learns of an
         // outage (`_ALL_BROKERS_DOWN`) from them.
         rd_kafka_conf_set_error_cb(conf, swarmErrorCallback)
+        rd_kafka_conf_set_offset_commit_cb(conf, swarmCommitCallback)
         var errbuf = [CChar](repeating: 0, count: 512)
         guard let rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, &errbuf, errbuf.count) else {
             rd_kafka_conf_destroy(conf)
@@ -158,6 +159,25 @@ public final class KafkaConsumer {
     /// until a message or a rebalance arrives or `probeBrokers` reaches one.
     /// librdkafka reports the outage but not the recovery, hence the probe.
     public private(set) var brokersDown = false
+    /// Set when the group coordinator refused a commit because the group is
+    /// rebalancing (or moved on to a new generation): the first sign a
+    /// member gets of a rebalance, often a heartbeat interval (3 s by
+    /// default) before its revocation. Whatever it handles from here until
+    /// its next assignment will be refused too and delivered again; the
+    /// owner reads and clears it (`takeRebalanceSign`).
+    public private(set) var rebalanceSign: String?
+
+    public func takeRebalanceSign() -> String? {
+        defer { rebalanceSign = nil }
+        return rebalanceSign
+    }
+
+    fileprivate func committed(_ err: rd_kafka_resp_err_t) {
+        if err == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS || err == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION {
+            rebalanceSign = String(cString: rd_kafka_err2name(err))
+        }
+    }
+
     /// Errors the error callback saw since the last `pollBatch`.
     private var pendingErrors: [KafkaError] = []
 
@@ -208,10 +228,17 @@ public final class KafkaConsumer {
     /// session timed out, a broker outage): a commit for them can only fail.
     public var assignmentLost: Bool { rd_kafka_assignment_lost(handle) != 0 }
 
+    /// Commits the stored offsets without waiting for the answer: the
+    /// request goes out at once and the poll loop goes on.
+    public func commitAsync() {
+        _ = rd_kafka_commit(handle, nil, 1)
+    }
+
     /// Commits the stored offsets synchronously. "Nothing to commit" is success.
     @discardableResult
     public func commit() -> KafkaError? {
         let err = rd_kafka_commit(handle, nil, 0)
+        committed(err)
         if err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR__NO_OFFSET { return nil }
         return KafkaError(err, context: "committing offsets")
     }
@@ -317,6 +344,7 @@ public final class KafkaConsumer {
         }
         if err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS {
             brokersDown = false  // the coordinator answered (a revocation can be local: a lost session)
+            rebalanceSign = nil  // the rebalance a refused commit announced is over
             let keys = list.map { TopicPartitionKey(topic: $0.0, partition: $0.1) }
             if cooperative {
                 if let e = rd_kafka_incremental_assign(handle, partitions) { rd_kafka_error_destroy(e) }
@@ -405,6 +433,12 @@ private func swarmRebalanceCallback(
 ) {
     guard let rk, let raw = registry[UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(rk)))] else { return }
     Unmanaged<KafkaConsumer>.fromOpaque(raw).takeUnretainedValue().rebalance(err, partitions)
+}
+
+private func swarmCommitCallback(_ rk: OpaquePointer?, _ err: rd_kafka_resp_err_t,
+                                 _ offsets: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?, _ opaque: UnsafeMutableRawPointer?) {
+    guard let rk, err != RD_KAFKA_RESP_ERR_NO_ERROR, let raw = registry[UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(rk)))] else { return }
+    Unmanaged<KafkaConsumer>.fromOpaque(raw).takeUnretainedValue().committed(err)
 }
 
 private func swarmErrorCallback(_ rk: OpaquePointer?, _ err: Int32, _ reason: UnsafePointer<CChar>?, _ opaque: UnsafeMutableRawPointer?) {

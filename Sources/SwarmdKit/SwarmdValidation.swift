@@ -5,6 +5,19 @@ import SwarmKafka
 /// reload) so that a mistake is refused with exit 78 instead of becoming a
 /// crash-looping swarm.
 public enum SwarmdValidation {
+    /// Settings the file wrote that cannot take effect, in words: `--check`
+    /// prints them (exit 0: the file is valid) and swarmd logs them at start.
+    /// An `[autoscale]` section with bounds but without `enabled = true`
+    /// autoscales nothing, and nothing else would say so.
+    public static func warnings(_ config: SwarmConfig, setKeys: Set<String>) -> [String] {
+        var out: [String] = []
+        let autoscaleKeys = setKeys.filter { $0.hasPrefix("autoscale.") && $0 != "autoscale.enabled" }.map { String($0.dropFirst(10)) }.sorted()
+        if !config.autoscale.enabled && !autoscaleKeys.isEmpty {
+            out.append("[autoscale] \(autoscaleKeys.joined(separator: ", ")) set, but enabled = false: nothing autoscales (set enabled = true)")
+        }
+        return out
+    }
+
     /// The first librdkafka with KIP-848 generally available.
     static let consumerProtocolSince: Int32 = 0x020C_0000
 

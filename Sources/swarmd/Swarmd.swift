@@ -89,6 +89,7 @@ extension Swarmd {
                 writeAll(2, "swarmd: \(error.message)\n")
                 throw ExitCode(error.code.exitStatus)
             }
+            for w in SwarmdValidation.warnings(settings, setKeys: loaded.setKeys) { writeAll(2, "swarmd: warning: \(w)\n") }
             if check {
                 if print {
                     writeAll(1, ConfigPrinter(config: settings, setKeys: loaded.setKeys).text())

@@ -117,4 +117,15 @@ final class KafkaClientTests: XCTestCase {
         swarmd.signal(SIGTERM)
         XCTAssertEqual(swarmd.waitForExit(), 0)
     }
+
+    func testCheckWarnsAboutAutoscaleBoundsThatCannotTakeEffect() throws {
+        let dir = makeTempDir()
+        let file = dir.appendingPathComponent("swarmd.toml").path
+        try "[kafka.properties]\n\"bootstrap.servers\" = \"embedded\"\n[autoscale]\nmin = 2\nmax = 8\n".write(toFile: file, atomically: true, encoding: .utf8)
+        let r = try runCommand(swarmdPath, ["--check", "--config", file])
+        XCTAssertEqual(r.status, 0, "valid, with a warning: \(r.stderr)")
+        XCTAssertTrue(r.stderr.contains("warning: [autoscale] max, min set, but enabled = false: nothing autoscales (set enabled = true)"), r.stderr)
+        try "[kafka.properties]\n\"bootstrap.servers\" = \"embedded\"\n[autoscale]\nenabled = true\nmax = 8\n".write(toFile: file, atomically: true, encoding: .utf8)
+        XCTAssertFalse(try runCommand(swarmdPath, ["--check", "--config", file]).stderr.contains("warning"))
+    }
 }

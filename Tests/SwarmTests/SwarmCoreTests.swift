@@ -736,7 +736,7 @@ final class SwarmCoreTests: XCTestCase {
         var h = Harness(nodes: 3)
         h.started()
         _ = h.command(.scale(.absolute(2)))
-        XCTAssertEqual(h.told, [.hold, .hold, .leave], "the staying nodes commit, then slot 2 leaves: nobody comes back for its membership")
+        XCTAssertEqual(h.told, [.hold, .hold, .hold, .leave], "every node commits, the leaving one too, then slot 2 leaves: nobody comes back for its membership")
         XCTAssertEqual(h.signals(to: 2), [.term], "told first, then TERM")
         h.exit(2, .exited(0))
         _ = h.command(.stop(now: false))

@@ -45,6 +45,10 @@ public final class NodeRuntime {
     /// `session.timeout.ms`; 10 s bounds the pause of a node the change did
     /// not concern.
     static let holdLimit = 10.0
+    /// How long after an assignment the node commits after every batch (see `finish`).
+    static let unsettledWindow = 15.0
+    /// When the group last gave this node an assignment (monotonic seconds).
+    private var lastAssignmentAt: Double?
     /// When a hold ends at the latest.
     private var heldUntil = 0.0
     /// True once a revocation reached this node since its latest hold. With
@@ -163,6 +167,7 @@ public final class NodeRuntime {
             self.reporter.update { if $0.unassignedSince == nil { $0.unassignedSince = monotonicNow() } }
         }
         consumer.onAssigned = { [unowned self] in
+            self.lastAssignmentAt = monotonicNow()
             self.reporter.update { $0.joined = true; $0.unassignedSince = nil; $0.brokersDownSince = nil; $0.rebalances += 1 }
             // Cooperative rebalances revoke only what moves: any assignment ends a hold there.
             if self.revokedSinceHold || self.consumer?.isCooperative == true { self.endHold("the group's new assignment arrived") }
@@ -224,6 +229,16 @@ public final class NodeRuntime {
                                          : "no rebalance reached this node within \(Self.holdLimit) s")
             }
 
+            if let sign = consumer.takeRebalanceSign(), mode == .active, !consumer.isCooperative, config.kafka.groupProtocol == "classic" {
+                // The broker refused a commit: the group rebalances, and this node may not
+                // hear of it (its revocation) for up to a heartbeat interval. What it handles
+                // meanwhile would be refused too: it holds, as if swarmd had said so.
+                consumer.pause()
+                mode = .held
+                revokedSinceHold = consumer.assignedCount == 0
+                heldUntil = monotonicNow() + Self.holdLimit
+                logger.info("holding: the broker refused a commit (\(sign)); not handling until the group's next assignment")
+            }
             if config.handler.ordering == .partition && mode == .active {
                 for p in ordered.due(now: monotonicNow()) { consumer.resume(topic: p.topic, partition: p.partition) }
             }
@@ -434,6 +449,15 @@ public final class NodeRuntime {
     /// Stores the offsets of what was settled and counts it.
     private func finish(_ settled: [(topic: String, partition: Int32, offset: Int64)], ok: Int64, failed: Int64) {
         consumer?.store(settled)
+        // Right after a rebalance another one often follows (a second member
+        // joining or leaving, the broker's own), and the broker refuses the
+        // commit at its revocation: what was handled since the last commit is
+        // delivered again. Within `unsettledWindow` of an assignment each
+        // batch's offsets go out at once (asynchronously: the loop does not
+        // wait), so that loss is at most about a batch. BENCHMARKS.md, "Churn".
+        if !settled.isEmpty, let at = lastAssignmentAt, monotonicNow() - at < Self.unsettledWindow, !(consumer?.brokersDown ?? true) {
+            consumer?.commitAsync()
+        }
         reporter.update {
             $0.handled += ok
             $0.failed += failed

@@ -547,7 +547,9 @@ struct Swarm: Codable {
     /// Brings the swarm to `n` nodes: new slots are spawned, the highest slots stop.
     private mutating func scale(to n: Int, reason: String) {
         let previous = wanted
-        if n != previous { holdOthers(except: Set(slots.keys.filter { $0 >= n })) }
+        // The leaving nodes hold too: two nodes leaving start two rebalances, and
+        // the second one's stop commit would land in the first (BENCHMARKS.md, "Churn").
+        if n != previous { holdOthers(except: []) }
         wanted = n
         if previous != n || slots.isEmpty {
             log(.notice, "swarm size \(previous) -> \(n)", ["reason": reason])
