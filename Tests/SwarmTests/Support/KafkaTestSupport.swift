@@ -36,15 +36,6 @@ final class BrokerUnderTest {
         process.waitUntilExit()
     }
 
-    /// Produces `key:value` lines with kcat, the independent client, to one partition or by key.
-    func produce(_ topic: String, keys: [String], partition: Int? = nil, value: String? = nil) throws {
-        let lines = keys.map { "\($0):\(value ?? "value-of-\($0)")" }.joined(separator: "\n") + "\n"
-        var args = ["-P", "-b", bootstrap, "-t", topic, "-K", ":"]
-        if let partition { args += ["-p", String(partition)] }
-        let r = try runCommand("/usr/bin/kcat", args, stdin: Data(lines.utf8))
-        XCTAssertEqual(r.status, 0, "kcat: \(r.stderr)")
-    }
-
     /// Starts kcat producing `keys` from a file and returns it running.
     func produceInBackground(_ topic: String, keys: [String], dir: URL, name: String = "") throws -> Process {
         let file = dir.appendingPathComponent("produce-\(topic)\(name)")

@@ -32,12 +32,18 @@ import XCTest
 protocol TestBroker: AnyObject {
     var name: String { get }
     var bootstrap: String { get }
-    func produce(_ topic: String, keys: [String], partition: Int?, value: String?) throws
     func committed(group: String, topic: String, partitions: Int) throws -> [Int64]
 }
 
 extension TestBroker {
-    func produce(_ topic: String, keys: [String]) throws { try produce(topic, keys: keys, partition: nil, value: nil) }
+    /// Produces `key:value` lines with kcat, the independent client, to one partition or by key.
+    func produce(_ topic: String, keys: [String], partition: Int? = nil, value: String? = nil) throws {
+        let lines = keys.map { "\($0):\(value ?? "value-of-\($0)")" }.joined(separator: "\n") + "\n"
+        var args = ["-P", "-b", bootstrap, "-t", topic, "-K", ":"]
+        if let partition { args += ["-p", String(partition)] }
+        let r = try runCommand("/usr/bin/kcat", args, stdin: Data(lines.utf8))
+        XCTAssertEqual(r.status, 0, "kcat (\(name)): \(r.stderr)")
+    }
 
     func committed(group: String, topic: String, partitions: Int) throws -> [Int64] {
         let c = try KafkaConsumer(properties: ["bootstrap.servers": bootstrap, "group.id": group, "log_level": "0"])
@@ -102,14 +108,6 @@ final class TansuBroker: TestBroker {
     func createTopic(_ topic: String, partitions: Int) throws {
         let r = try runCommand(Self.binary, ["topic", "create", "--broker", "tcp://\(bootstrap)", "--partitions", "\(partitions)", topic])
         XCTAssertEqual(r.status, 0, "tansu topic create: \(r.stdout)\(r.stderr)")
-    }
-
-    func produce(_ topic: String, keys: [String], partition: Int? = nil, value: String? = nil) throws {
-        let lines = keys.map { "\($0):\(value ?? "value-of-\($0)")" }.joined(separator: "\n") + "\n"
-        var args = ["-P", "-b", bootstrap, "-t", topic, "-K", ":"]
-        if let partition { args += ["-p", String(partition)] }
-        let r = try runCommand("/usr/bin/kcat", args, stdin: Data(lines.utf8))
-        XCTAssertEqual(r.status, 0, "kcat against Tansu (needs librdkafka 2.x newer than Debian 12's): \(r.stderr)")
     }
 
     /// SIGSTOP / SIGCONT: a broker that stops answering without closing a connection.
