@@ -980,7 +980,10 @@ def bench_handover(count, actions):
                     return swarm_config(broker.bootstrap, 3, "redo", group, f'kind = "exec"\nbatch_size = {batch}\ncommit_interval = 1\n'
                                         f'command = ["/usr/bin/python3", "{handler}"]', report_interval=0.2).replace(
                                             '"auto.offset.reset" = "earliest"\n', '"auto.offset.reset" = "earliest"\n' + prop)
-                sw = Swarm(d, None, 3, builtin_config=config(50))
+                cfg = config(50)
+                if "group.protocol" in prop:  # the broker sets the session under KIP-848
+                    cfg = cfg.replace('"session.timeout.ms" = 6000\n', "")
+                sw = Swarm(d, None, 3, builtin_config=cfg)
                 del os.environ["RECORD_FILE"], os.environ["SLOW_MS"]
                 def handled():
                     return handled_keys(record)
@@ -1088,6 +1091,8 @@ def bench_churn(count, runs):
                     config = swarm_config(broker.bootstrap, 3, "churn", group, 'kind = "exec"\nbatch_size = 50\ncommit_interval = 1\n'
                                           f'command = ["/usr/bin/python3", "{handler}"]', report_interval=0.2).replace(
                                               '"auto.offset.reset" = "earliest"\n', '"auto.offset.reset" = "earliest"\n' + prop)
+                    if "group.protocol" in prop:  # the broker sets the session under KIP-848
+                        config = config.replace('"session.timeout.ms" = 6000\n', "")
                     sw = Swarm(d, None, 3, builtin_config=config)
                     del os.environ["RECORD_FILE"], os.environ["SLOW_MS"]
                     def owned():

@@ -37,6 +37,11 @@ public enum SwarmdValidation {
         if props["partition.assignment.strategy"] != nil {
             throw SwarmError(.config, "[kafka.properties] \"partition.assignment.strategy\" has no meaning with \"group.protocol\" = \"consumer\": the group coordinator assigns (KIP-848); remove it")
         }
+        // librdkafka refuses these when it creates the consumer, so every node would
+        // crash-loop on them: refused here, once, with what to do.
+        for key in ["session.timeout.ms", "heartbeat.interval.ms", "group.protocol.type"] where props[key] != nil {
+            throw SwarmError(.config, "[kafka.properties] \"\(key)\" is not supported with \"group.protocol\" = \"consumer\": under KIP-848 the broker sets it (group.consumer.* broker configs); remove it")
+        }
     }
 
     /// `setKeys` are the settings the file wrote (`ConfigLoader.Loaded`).

@@ -23,6 +23,10 @@ final class KafkaClientTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("has no meaning with \"group.protocol\" = \"consumer\""), "\($0)")
         }
         XCTAssertThrowsError(try SwarmdValidation.checkGroupProtocol(["group.protocol": "next"], client: 0x020E_02FF, clientText: "2.14.2"))
+        XCTAssertThrowsError(try SwarmdValidation.checkGroupProtocol(["group.protocol": "consumer", "session.timeout.ms": "6000"],
+                                                                     client: 0x020E_02FF, clientText: "2.14.2")) {
+            XCTAssertTrue("\($0)".contains("\"session.timeout.ms\" is not supported with \"group.protocol\" = \"consumer\""), "\($0)")
+        }
         XCTAssertNoThrow(try SwarmdValidation.checkGroupProtocol(["group.protocol": "classic"], client: 0x0200_02FF, clientText: "2.0.2"))
     }
 
