@@ -516,23 +516,15 @@ extension KafkaConsumer {
     /// before any of its messages was handed out goes on from what the group
     /// committed, whatever position librdkafka kept.
     ///
-    /// Why, honestly: with cooperative-sticky, the chaos test once left 118 of
-    /// 100,000 messages never handled (one run in two) after the first stale
-    /// position fix (see `rebalance`); with this rewind, 10 runs in a row
-    /// handled every message. The direct case (KafkaConsumerTests: a
-    /// partition taken from a paused consumer and given back) resumes from
-    /// the committed offset with librdkafka 2.0.2 even without it, so which
-    /// path kept a stale position is not pinned down; this closes every path
-    /// that resumes a partition paused before it fetched.
+    /// Why: librdkafka 2.0 kept stale fetch positions across revocations
+    /// (messages never handled in the cooperative chaos test); measured
+    /// again on 2.14 without it, and kept for now: BENCHMARKS.md, "librdkafka
+    /// 2.0 workarounds, measured again".
     ///
-    /// Never inside a rebalance callback, and within 1 s: done there (a hold
-    /// ends in one) with 5 s allowed, the committed-offset round trip during
-    /// a rebalance held nodes 3–5 s, so the commit barrier waited that long
-    /// and their session fell behind the group (ILLEGAL_GENERATION).
-    /// Measured on the handover benchmark, cooperative, drain + resume:
-    /// 1,383 messages handled twice per pair that way. A failed try is
-    /// repeated a second later; until it succeeds, the partition's messages
-    /// are not handed out.
+    /// Never inside a rebalance callback (a committed-offset round trip
+    /// there held nodes through the rebalance and their session fell
+    /// behind), and within 1 s: a failed try is repeated a second later;
+    /// until it succeeds, the partition's messages are not handed out.
     private func rewind() {
         let now = monotonicMilliseconds()
         guard now >= nextRewindAt else { return }
