@@ -10,8 +10,8 @@ with cc, and installs circus and supervisor from PyPI into a virtual
 environment under .build-bench/. Every server listens on loopback or on Unix
 sockets only.
 
-Environment for one benchmark at a time: BENCH_KINDS and BENCH_STRATEGIES
-(substrings) pick the handover rows; BENCH_LOG_LEVEL sets swarmd's log level
+Environment for one benchmark at a time: BENCH_KINDS (substrings, comma
+separated) and BENCH_STRATEGIES (a substring) pick the handover rows; BENCH_LOG_LEVEL sets swarmd's log level
 (default warning); BENCH_LOG_DIR keeps each handover row's swarmd log and
 handler record there.
 """
@@ -968,7 +968,7 @@ def bench_handover(count, actions):
         if only_strategies and only_strategies not in strategy:
             continue
         for kind in kinds:
-            if only_kinds and only_kinds not in kind:
+            if only_kinds and not any(k in kind for k in only_kinds.split(",")):
                 continue
             broker = Broker({"redo": 6})
             broker.produce("redo", count, 16)

@@ -165,8 +165,8 @@ public struct KafkaSettings: Codable, Equatable, Sendable {
     /// With KIP-848 swarm sends no holds and opens no commit barrier: the
     /// coordinator revokes only what moves, and each member commits in its
     /// own revocation; holding the others would pause nodes no change
-    /// concerns. Measured (BENCHMARKS.md, "Churn"): nothing handled twice
-    /// without them.
+    /// concerns. Measured (BENCHMARKS.md, "Membership changes per kind"):
+    /// nothing handled twice without them.
     public var usesConsumerProtocol: Bool { groupProtocol == "consumer" }
 
     public init() {}
