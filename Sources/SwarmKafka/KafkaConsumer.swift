@@ -360,21 +360,12 @@ public final class KafkaConsumer {
             unfetched.formUnion(keys)
             // The node first (a hold ends here), then the new partitions' pause.
             onAssigned?()
-            // librdkafka keeps a partition's pause across its revocation: one
-            // paused when it was taken away comes back paused, and would never
-            // be fetched again (measured: a node held through a rebalance
-            // then drained got its partitions back, and consumed nothing).
-            // So every assignment states its pause explicitly.
-            //
-            // And librdkafka 2.0 keeps a partition's last application position
-            // across an incremental (cooperative) revocation too: pausing a
-            // partition just assigned again saves that stale position as where
-            // to fetch on resume, ahead of the committed offset when another
-            // member handled less of it in between. Measured with
-            // cooperative-sticky before the hold ended first: 2,286 of 20,000
-            // messages skipped (never handled, never committed, lag shown 0).
-            // A held node therefore ends its hold before this, so its new
-            // partitions are never paused.
+            // Every assignment states its pause explicitly: librdkafka keeps a
+            // partition's pause (and, in 2.0, its fetch position) across its
+            // revocation, so one paused when taken away would come back paused.
+            // A held node ends its hold first (onAssigned), so its new partitions
+            // are never paused with a stale position. The bugs behind this, and
+            // their measurement on 2.14: BENCHMARKS.md, "librdkafka 2.0 workarounds".
             if let partitions {
                 if paused {
                     rd_kafka_pause_partitions(handle, partitions)
