@@ -67,7 +67,8 @@ final class SwarmFuzzTests: XCTestCase {
             }
             if case .tick = event, let next = s.nextDeadline(), next <= now, !s.finished {
                 throw Failure("after a tick at \(now) the next deadline is \(next), not in the future: the shell would spin; mode \(s.mode), "
-                              + "slots \(s.slots.values.map { "\($0.id): \($0.state)" }), barrier \(String(describing: s.barrier))")
+                              + "barrier \(String(describing: s.barrier)), gate \(String(describing: s.gate)), roll \(String(describing: s.rollCurrent)), "
+                              + "ready \(s.readySent), slots \(s.slots.values.map { "\($0.id): \($0.state)" })")
             }
             // Every view renders, from any state: after every 20th event (each
             // render costs about a millisecond in a debug build; the states
@@ -112,9 +113,10 @@ final class SwarmFuzzTests: XCTestCase {
         }
 
         mutating func randomEvent(_ rng: inout SeededRandom) -> SwarmEvent {
-            let live = swarm.slots.values.compactMap(\.process?.spawn)
+            // Sorted: a dictionary's order changes from process to process, and a seed must replay.
+            let live = swarm.slots.values.compactMap(\.process?.spawn).sorted()
             let spawn = live.isEmpty || rng.chance(0.05) ? Int(rng.edgy(0, 10_000)) : rng.pick(live)
-            let slotIds = Array(swarm.slots.keys)
+            let slotIds = swarm.slots.keys.sorted()
             func someSlots() -> [Int]? {
                 rng.chance(0.3) ? nil : (0..<Int.random(in: 1...3, using: &rng)).map { _ in
                     slotIds.isEmpty || rng.chance(0.1) ? Int(rng.edgy(-2, 2000)) : rng.pick(slotIds)

@@ -356,7 +356,7 @@ struct Swarm: Codable {
     /// their pipes before the tick, so that none is called hung on a stale report.
     func hangSuspects(now: Double) -> [Int] {
         slots.values.compactMap { s in
-            guard let p = s.process, s.state.phase != .stopping, now - p.lastReportAt >= settings.reportTimeout else { return nil }
+            guard let p = s.process, s.state.phase != .stopping, now >= p.lastReportAt + settings.reportTimeout else { return nil }
             return p.spawn
         }.sorted()
     }
@@ -401,7 +401,10 @@ struct Swarm: Codable {
             case .backoff(nil):
                 continue
             default:
-                guard let p = slot.process, now - p.lastReportAt >= settings.reportTimeout else { continue }
+                // The same expression as `nextDeadline`: `now - a >= b` and `now >= a + b`
+                // can disagree in the last bit, and the shell would wake for a deadline
+                // this does not see as due (found by SwarmFuzzTests at 15 times its budget).
+                guard let p = slot.process, now >= p.lastReportAt + settings.reportTimeout else { continue }
                 log(.error, "node hung: no report for \(settings.reportTimeout) s", meta(slot))
                 stop(id, reason: .hung, signal: .term, grace: settings.killTimeout)
             }
