@@ -165,7 +165,7 @@ public final class KafkaConsumer {
     /// default) before its revocation. Whatever it handles from here until
     /// its next assignment will be refused too and delivered again; the
     /// owner reads and clears it (`takeRebalanceSign`).
-    public private(set) var rebalanceSign: String?
+    private var rebalanceSign: String?
 
     public func takeRebalanceSign() -> String? {
         defer { rebalanceSign = nil }

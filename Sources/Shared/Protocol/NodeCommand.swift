@@ -51,10 +51,7 @@ public enum ScaleTarget: Equatable, Sendable {
     public func size(from current: Int) -> Int {
         switch self {
         case .absolute(let n): return n
-        case .relative(let d):
-            // A delta near Int.max is refused by the size check, not trapped on.
-            let (sum, overflow) = current.addingReportingOverflow(d)
-            return overflow ? (d > 0 ? .max : .min) : sum
+        case .relative(let d): return current.addingSaturating(d)  // near Int.max: refused by the size check, not trapped on
         }
     }
 }

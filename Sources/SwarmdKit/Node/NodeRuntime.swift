@@ -61,6 +61,16 @@ public final class NodeRuntime {
     /// twice per pair before this rule.
     private var revokedSinceHold = false
 
+    /// Enters (or renews) a hold, the consumer paused by the caller: it ends
+    /// at the next assignment that follows a revocation, or at `holdLimit`.
+    private func startHold() {
+        mode = .held
+        // A node holding no partition (more nodes than partitions) has nothing to
+        // revoke, and librdkafka may call no revocation for it: any assignment will do.
+        revokedSinceHold = (consumer?.assignedCount ?? 0) == 0
+        heldUntil = monotonicNow() + Self.holdLimit
+    }
+
     /// Ends a hold: fetching goes on (paused retry partitions stay paused).
     private func endHold(_ why: String) {
         guard mode == .held, let consumer else { return }
@@ -229,14 +239,12 @@ public final class NodeRuntime {
                                          : "no rebalance reached this node within \(Self.holdLimit) s")
             }
 
-            if let sign = consumer.takeRebalanceSign(), mode == .active, !consumer.isCooperative, config.kafka.groupProtocol == "classic" {
+            if let sign = consumer.takeRebalanceSign(), mode == .active, !consumer.isCooperative, !config.kafka.usesConsumerProtocol {
                 // The broker refused a commit: the group rebalances, and this node may not
                 // hear of it (its revocation) for up to a heartbeat interval. What it handles
                 // meanwhile would be refused too: it holds, as if swarmd had said so.
                 consumer.pause()
-                mode = .held
-                revokedSinceHold = consumer.assignedCount == 0
-                heldUntil = monotonicNow() + Self.holdLimit
+                startHold()
                 logger.info("holding: the broker refused a commit (\(sign)); not handling until the group's next assignment")
             }
             if config.handler.ordering == .partition && mode == .active {
@@ -309,11 +317,7 @@ public final class NodeRuntime {
                     consumer.pause()
                     logger.info("holding: committed, not handling until the group's next assignment")
                 }
-                mode = .held
-                // A node holding no partition (more nodes than partitions) has nothing to
-                // revoke, and librdkafka may call no revocation for it: any assignment will do.
-                revokedSinceHold = consumer.assignedCount == 0
-                heldUntil = monotonicNow() + Self.holdLimit
+                startHold()
             }
             // The answer swarmd's commit barrier waits for (held, paused or drained
             // already: nothing handled since the last commit).

@@ -72,7 +72,7 @@ enum ProcessTree {
 
     private static func kilobytes(_ line: Substring) -> Int64? {
         let fields = line.split(separator: " ", omittingEmptySubsequences: true)
-        return fields.count >= 2 ? Int64(fields[1]).map { $0.multipliedReportingOverflow(by: 1024).overflow ? Int64.max : $0 * 1024 } : nil
+        return fields.count >= 2 ? Int64(fields[1]).map { Int64(saturating: Double($0) * 1024) } : nil
     }
 
     /// The memory of each node's tree, node first, for the given node pids.
