@@ -135,13 +135,14 @@ public final class KafkaConsumer {
             let m = batchBuffer[i]!
             if m.pointee.err != RD_KAFKA_RESP_ERR_NO_ERROR {
                 if m.pointee.err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN { brokersDown = true }
+                note(m.pointee.err, Self.messageText(m))
                 if m.pointee.err != RD_KAFKA_RESP_ERR__PARTITION_EOF { errors.append(KafkaError(m.pointee.err, context: "consuming")) }
                 rd_kafka_message_destroy(m)
             } else {
                 messages.append(KafkaMessage(m, topic: topicName(m.pointee.rkt)))
             }
         }
-        if !messages.isEmpty { brokersDown = false }
+        if !messages.isEmpty { brokersDown = false; refusal = nil; missingTopic = nil }
         if !stale.isEmpty { messages.removeAll { stale.contains(TopicPartitionKey(topic: $0.topic, partition: $0.partition)) } }
         if !unfetched.isEmpty {
             // A batch runs in few partitions, and a partition without traffic keeps this
@@ -181,9 +182,35 @@ public final class KafkaConsumer {
     /// Errors the error callback saw since the last `pollBatch`.
     private var pendingErrors: [KafkaError] = []
 
+    /// What the brokers refused, in librdkafka's words, after an
+    /// authentication or TLS failure (`__AUTHENTICATION`,
+    /// `SASL_AUTHENTICATION_FAILED`, `__SSL`); nil again once a broker
+    /// answers (a message, an assignment, a probe).
+    public private(set) var refusal: String?
+    /// A subscribed topic the brokers do not have (`UNKNOWN_TOPIC_OR_PART`,
+    /// `__UNKNOWN_TOPIC`), in librdkafka's words; nil again once the node is
+    /// assigned or a message arrives.
+    public private(set) var missingTopic: String?
+
+    private func note(_ err: rd_kafka_resp_err_t, _ text: String) {
+        switch err {
+        case RD_KAFKA_RESP_ERR__AUTHENTICATION, RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED, RD_KAFKA_RESP_ERR__SSL:
+            refusal = String(text.prefix(160))
+        case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART, RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+            missingTopic = String(text.prefix(160))
+        default: break
+        }
+    }
+
+    private static func messageText(_ m: UnsafeMutablePointer<rd_kafka_message_t>) -> String {
+        guard let p = m.pointee.payload, m.pointee.len > 0 else { return String(cString: rd_kafka_err2str(m.pointee.err)) }
+        return String(decoding: UnsafeRawBufferPointer(start: p, count: min(m.pointee.len, 400)), as: UTF8.self)
+    }
+
     fileprivate func error(_ code: Int32, _ reason: String) {
         let err = rd_kafka_resp_err_t(code)
         if err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN { brokersDown = true }
+        note(err, reason)
         if pendingErrors.count < 100 {
             pendingErrors.append(KafkaError(name: String(cString: rd_kafka_err2name(err)), message: reason, context: "librdkafka"))
         }
@@ -198,6 +225,7 @@ public final class KafkaConsumer {
         guard rd_kafka_metadata(handle, 0, nil, &md, timeoutMs) == RD_KAFKA_RESP_ERR_NO_ERROR else { return false }
         if let md { rd_kafka_metadata_destroy(md) }
         brokersDown = false
+        refusal = nil
         return true
     }
 
@@ -344,6 +372,8 @@ public final class KafkaConsumer {
         }
         if err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS {
             brokersDown = false  // the coordinator answered (a revocation can be local: a lost session)
+            refusal = nil
+            if !list.isEmpty { missingTopic = nil }
             rebalanceSign = nil  // the rebalance a refused commit announced is over
             let keys = list.map { TopicPartitionKey(topic: $0.0, partition: $0.1) }
             if cooperative {

@@ -26,6 +26,21 @@ final class ProtocolTests: XCTestCase {
         XCTAssertEqual(NodeReport.batchBucket(ms: 120_000), NodeReport.batchBucketsMs.count)
     }
 
+    /// A detail (librdkafka's words for a refusal) is one word on the line:
+    /// spaces, "%" and control characters travel escaped and come back; a
+    /// detail from an older node (spaces as "_") still reads.
+    func testADetailWithSpacesPercentAndControlCharactersRoundTrips() throws {
+        var r = NodeReport()
+        r.kafka = .authFailed
+        r.detail = "SASL authentication error: 100% refused\tby \"broker\" ünïcode"
+        let line = r.encoded()
+        XCTAssertEqual(line.filter { $0 == " " }.count, line.split(separator: " ").count - 1, "one word per key: \(line)")
+        let back = try NodeReport.parse(Array(line.dropLast().utf8))
+        XCTAssertEqual(back.detail, "SASL authentication error: 100% refused by \"broker\" ünïcode", "a tab reads back as a space")
+        XCTAssertEqual(back.kafka, .authFailed)
+        XCTAssertEqual(try NodeReport.parse(Array("v=1 detail=no_poll_for_5_s".utf8)).detail, "no_poll_for_5_s")
+    }
+
     func testReportsRoundTripAndIgnoreUnknownKeys() throws {
         var r = NodeReport()
         r.handled = 12
@@ -38,7 +53,7 @@ final class ProtocolTests: XCTestCase {
         let parsed = try NodeReport.parse(Array(r.encoded().dropLast().utf8))
         XCTAssertEqual(parsed.handled, 12)
         XCTAssertEqual(parsed.reason, 2)
-        XCTAssertEqual(parsed.detail, "stuck_for_70_s")
+        XCTAssertEqual(parsed.detail, "stuck for 70 s", "the detail comes back as it was written")
         XCTAssertEqual(try NodeReport.parse(Array("v=1 health=ok future_key=9".utf8)).health, .ok)
         r.partitionLag = [TopicPartition(topic: "orders.v2", partition: 0): 5, TopicPartition(topic: "orders.v2", partition: 11): 0,
                           TopicPartition(topic: "a/b", partition: 2): 7]

@@ -106,7 +106,7 @@ public struct NodeReport: Codable, Equatable, Sendable {
         if !partitionLag.isEmpty {
             s += " partition_lag=" + partitionLag.keys.sorted().prefix(200).map { "\($0.topic)/\($0.partition):\(partitionLag[$0]!)" }.joined(separator: ",")
         }
-        if !detail.isEmpty { s += " detail=\(detail.map { $0 == " " ? "_" : $0 }.reduce(into: "") { $0.append($1) })" }
+        if !detail.isEmpty { s += " detail=\(Self.escapeDetail(detail))" }
         return s + "\n"
     }
 
@@ -151,7 +151,7 @@ public struct NodeReport: Codable, Equatable, Sendable {
                 }
                 report.kafka = k
             case "reason": report.reason = Int(try int())  // 0...maxCount: fits an Int on 64-bit Linux
-            case "detail": report.detail = String(value.prefix(200))
+            case "detail": report.detail = Self.unescapeDetail(String(value.prefix(600)), limit: 200)
             case "handled": report.handled = try int()
             case "failed": report.failed = try int()
             case "inflight": report.inflight = try int()
@@ -210,6 +210,38 @@ public struct NodeReport: Codable, Equatable, Sendable {
 /// and Karafka Pro's separate polling and rebalance limits are the models.
 /// None of these restarts a node — restarting consumers brings no broker
 /// back; only a wedged process (`UnhealthyReason`: stalled, stuck) is restarted.
+extension NodeReport {
+    /// A detail travels as one word of the report line: "%", spaces and
+    /// control characters as %XX. (Nodes before 0.3.0 sent spaces as "_",
+    /// which still reads, as underscores.)
+    static func escapeDetail(_ text: String) -> String {
+        let hex = Array("0123456789ABCDEF".utf8)
+        var out: [UInt8] = []
+        for u in text.utf8 {
+            if u == UInt8(ascii: "%") || u <= 0x20 || u == 0x7F {
+                out += [UInt8(ascii: "%"), hex[Int(u >> 4)], hex[Int(u & 0xF)]]
+            } else {
+                out.append(u)  // bytes of other characters pass as they are: the line stays UTF-8
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func unescapeDetail(_ word: String, limit: Int) -> String {
+        var bytes: [UInt8] = []
+        var it = Array(word.utf8)[...]
+        while let b = it.popFirst() {
+            if b == UInt8(ascii: "%"), it.count >= 2, let v = UInt8(String(decoding: it.prefix(2), as: UTF8.self), radix: 16) {
+                bytes.append(v < 0x20 || v == 0x7F ? 0x20 : v)
+                it = it.dropFirst(2)
+            } else {
+                bytes.append(b)
+            }
+        }
+        return String(String(decoding: bytes, as: UTF8.self).prefix(limit))
+    }
+}
+
 public enum KafkaCondition: String, Codable, Sendable, CaseIterable {
     /// Subscribed, not assigned yet: the first join of the group.
     case joining
@@ -226,6 +258,16 @@ public enum KafkaCondition: String, Codable, Sendable, CaseIterable {
     case rebalancingTooLong = "rebalancing-too-long"
     /// No broker reachable for longer than `disconnected_after`.
     case disconnected
+    /// The brokers refused this client's credentials (SASL) or the TLS
+    /// handshake failed: a wrong password, user or certificate. Its own
+    /// condition, not `disconnected`, because the fix is the operator's
+    /// and no restart helps; librdkafka retries with its reconnect backoff
+    /// (up to `reconnect.backoff.max.ms`, 10 s), so a refused node does not
+    /// hammer the broker.
+    case authFailed = "auth-failed"
+    /// A subscribed topic does not exist on the brokers (deleted, or a
+    /// broker started again empty): the node waits for it to appear.
+    case unknownTopic = "unknown-topic"
 
     /// Counts as healthy for `swarmctl status` (exit 0) and the swarm's health.
     public var isHealthy: Bool { self == .consuming || self == .idle || self == .waiting || self == .rebalancing }

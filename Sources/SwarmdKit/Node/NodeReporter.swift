@@ -32,6 +32,10 @@ struct NodeCounters {
     var joined = false
     /// Since when librdkafka has said every broker is down; nil when reachable.
     var brokersDownSince: Double?
+    /// What the brokers refused (credentials, TLS), as librdkafka said it.
+    var refusal: String?
+    /// A subscribed topic the brokers do not have, as librdkafka said it.
+    var missingTopic: String?
     /// When the last non-empty batch arrived.
     var lastMessageAt: Double?
     /// The Kafka client and group protocol (see `NodeReport.client`).
@@ -115,8 +119,11 @@ final class NodeReporter: @unchecked Sendable {
     }
 
     /// Where the node stands with Kafka, from what the main thread recorded.
+    /// A refusal comes first: it is why the brokers look down.
     static func condition(_ c: NodeCounters, now: Double, limits: KafkaLimits) -> KafkaCondition {
+        if c.refusal != nil { return .authFailed }
         if let down = c.brokersDownSince, now - down >= limits.disconnectedAfter { return .disconnected }
+        if c.missingTopic != nil && (c.unassignedSince != nil || c.partitions == 0) { return .unknownTopic }
         if let since = c.unassignedSince {
             if now - since >= limits.rebalanceLimit { return .rebalancingTooLong }
             return c.joined ? .rebalancing : .joining
@@ -142,6 +149,8 @@ final class NodeReporter: @unchecked Sendable {
         r.state = c.state
         // A drained node left the subscription on purpose: it has no Kafka condition to judge.
         if c.state == .running || c.state == .starting { r.kafka = Self.condition(c, now: now, limits: limits) }
+        // librdkafka's words for the operator (never a credential: it does not print them).
+        if r.kafka == .authFailed { r.detail = c.refusal ?? "" } else if r.kafka == .unknownTopic { r.detail = c.missingTopic ?? "" }
         r.handled = c.handled
         r.failed = c.failed
         r.retried = c.retried

@@ -253,8 +253,11 @@ public final class NodeRuntime {
             var (batch, errors) = consumer.pollBatch(max: config.handler.batchSize, timeoutMs: 100)
             for e in errors { logger.warning("consumer: \(e)") }
             let down = consumer.brokersDown
+            let (refusal, missingTopic) = (consumer.refusal, consumer.missingTopic)
             reporter.update { c in
                 if !batch.isEmpty { c.lastMessageAt = monotonicNow() }
+                c.refusal = refusal
+                c.missingTopic = missingTopic
                 if down { if c.brokersDownSince == nil { c.brokersDownSince = monotonicNow() } } else { c.brokersDownSince = nil }
             }
             if config.handler.ordering == .partition && !ordered.stops.isEmpty { batch = admitted(batch) }

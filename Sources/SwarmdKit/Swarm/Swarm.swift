@@ -908,7 +908,7 @@ struct Swarm: Codable {
                 if report.health == .unhealthy {
                     nodes[i].reason = UnhealthyReason.describe(report.reason)
                 } else if let k = report.kafka, !k.isHealthy && k != .joining {
-                    nodes[i].reason = k.rawValue
+                    nodes[i].reason = k.rawValue + (report.detail.isEmpty ? "" : ": \(report.detail)")
                 }
             }
             guard let m = slots[nodes[i].slot]?.process?.memory, m.hasPSS else { continue }
