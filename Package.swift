@@ -1,5 +1,21 @@
 // swift-tools-version:6.0
 import PackageDescription
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The version a package build stamps into both binaries
+/// (`SWARM_PACKAGE_VERSION`, set by debian/rules from debian/changelog), so
+/// `swarmd --version` reports what `dpkg -l` does. Unset, the binaries report
+/// `SwarmVersion.number`. Only characters a Debian version may hold are
+/// accepted, so the value can go into a C string literal as it is.
+let packageVersion: [CSetting] = {
+    guard let raw = getenv("SWARM_PACKAGE_VERSION") else { return [] }
+    let value = String(cString: raw)
+    let allowed = Set("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.+~-:")
+    guard !value.isEmpty, value.allSatisfy({ allowed.contains($0) }) else { return [] }
+    return [.define("SWARM_PACKAGE_VERSION", to: "\"\(value)\"")]
+}()
 
 /// Release binaries are linked by lld with packed relative relocations
 /// (DT_RELR, glibc 2.36+): with the Swift runtime linked statically, gold
@@ -23,7 +39,7 @@ let package = Package(
     targets: [
         // The Linux calls Swift cannot reach directly: variadic syscall/prctl,
         // signalfd/epoll/pidfd headers, posix_spawn set-up, SO_PEERCRED.
-        .target(name: "CSwarmLinux"),
+        .target(name: "CSwarmLinux", cSettings: packageVersion),
         .systemLibrary(
             name: "CRdKafka",
             pkgConfig: "rdkafka",

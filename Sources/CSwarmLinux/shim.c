@@ -349,3 +349,13 @@ int swarm_affinity_cpus(void) {
     if (sched_getaffinity(0, sizeof set, &set) != 0) return -1;
     return CPU_COUNT(&set);
 }
+
+/* The Debian package's version, stamped by a package build (Package.swift,
+ * SWARM_PACKAGE_VERSION); NULL in any other build. */
+const char *swarm_package_version(void) {
+#ifdef SWARM_PACKAGE_VERSION
+    return SWARM_PACKAGE_VERSION;
+#else
+    return NULL;
+#endif
+}

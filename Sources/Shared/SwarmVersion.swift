@@ -1,10 +1,17 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CSwarmLinux
 
 /// swarm's version, and which build of it is running.
 public enum SwarmVersion {
-    public static let number = "0.3.0"
+    /// The package's version where a package build stamped one in
+    /// (debian/rules; `dpkg -l swarmd` shows the same), else the source's.
+    public static let number: String = swarm_package_version().map { String(cString: $0) } ?? source
+
+    /// The version of this source tree; debian/changelog's top entry matches
+    /// it (PackageTests checks the two agree).
+    public static let source = "0.3.0"
 
     /// "0.3.0 (build 2026-11-28 05:20:01 UTC)": the build is the executable
     /// file's modification time, so two builds (or a copied binary) of one

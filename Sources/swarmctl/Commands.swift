@@ -280,12 +280,25 @@ extension SwarmCtl.Status {
             throw ExitCode(ExitStatus.unavailable)
         }
         var args = [swarmd, "cluster"]
-        if let config = connection.config { args += ["--config", config] }
+        if let config = clusterConfig() { args += ["--config", config] }
         if json { args.append("--json") }
         args += ["--timeout", "\(min(connection.timeout, 30))"]
         let argv = args.map { strdup($0) } + [nil]
         execv(swarmd, argv)
         printError("swarmctl: cannot run \(swarmd): \(errnoText())")
         throw ExitCode(ExitStatus.unavailable)
+    }
+
+    /// The file that names the status topic and the brokers: `--config` or
+    /// `$SWARMD_CONFIG` if given; else the file the swarmd on the socket runs
+    /// (it says in its status), so `status --cluster` next to a running swarm
+    /// needs nothing more; else the instance's or the package's file. nil
+    /// leaves it to `swarmd cluster` (and its `--topic`).
+    func clusterConfig() -> String? {
+        if let config = connection.config ?? currentEnvironment()["SWARMD_CONFIG"] { return config }
+        if let status = try? ControlClient(path: connection.socketPath, timeout: 2).send(ControlRequest(cmd: .status)).status,
+           let config = status.config { return config }
+        if let instance = connection.instance, InstallPaths.validInstance(instance) { return InstallPaths.config(instance: instance) }
+        return InstallPaths.existingDefaultConfig()
     }
 }

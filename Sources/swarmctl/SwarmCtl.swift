@@ -23,6 +23,9 @@ struct ConnectionOptions: ParsableArguments {
     @Option(help: ArgumentHelp("swarmd's configuration file: its [supervisor] socket is the one to use (default: $SWARMD_CONFIG).", valueName: "file"))
     var config: String?
 
+    @Option(name: [.customShort("i"), .long], help: ArgumentHelp("The swarm of swarmd@NAME.service: its socket /run/swarmd/NAME.sock and its file /etc/swarmd/NAME.toml.", valueName: "name"))
+    var instance: String?
+
     @Option(help: "Seconds to wait for swarmd (and, for commands that wait, for the swarm).")
     var timeout: Double = 120
 
@@ -30,11 +33,20 @@ struct ConnectionOptions: ParsableArguments {
         ControlClient(path: socketPath, timeout: min(timeout, 30))
     }
 
-    /// `--socket`, then `$SWARMD_SOCKET`, then the socket the configuration
+    /// `--socket`, then `--instance`'s (the one `swarmd@NAME.service` gives
+    /// swarmd), then `$SWARMD_SOCKET`, then the socket the configuration
     /// file names (`--config`, `$SWARMD_CONFIG`), then swarmd's defaults:
-    /// the order swarmd itself uses, so the two always meet.
+    /// the order swarmd itself uses, so the two always meet. The shipped
+    /// `swarmd.service` listens on the last default, /run/swarmd/swarmd.sock.
     var socketPath: String {
         let env = currentEnvironment()
+        if socket == nil, let instance {
+            guard InstallPaths.validInstance(instance) else {
+                printError("swarmctl: --instance \(instance) is not an instance name (swarmd@NAME.service: one path component)")
+                SwarmCtl.exit(withError: ExitCode(ExitStatus.usage))
+            }
+            return InstallPaths.socket(instance: instance)
+        }
         var configured = ""
         if socket == nil, let file = config ?? env["SWARMD_CONFIG"] {
             do {
@@ -93,7 +105,7 @@ struct ConnectionOptions: ParsableArguments {
 /// status`, as `systemctl -H`, `docker -H`, `git -C`) are moved after it,
 /// where ArgumentParser looks for them.
 enum GlobalOptions {
-    static let withValue: Set<String> = ["--socket", "--config", "--timeout"]
+    static let withValue: Set<String> = ["--socket", "--config", "--timeout", "--instance", "-i"]
 
     static func reorder(_ arguments: [String]) -> [String] {
         var globals: [String] = []

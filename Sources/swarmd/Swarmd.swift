@@ -28,7 +28,7 @@ extension Swarmd {
             abstract: "Start the supervisor and its nodes (the default)."
         )
 
-        @Option(name: .shortAndLong, help: ArgumentHelp("The configuration file (TOML).", valueName: "file"))
+        @Option(name: .shortAndLong, help: ArgumentHelp("The configuration file (TOML; default: $SWARMD_CONFIG; with --check, /etc/swarmd/swarmd.toml where it exists).", valueName: "file"))
         var config: String?
 
         @Option(name: .shortAndLong, help: "How many nodes to run (overrides the file).")
@@ -70,7 +70,9 @@ extension Swarmd {
                 return
             }
             let env = currentEnvironment()
-            let path = config ?? env["SWARMD_CONFIG"]
+            // --check alone checks the file the shipped unit runs, as `nginx -t`
+            // does; a swarmd started without a file still runs on its defaults.
+            let path = config ?? env["SWARMD_CONFIG"] ?? (check ? InstallPaths.existingDefaultConfig() : nil)
             let overrides = Supervisor.Overrides(nodes: nodes, nodeCommand: nodeCommand.isEmpty ? nil : nodeCommand)
             var settings: SwarmConfig
             let loaded: ConfigLoader.Loaded
@@ -149,7 +151,7 @@ extension Swarmd {
             """
         )
 
-        @Option(name: .shortAndLong, help: ArgumentHelp("swarmd's configuration file (default: $SWARMD_CONFIG): its brokers, group, topics and [cluster].", valueName: "file"))
+        @Option(name: .shortAndLong, help: ArgumentHelp("swarmd's configuration file (default: $SWARMD_CONFIG, then /etc/swarmd/swarmd.toml where it exists): its brokers, group, topics and [cluster].", valueName: "file"))
         var config: String?
 
         @Option(help: ArgumentHelp("The brokers, instead of the file's.", valueName: "host:port,..."))
@@ -171,7 +173,7 @@ extension Swarmd {
             do {
                 try StderrLogHandler.bootstrap()
                 let env = currentEnvironment()
-                var settings = try (config ?? env["SWARMD_CONFIG"]).map { try ConfigLoader(path: $0).load() } ?? SwarmConfig()
+                var settings = try (config ?? env["SWARMD_CONFIG"] ?? InstallPaths.existingDefaultConfig()).map { try ConfigLoader(path: $0).load() } ?? SwarmConfig()
                 if let bootstrap { settings.kafka.properties["bootstrap.servers"] = bootstrap }
                 if let topic { settings.cluster.statusTopic = topic }
                 if let group { settings.kafka.groupId = group }

@@ -82,6 +82,12 @@ final class ClusterTests: XCTestCase {
             return status == 0 && view?.swarms.count == 2 && view?.unowned == []
         }
         let owners = Set(last!.partitions.compactMap(\.owner).map { $0.split(separator: "/")[0] })
+        // Next to a running swarmd, status --cluster needs no --config: swarmd says which file it runs.
+        let statusB = try XCTUnwrap(ControlClient(path: b.socket, timeout: 5).send(ControlRequest(cmd: .status)).status)
+        XCTAssertEqual(statusB.config, b.configPath, "status names the configuration file swarmd runs")
+        let asked = try runCommand(swarmctlPath, ["--socket", b.socket, "status", "--cluster", "--json"])
+        XCTAssertEqual(try? ControlProtocol.decoder.decode(ClusterView.self, from: Array(asked.stdout.utf8)).swarms.count, 2,
+                       "status --cluster with no --config reads the file swarmd runs: \(asked.stderr)")
         XCTAssertEqual(owners, ["host-a", "host-b"], "the group spreads the partitions over both swarms' nodes")
         eventually("swarmd b follows the status topic too") {
             ((try? swarmctl(["status"], socket: b.socket).stdout) ?? "").contains("cluster: group swarm-test, 2 live swarm(s), 0 unowned")

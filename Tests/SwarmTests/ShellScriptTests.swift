@@ -12,7 +12,7 @@ final class ShellScriptTests: XCTestCase {
             throw XCTSkip("shellcheck is not installed (scripts/setup installs it for the tests)")
         }
         var scripts: [String] = []
-        for dir in ["scripts", ".ci", "Benchmarks", "Tests/systemd", "Tests/SwarmTests/Fixtures"] {
+        for dir in ["scripts", ".ci", "Benchmarks", "Tests/systemd", "Tests/SwarmTests/Fixtures", "debian"] {
             let base = repo.appendingPathComponent(dir)
             for name in (try? FileManager.default.contentsOfDirectory(atPath: base.path)) ?? [] {
                 let path = base.appendingPathComponent(name).path

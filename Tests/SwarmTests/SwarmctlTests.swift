@@ -147,6 +147,19 @@ final class SwarmctlTests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("is swarmd running?"), r.stderr)
     }
 
+    /// `--instance NAME` is swarmd@NAME.service's socket; a name that is not
+    /// one path component is refused before anything is tried.
+    func testInstanceNamesTheTemplateUnitsSocket() throws {
+        var env = ProcessInfo.processInfo.environment
+        env["SWARMD_SOCKET"] = nil
+        let none = try runCommand(swarmctlPath, ["--instance", "swarm-test-none", "status"], environment: env)
+        XCTAssertEqual(none.status, 69, none.stderr)
+        XCTAssertTrue(none.stderr.contains("/run/swarmd/swarm-test-none.sock"), none.stderr)
+        let bad = try runCommand(swarmctlPath, ["-i", "../etc", "status"], environment: env)
+        XCTAssertEqual(bad.status, 64, bad.stderr)
+        XCTAssertTrue(bad.stderr.contains("--instance ../etc is not an instance name"), bad.stderr)
+    }
+
     func testSecondSwarmdOnTheSameSocketIsRefusedWithThePidOfTheFirst() throws {
         let swarmd = try SwarmdUnderTest(config: testNodeConfig(nodes: 1))
         swarmd.waitForHealthy(1)

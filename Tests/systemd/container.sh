@@ -12,7 +12,12 @@
 #
 # Gives the caller: $repo, $bin (this build's binaries), $work, $units (write
 # units there before boot_container), check, eventually, and after
-# boot_container: $init and inside (a command in the container).
+# boot_container: $init and inside (a command in the container). The root is
+# a tmpfs with the host's /usr mounted read-only (--volatile=yes). A caller
+# that installs packages in the container sets writable_os=1 first: /usr,
+# /etc and /var are then the host's under an overlay whose writes go to a
+# temporary folder that goes with the container (nspawn refuses
+# --volatile=overlay for the host's own root).
 set -euo pipefail
 
 if [ "${SWARM_SYSTEMD_TESTS:-}" != 1 ]; then
@@ -107,7 +112,9 @@ ln -s /dev/null "$units/systemd-firstboot.service"
 inside() { nsenter -t "$init" -a "$@"; }
 
 boot_container() {
-  systemd-nspawn --quiet --directory=/ --volatile=yes --register=no --keep-unit --private-network \
+  local os=()
+  [ "${writable_os:-}" = 1 ] && os=(--overlay=/usr::/usr --overlay=/etc::/etc --overlay=/var::/var)
+  systemd-nspawn --quiet --directory=/ --volatile=yes "${os[@]}" --register=no --keep-unit --private-network \
     --machine="$name" --bind-ro="$swift_root" --bind-ro="$repo" --bind="$units:/etc/systemd/system" \
     --boot >"$work/console" 2>&1 &
   nspawn_pid=$!

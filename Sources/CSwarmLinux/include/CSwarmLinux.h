@@ -13,6 +13,9 @@
 // Signals ------------------------------------------------------------------
 
 /// Blocks the given signals in the calling thread (and every thread it creates later).
+/* The Debian package version a package build stamped in, or NULL. */
+const char *swarm_package_version(void);
+
 int swarm_block_signals(const int *signals, int count);
 /// A non-blocking, close-on-exec signalfd for the given signals.
 int swarm_signalfd(const int *signals, int count);

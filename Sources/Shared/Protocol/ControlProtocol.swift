@@ -126,6 +126,10 @@ public struct SwarmStatus: Codable, Equatable, Sendable {
     public var upgrades: Int?
     /// The Kafka client swarmd itself loaded ("librdkafka/2.14.2").
     public var client: String?
+    /// The configuration file swarmd runs (absolute), if it was given one:
+    /// `swarmctl status --cluster` reads the status topic and the brokers
+    /// from it.
+    public var config: String?
     /// Lag-aware autoscaling, when `[autoscale] enabled`.
     public var autoscale: AutoscaleStatus?
     /// Every swarm of the group, from the status topic, when `[cluster] status_topic` is set.

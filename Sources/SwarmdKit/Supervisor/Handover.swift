@@ -90,7 +90,9 @@ struct Handover: Codable {
         guard swarm_pipe(&out, 0, 0) == 0 else { return "pipe: \(errnoText())" }
         let devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)
         defer { if devnull >= 0 { close(devnull) } }
-        let argv = [binary, "--check"] + (configPath.map { ["--config", $0] } ?? [])
+        // Always a file: `--check` alone would check /etc/swarmd/swarmd.toml,
+        // which is not what a swarmd started without a file runs.
+        let argv = [binary, "--check", "--config", configPath ?? "/dev/null"]
         let maps = [swarm_fd_map(source: devnull, target: 0), swarm_fd_map(source: out[1], target: 1), swarm_fd_map(source: out[1], target: 2)]
         let env = currentEnvironment().map { "\($0.key)=\($0.value)" }
         let pid = withCStringArray(argv) { a in withCStringArray(env) { e in swarm_spawn(binary, a, e, maps, 3) } }

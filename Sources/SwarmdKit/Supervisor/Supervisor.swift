@@ -97,7 +97,7 @@ public final class Supervisor {
     }
 
     public init(config: SwarmConfig, configPath: String?, overrides: Overrides, socketPath: String, logger: Logger) throws {
-        self.configPath = configPath
+        self.configPath = configPath.map(InstallPaths.absolute)
         self.overrides = overrides
         self.socketPath = socketPath
         self.logger = logger
@@ -351,6 +351,7 @@ public final class Supervisor {
         var status = input
         status.version = version
         status.client = "librdkafka/\(Librdkafka.version)"
+        status.config = configPath
         status.cluster = cluster?.view()
         let missing = status.nodes.filter { $0.processes == nil }.compactMap(\.pid)
         let now = monotonicNow()
