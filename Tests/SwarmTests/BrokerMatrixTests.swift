@@ -78,4 +78,99 @@ final class BrokerMatrixTests: XCTestCase {
         swarmd.signal(SIGTERM)
         XCTAssertEqual(swarmd.waitForExit(), 0)
     }
+
+    /// The broker killed and started again empty (Tansu keeps its storage in
+    /// memory): topics and the group are gone. Nodes say so (unknown-topic)
+    /// instead of crash-looping, status names it and exits 3, nothing is
+    /// restarted, and once the topic is created again consumption resumes.
+    func testABrokerStartedAgainEmptyIsReportedAndConsumptionResumesWithTheTopic() throws {
+        guard TestBrokers.selected.contains("tansu") else { throw XCTSkip("SWARM_TEST_BROKER leaves Tansu out") }
+        let topic = "emptied"
+        let broker = try TansuBroker(topics: [topic: 2])
+        try broker.produce(topic, keys: (0..<100).map { "a\($0)" })
+        let record = Record.fresh()
+        let swarmd = try SwarmdUnderTest(config: kafkaConfig(bootstrap: broker.bootstrap, nodes: 2, topic: topic,
+                                                             extraSupervisor: "disconnected_after = 3"),
+                                         environment: ["RECORD_FILE": record.path])
+        eventually("the first messages", timeout: 120) { record.okKeys.count == 100 }
+        broker.crash()
+        try broker.start()
+        var conditions: Set<String> = []
+        var statusText = ""
+        eventually("every node reports the topic gone\n\(conditions.sorted())\n\(statusText)", timeout: 120) {
+            let nodes = swarmd.status()?.nodes ?? []
+            for n in nodes { conditions.insert(n.kafka ?? "-") }
+            let r = try? swarmctl(["status"], socket: swarmd.socket)
+            statusText = r?.stdout ?? ""
+            return nodes.count == 2 && nodes.allSatisfy { $0.kafka == "unknown-topic" } && r?.status == 3
+                && statusText.contains("unknown-topic")
+        }
+        print("node conditions seen after the broker came back empty: \(conditions.sorted())")
+        print(statusText)
+        XCTAssertEqual(swarmd.status()?.restarts, 0, "an empty broker restarts no node")
+        XCTAssertLessThan(swarmd.logCount("consumer: "), 400, "errors are logged, not spun on")
+        try broker.createTopic(topic, partitions: 2)
+        try broker.produce(topic, keys: (0..<100).map { "b\($0)" })
+        eventually("consumption once the topic is back", timeout: 180) { record.okKeys.isSuperset(of: (0..<100).map { "b\($0)" }) }
+        eventually("healthy again", timeout: 60) { (try? swarmctl(["status"], socket: swarmd.socket).status) == 0 }
+        XCTAssertEqual(swarmd.status()?.restarts, 0)
+        swarmd.signal(SIGTERM)
+        XCTAssertEqual(swarmd.waitForExit(), 0)
+    }
+
+    /// A wrong password (SASL/SCRAM on a Tansu that requires authentication):
+    /// every node reports auth-failed, its own condition, with librdkafka's
+    /// words; nothing is restarted; librdkafka's reconnect backoff keeps the
+    /// attempts few; and the password, read from a credential file, appears
+    /// in no log, status or environment. (Tansu's users live in its storage,
+    /// which is memory only here, and creating one needs an authenticated
+    /// client: so a password that works cannot be tried on it.)
+    func testAWrongPasswordIsAuthFailedNotDisconnectedAndNeverShown() throws {
+        guard TestBrokers.selected.contains("tansu") else { throw XCTSkip("SWARM_TEST_BROKER leaves Tansu out") }
+        let broker = try TansuBroker(topics: [:], options: ["--authentication"], environment: ["RUST_LOG": "tansu_service=debug"])
+        let dir = makeTempDir()
+        let password = "pw-\(UInt32.random(in: 100_000...999_999))-never-shown"
+        let file = dir.appendingPathComponent("kafka-password").path
+        try (password + "\n").write(toFile: file, atomically: true, encoding: .utf8)
+        chmod(file, 0o600)
+        let swarmd = try SwarmdUnderTest(config: kafkaConfig(bootstrap: broker.bootstrap, nodes: 2, topic: "secured", extraProperties: """
+            "security.protocol" = "SASL_PLAINTEXT"
+            "sasl.mechanisms" = "SCRAM-SHA-512"
+            "sasl.username" = "swarm"
+            "sasl.password" = { file = "\(file)" }
+            """))
+        var last: SwarmStatus?
+        eventually("every node auth-failed\n\(String(describing: last?.nodes.map { ($0.kafka, $0.reason) }))", timeout: 60) {
+            last = swarmd.status()
+            return last?.nodes.count == 2 && last?.nodes.allSatisfy { $0.kafka == "auth-failed" } == true
+        }
+        let reason = try XCTUnwrap(last?.nodes.first?.reason)
+        XCTAssertTrue(reason.hasPrefix("auth-failed: ") && reason.contains("SASL"), reason)
+        let text = try swarmctl(["status"], socket: swarmd.socket)
+        XCTAssertEqual(text.status, 3, "auth-failed is degraded: \(text.stdout)")
+        XCTAssertTrue(text.stdout.contains("auth-failed"), text.stdout)
+        // A quarter of a minute of refusals: no restart, and few attempts.
+        // Each refused attempt is a connection of its own (the broker's log names each peer).
+        let attemptsBefore = broker.connections()
+        let start = Date()
+        eventually("15 s", timeout: 20) { Date().timeIntervalSince(start) >= 15 }
+        let attempts = broker.connections() - attemptsBefore
+        print("auth-failed: \(attempts) connections refused in 15 s for 2 nodes (\(attemptsBefore) before)")
+        XCTAssertGreaterThan(attempts, 0, "the nodes keep trying (an operator may fix the password)")
+        XCTAssertLessThan(attempts, 60, "librdkafka's reconnect backoff (to 10 s), not a retry every 100 ms (300)")
+        XCTAssertEqual(swarmd.status()?.restarts, 0, "a refused password restarts no node")
+        XCTAssertTrue(swarmd.status()?.nodes.allSatisfy { $0.kafka == "auth-failed" } ?? false, "still auth-failed, not disconnected")
+        // The password: in no log, no status, no node's environment.
+        let json = try swarmctl(["status", "--json"], socket: swarmd.socket).stdout
+        let metrics = try swarmctl(["metrics"], socket: swarmd.socket).stdout
+        for pid in swarmd.status()?.nodes.compactMap(\.pid) ?? [] {
+            let environ = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/environ"))) ?? Data()
+            XCTAssertFalse(String(decoding: environ, as: UTF8.self).contains(password), "node \(pid)'s environment")
+        }
+        for (name, where_) in [("swarmd's log", swarmd.log), ("status", json), ("metrics", metrics)] {
+            XCTAssertFalse(where_.contains(password), "the password in \(name)")
+        }
+        swarmd.signal(SIGTERM)
+        XCTAssertEqual(swarmd.waitForExit(), 0)
+    }
 }

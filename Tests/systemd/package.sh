@@ -29,7 +29,7 @@ diagnose() {
 }
 apt_install() {
   # From /root, as an operator would (this script's working folder is not in the container).
-  inside sh -c "cd /root && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-download ./$1" >"$work/apt.log" 2>&1 && return 0
+  inside sh -c "cd /root && DEBIAN_FRONTEND=noninteractive apt-get install -y ./$1" >"$work/apt.log" 2>&1 && return 0
   tail -15 "$work/apt.log" | sed 's/^/    apt: /'
   return 1
 }

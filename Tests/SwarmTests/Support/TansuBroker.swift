@@ -80,8 +80,19 @@ final class TansuBroker: TestBroker {
     var bootstrap: String { "127.0.0.1:\(port)" }
     private(set) var process: Process
     let log: URL
+    /// More `tansu broker` options (`--authentication`, `--cert`, `--key`).
+    let options: [String]
+    /// The listener's scheme: tcp, or tls with `--cert`.
+    let scheme: String
 
-    init(topics: [String: Int]) throws {
+    /// More environment (`RUST_LOG=tansu_service=debug` logs every
+    /// request with its peer: one peer address per connection).
+    let environment: [String: String]
+
+    init(topics: [String: Int], options: [String] = [], tls: Bool = false, environment: [String: String] = [:]) throws {
+        self.options = options
+        self.environment = environment
+        self.scheme = tls ? "tls" : "tcp"
         guard FileManager.default.isExecutableFile(atPath: Self.binary) else {
             throw XCTSkip("Tansu is not installed at \(Self.binary) (scripts/tansu installs it; scripts/test runs setup)")
         }
@@ -96,8 +107,9 @@ final class TansuBroker: TestBroker {
     func start() throws {
         process = Process()
         process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = ["broker", "--listener-url", "tcp://\(bootstrap)", "--advertised-listener-url", "tcp://\(bootstrap)",
-                             "--storage-engine", "memory://tansu/"]
+        process.arguments = ["broker", "--listener-url", "\(scheme)://\(bootstrap)", "--advertised-listener-url", "\(scheme)://\(bootstrap)",
+                             "--storage-engine", "memory://tansu/"] + options
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         process.standardOutput = try FileHandle(forWritingTo: log)
         process.standardError = process.standardOutput
@@ -110,9 +122,29 @@ final class TansuBroker: TestBroker {
         XCTAssertEqual(r.status, 0, "tansu topic create: \(r.stdout)\(r.stderr)")
     }
 
+    /// The client connections the broker served so far (distinct peer
+    /// addresses in its log): only with `RUST_LOG=tansu_service=debug`.
+    func connections() -> Int {
+        let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+        var peers = Set<Substring>()
+        for line in text.split(separator: "\n") {
+            guard let r = line.range(of: "peer=") else { continue }
+            peers.insert(line[r.upperBound...].prefix { $0 != "}" && $0 != " " })
+        }
+        return peers.count
+    }
+
     /// SIGSTOP / SIGCONT: a broker that stops answering without closing a connection.
     func freeze() { kill(process.processIdentifier, SIGSTOP) }
     func thaw() { kill(process.processIdentifier, SIGCONT) }
+
+    /// Killed at once (SIGKILL), as a crash or an OOM kill would: with its
+    /// storage in memory, a `start()` after this brings up an empty broker.
+    func crash() {
+        guard process.isRunning else { return }
+        Glibc.kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
 
     func stop() {
         guard process.isRunning else { return }
