@@ -216,6 +216,27 @@ public final class KafkaConsumer {
         }
     }
 
+    /// Asks the brokers about `topics` (names, not patterns) and returns the
+    /// ones they do not have, or have without partitions; nil if no broker
+    /// answered within `timeoutMs` (per topic). Sets `missingTopic`. The
+    /// answer also refreshes librdkafka's own view of the topics, so a topic
+    /// created again is assigned at once instead of at the next
+    /// `topic.metadata.refresh.interval.ms` (5 minutes by default).
+    public func missingTopics(_ topics: [String], timeoutMs: Int32) -> [String]? {
+        var missing: [String] = []
+        for name in topics {
+            guard let rkt = rd_kafka_topic_new(handle, name, nil) else { continue }
+            defer { rd_kafka_topic_destroy(rkt) }
+            var md: UnsafePointer<rd_kafka_metadata>?
+            guard rd_kafka_metadata(handle, 0, rkt, &md, timeoutMs) == RD_KAFKA_RESP_ERR_NO_ERROR, let md else { return nil }
+            defer { rd_kafka_metadata_destroy(md) }
+            let known = md.pointee.topic_cnt > 0 && md.pointee.topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR && md.pointee.topics[0].partition_cnt > 0
+            if !known { missing.append(name) }
+        }
+        missingTopic = missing.isEmpty ? nil : "the brokers have no topic \(missing.joined(separator: ", "))"
+        return missing
+    }
+
     /// Asks for the cluster's metadata (no topics): true, and `brokersDown`
     /// cleared, when a broker answered within `timeoutMs`. Blocks the caller
     /// that long at most; call it only while `brokersDown`.

@@ -121,7 +121,9 @@ produced=$(inside kcat -C -b "$bootstrap" -t orders -e -q -f '%k\n' | sort -u | 
 echo "  produced: $produced distinct keys"
 check "every produced message handled" eventually 60 bash -c "[ \$(nsenter -t $init -a journalctl -u $unit -o cat --no-pager | grep -o ' key=k[0-9]*' | sort -u | wc -l) -ge $produced ]"
 files=$(inside dpkg -L swarmd | while read -r f; do if [ -f "$f" ]; then echo "$f"; fi; done)
-check "apt remove" inside env DEBIAN_FRONTEND=noninteractive apt-get remove -y swarmd
+check "apt remove" bash -c "nsenter -t $init -a env DEBIAN_FRONTEND=noninteractive apt-get remove -y swarmd > $work/remove.log 2>&1"
+grep -iE 'swarm|stop' "$work/remove.log" | sed 's/^/  apt remove: /'
+echo "  after apt remove: $(prop ActiveState) $(prop Result) $(prop SubState)"
 check "the swarm stopped: inactive" test "$(prop ActiveState)" = inactive
 check "the swarm stopped gracefully" bash -c "nsenter -t $init -a journalctl -u $unit -o cat --no-pager | tail -40 | grep -q 'swarmd stopped exit_status=0'"
 check "apt purge" inside env DEBIAN_FRONTEND=noninteractive apt-get purge -y swarmd

@@ -224,10 +224,14 @@ public final class NodeRuntime {
         (swarm_peek_signal_flags() & (1 << UInt64(SIGQUIT))) != 0
     }
 
+    /// How often a node with nothing assigned asks whether its topics exist.
+    static let topicCheckInterval = 5.0
+
     /// The main loop; returns true for an immediate stop (QUIT).
     private func consume() -> Bool {
         guard let consumer else { return false }
         var lastLag = monotonicNow()
+        var lastTopicCheck = monotonicNow()
         while true {
             let flags = swarm_take_signal_flags()
             if flags & (1 << UInt64(SIGQUIT)) != 0 { logger.info("QUIT: leaving now"); return true }
@@ -268,6 +272,17 @@ public final class NodeRuntime {
                 if consumer.brokersDown && consumer.probeBrokers(timeoutMs: 200) {
                     reporter.update { $0.brokersDownSince = nil }
                     logger.notice("a broker answers again")
+                }
+                // Nothing assigned for a while: ask whether the topics exist. A broker
+                // started again empty, or a topic deleted, assigns nothing and says
+                // nothing; the answer both names the problem and, once the topic is
+                // back, lets librdkafka see it at once (see missingTopics).
+                if mode == .active && consumer.assignedCount == 0 && !consumer.brokersDown && now - lastTopicCheck >= Self.topicCheckInterval {
+                    lastTopicCheck = now
+                    let before = consumer.missingTopic
+                    _ = consumer.missingTopics(config.kafka.topics.filter { !$0.hasPrefix("^") }, timeoutMs: 500)
+                    if let missing = consumer.missingTopic, missing != before { logger.warning("\(missing): waiting for it (nothing to consume)") }
+                    if before != nil && consumer.missingTopic == nil { logger.notice("the subscribed topics exist again") }
                 }
                 // Paused partitions are not fetched, so their cached watermarks go stale: ask the broker.
                 let paused: Set<TopicPartitionKey> = mode == .paused
