@@ -219,9 +219,10 @@ public final class KafkaConsumer {
     /// Asks the brokers about `topics` (names, not patterns) and returns the
     /// ones they do not have, or have without partitions; nil if no broker
     /// answered within `timeoutMs` (per topic). Sets `missingTopic`. The
-    /// answer also refreshes librdkafka's own view of the topics, so a topic
-    /// created again is assigned at once instead of at the next
-    /// `topic.metadata.refresh.interval.ms` (5 minutes by default).
+    /// answer refreshes librdkafka's cache but not its group logic: to have a
+    /// topic created again assigned before the next
+    /// `topic.metadata.refresh.interval.ms` (5 minutes by default), subscribe
+    /// again.
     public func missingTopics(_ topics: [String], timeoutMs: Int32) -> [String]? {
         var missing: [String] = []
         for name in topics {

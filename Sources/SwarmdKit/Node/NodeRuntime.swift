@@ -282,7 +282,13 @@ public final class NodeRuntime {
                     let before = consumer.missingTopic
                     _ = consumer.missingTopics(config.kafka.topics.filter { !$0.hasPrefix("^") }, timeoutMs: 500)
                     if let missing = consumer.missingTopic, missing != before { logger.warning("\(missing): waiting for it (nothing to consume)") }
-                    if before != nil && consumer.missingTopic == nil { logger.notice("the subscribed topics exist again") }
+                    if before != nil && consumer.missingTopic == nil {
+                        // librdkafka's group logic does not hear of an answer it did not ask
+                        // for: subscribing again makes it join with the topic (nothing is
+                        // assigned, so nothing is revoked).
+                        logger.notice("the subscribed topics exist again: joining with them")
+                        try? consumer.subscribe(config.kafka.topics)
+                    }
                 }
                 // Paused partitions are not fetched, so their cached watermarks go stale: ask the broker.
                 let paused: Set<TopicPartitionKey> = mode == .paused
