@@ -86,7 +86,8 @@ cleanup() {
   if [ -n "$moved" ]; then echo "FAIL: processes outside this test changed cgroup:"; echo "$moved"; failed=$((failed + 1)); fi
   rm -rf "$work"
   [ $((passed + failed)) -eq 0 ] || echo "$passed passed, $failed failed"
-  [ "$failed" -eq 0 ]
+  # An EXIT trap's last status is not the script's: say it.
+  [ "$failed" -eq 0 ] || exit 1
 }
 trap cleanup EXIT
 
