@@ -173,4 +173,45 @@ final class BrokerMatrixTests: XCTestCase {
         swarmd.signal(SIGTERM)
         XCTAssertEqual(swarmd.waitForExit(), 0)
     }
+
+    /// TLS with the test's own CA (see `TLSProxy`): a swarm that trusts the
+    /// CA consumes everything; a swarm that trusts another CA reports
+    /// auth-failed with the handshake's error, restarts nothing, and never
+    /// counts as disconnected.
+    func testTLSWithTheTestsCAConsumesAndAnUntrustedBrokerIsAuthFailed() throws {
+        guard TestBrokers.selected.contains("tansu") else { throw XCTSkip("SWARM_TEST_BROKER leaves Tansu out") }
+        let tlsPort = try freeLoopbackPort()
+        let broker = try TansuBroker(topics: ["tls": 2], advertised: "127.0.0.1:\(tlsPort)")
+        let proxy = try TLSProxy(port: tlsPort, forwardingTo: broker.port)
+        let keys = (0..<200).map { "t\($0)" }
+        let produced = try runCommand("/usr/bin/kcat", ["-P", "-b", proxy.bootstrap, "-t", "tls", "-K", ":",
+                                                        "-X", "security.protocol=SSL", "-X", "ssl.ca.location=\(proxy.caPath)"],
+                                      stdin: Data(keys.map { "\($0):v" }.joined(separator: "\n").utf8 + [10]))
+        XCTAssertEqual(produced.status, 0, "kcat over TLS: \(produced.stderr)")
+        let record = Record.fresh()
+        let trusted = try SwarmdUnderTest(config: kafkaConfig(bootstrap: proxy.bootstrap, nodes: 2, topic: "tls", extraProperties: """
+            "security.protocol" = "SSL"
+            "ssl.ca.location" = "\(proxy.caPath)"
+            """), environment: ["RECORD_FILE": record.path])
+        eventually("every message consumed over TLS", timeout: 120) { record.okKeys == Set(keys) }
+        trusted.signal(SIGTERM)
+        XCTAssertEqual(trusted.waitForExit(), 0)
+
+        let untrusted = try SwarmdUnderTest(config: kafkaConfig(bootstrap: proxy.bootstrap, nodes: 2, topic: "tls", extraProperties: """
+            "security.protocol" = "SSL"
+            "ssl.ca.location" = "\(proxy.otherCAPath)"
+            """))
+        var last: SwarmStatus?
+        eventually("every node auth-failed\n\(String(describing: last?.nodes.map { ($0.kafka, $0.reason) }))", timeout: 60) {
+            last = untrusted.status()
+            return last?.nodes.count == 2 && last?.nodes.allSatisfy { $0.kafka == "auth-failed" } == true
+        }
+        let reason = try XCTUnwrap(last?.nodes.first?.reason)
+        XCTAssertTrue(reason.contains("SSL") || reason.contains("certificate"), reason)
+        print("untrusted broker: \(reason)")
+        XCTAssertEqual(try swarmctl(["status"], socket: untrusted.socket).status, 3)
+        XCTAssertEqual(untrusted.status()?.restarts, 0)
+        untrusted.signal(SIGTERM)
+        XCTAssertEqual(untrusted.waitForExit(), 0)
+    }
 }

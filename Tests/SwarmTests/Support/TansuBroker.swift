@@ -24,6 +24,12 @@ import XCTest
 ///   against the highest offset handled, never against the watermark.
 /// - Neither serves DescribeGroups members (Tansu answers with none, the
 ///   mock has no admin API); Tansu answers ListGroups and committed offsets.
+/// - Only Tansu authenticates: `--authentication` refuses every client
+///   without SCRAM credentials. Its users live in its storage (memory here)
+///   and creating one needs an authenticated client, so only a refusal can
+///   be tried, not a password that works. Its own TLS cannot be set up in
+///   0.6 (`--cert` and `--key` refuse each other): `TLSProxy` puts TLS in
+///   front of it. The mock has neither.
 /// - Only the mock (librdkafka 2.12+) serves KIP-848 (`group.protocol =
 ///   consumer`); Tansu 0.6 serves the classic protocol only.
 /// - The mock takes about `session.timeout.ms` for every rebalance and
@@ -89,8 +95,14 @@ final class TansuBroker: TestBroker {
     /// request with its peer: one peer address per connection).
     let environment: [String: String]
 
-    init(topics: [String: Int], options: [String] = [], tls: Bool = false, environment: [String: String] = [:]) throws {
+    /// The address Tansu tells clients to connect to, when it is not its
+    /// own (a TLS proxy in front of it: see `TLSProxy`).
+    let advertised: String?
+
+    init(topics: [String: Int], options: [String] = [], tls: Bool = false, environment: [String: String] = [:],
+         advertised: String? = nil) throws {
         self.options = options
+        self.advertised = advertised
         self.environment = environment
         self.scheme = tls ? "tls" : "tcp"
         guard FileManager.default.isExecutableFile(atPath: Self.binary) else {
@@ -107,7 +119,7 @@ final class TansuBroker: TestBroker {
     func start() throws {
         process = Process()
         process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = ["broker", "--listener-url", "\(scheme)://\(bootstrap)", "--advertised-listener-url", "\(scheme)://\(bootstrap)",
+        process.arguments = ["broker", "--listener-url", "\(scheme)://\(bootstrap)", "--advertised-listener-url", "\(scheme)://\(advertised ?? bootstrap)",
                              "--storage-engine", "memory://tansu/"] + options
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)
@@ -182,5 +194,50 @@ func loopbackAccepts(_ port: UInt16) -> Bool {
     addr.sin_port = port.bigEndian
     return withUnsafePointer(to: &addr) { p in
         p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+    }
+}
+
+/// TLS in front of a broker, with a CA made by openssl for the test. Tansu
+/// 0.6's own TLS cannot be set up (its CLI refuses `--cert` together with
+/// `--key`, and with the key inside the `--cert` file no handshake
+/// completes), so socat terminates TLS for it, as a TLS proxy or load
+/// balancer would, and Tansu advertises socat's address.
+final class TLSProxy {
+    let port: UInt16
+    let dir: URL
+    var bootstrap: String { "127.0.0.1:\(port)" }
+    var caPath: String { dir.appendingPathComponent("ca.pem").path }
+    /// A CA that signed nothing here: a client trusting it must refuse the broker.
+    var otherCAPath: String { dir.appendingPathComponent("other-ca.pem").path }
+    private let process = Process()
+
+    /// A CA, a server certificate for 127.0.0.1 signed by it, and a second, unrelated CA.
+    init(port: UInt16, forwardingTo target: UInt16) throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/socat"), FileManager.default.isExecutableFile(atPath: "/usr/bin/openssl") else {
+            throw XCTSkip("socat and openssl are needed for the TLS test (scripts/setup installs them for the tests)")
+        }
+        self.port = port
+        dir = makeTempDir()
+        let d = dir.path
+        try "subjectAltName=IP:127.0.0.1\n".write(toFile: "\(d)/ext", atomically: true, encoding: .utf8)
+        for args in [["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "\(d)/ca.key", "-out", "\(d)/ca.pem", "-days", "2", "-subj", "/CN=swarm-test-ca"],
+                     ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "\(d)/other-ca.key", "-out", "\(d)/other-ca.pem", "-days", "2", "-subj", "/CN=swarm-other-ca"],
+                     ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "\(d)/server.key", "-out", "\(d)/server.csr", "-subj", "/CN=127.0.0.1"],
+                     ["x509", "-req", "-in", "\(d)/server.csr", "-CA", "\(d)/ca.pem", "-CAkey", "\(d)/ca.key", "-CAcreateserial",
+                      "-out", "\(d)/server.pem", "-days", "2", "-extfile", "\(d)/ext"]] {
+            let r = try runCommand("/usr/bin/openssl", args)
+            guard r.status == 0 else { throw SwarmError(.usage, "openssl \(args[0]): \(r.stderr)") }
+        }
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/socat")
+        process.arguments = ["OPENSSL-LISTEN:\(port),bind=127.0.0.1,reuseaddr,fork,cert=\(d)/server.pem,key=\(d)/server.key,verify=0",
+                             "TCP:127.0.0.1:\(target)"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        eventually("socat to listen on \(bootstrap)", timeout: 30) { loopbackAccepts(port) }
+    }
+
+    deinit {
+        if process.isRunning { process.terminate(); process.waitUntilExit() }
     }
 }
