@@ -36,4 +36,33 @@ public final class MockCluster: @unchecked Sendable {
         let err = rd_kafka_mock_topic_create(cluster, name, Int32(partitions), 1)
         guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(err, context: "creating topic \(name)") }
     }
+
+    // MARK: Faults a broker process cannot be made to show (tests and demos)
+
+    /// Takes a broker down (its connections closed, new ones refused) or brings it back.
+    public func setBroker(_ id: Int32, up: Bool) {
+        _ = up ? rd_kafka_mock_broker_set_up(cluster, id) : rd_kafka_mock_broker_set_down(cluster, id)
+    }
+
+    /// Adds `ms` of round-trip time to every request a broker answers.
+    public func setRoundTripTime(broker id: Int32, ms: Int) {
+        _ = rd_kafka_mock_broker_set_rtt(cluster, id, Int32(clamping: ms))
+    }
+
+    /// Moves a partition's leadership to another broker.
+    public func setLeader(topic: String, partition: Int32, broker id: Int32) {
+        _ = rd_kafka_mock_partition_set_leader(cluster, topic, partition, id)
+    }
+
+    /// Makes a broker the coordinator of a consumer group.
+    public func setGroupCoordinator(group: String, broker id: Int32) {
+        _ = rd_kafka_mock_coordinator_set(cluster, "group", group, id)
+    }
+
+    /// The next requests of `apiKey` (8 OffsetCommit, 12 Heartbeat, 14
+    /// SyncGroup, 11 JoinGroup, 1 Fetch) fail with these errors, one each, in order.
+    public func failNextRequests(apiKey: Int16, with errors: [Int32]) {
+        var codes = errors.map { rd_kafka_resp_err_t($0) }
+        codes.withUnsafeMutableBufferPointer { rd_kafka_mock_push_request_errors_array(cluster, apiKey, $0.count, $0.baseAddress) }
+    }
 }
