@@ -13,7 +13,9 @@ sockets only.
 Environment for one benchmark at a time: BENCH_KINDS (substrings, comma
 separated) and BENCH_STRATEGIES (a substring) pick the handover rows; BENCH_LOG_LEVEL sets swarmd's log level
 (default warning); BENCH_LOG_DIR keeps each handover row's swarmd log and
-handler record there.
+handler record there. BENCH_BROKERS (mock, tansu, or both comma separated;
+default mock) picks the brokers of the consumer benchmark: Tansu is the
+broker process the tests use (scripts/tansu installs it).
 """
 import argparse
 import json
@@ -471,6 +473,40 @@ class Broker:
         self.p.wait()
 
 
+class TansuBroker(Broker):
+    """Tansu 0.6, a broker process, in memory on a free loopback port (as the tests start it)."""
+    BINARY = os.environ.get("SWARM_TANSU", "/usr/local/libexec/swarm-tests/tansu")
+
+    def __init__(self, topics):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.bootstrap = f"127.0.0.1:{port}"
+        self.p = subprocess.Popen([self.BINARY, "broker", "--listener-url", f"tcp://{self.bootstrap}",
+                                   "--advertised-listener-url", f"tcp://{self.bootstrap}", "--storage-engine", "memory://tansu/"],
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def accepts():
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                return True
+            except OSError:
+                return False
+        wait_for(accepts, timeout=30, step=0.05)
+        for t, n in topics.items():
+            subprocess.run([self.BINARY, "topic", "create", "--broker", f"tcp://{self.bootstrap}", "--partitions", str(n), t],
+                           check=True, stdout=subprocess.DEVNULL)
+
+    def close(self):
+        self.p.terminate()
+        self.p.wait()
+
+
+def brokers_selected():
+    names = [b.strip() for b in os.environ.get("BENCH_BROKERS", "mock").split(",") if b.strip()]
+    return [(n, TansuBroker if n == "tansu" else Broker) for n in names]
+
+
 def swarm_config(bootstrap, nodes, topic, group, handler, report_interval=0.05):
     return f"""[supervisor]
 nodes = {nodes}
@@ -526,10 +562,15 @@ def swarm_rate(broker, topic, count, nodes, handler, group, produce=None, every=
 
 
 def bench_consumer(count, reps):
+    for name, kind in brokers_selected():
+        bench_consumer_on(name, kind, count, reps)
+
+
+def bench_consumer_on(name, kind, count, reps):
     size = 16  # small messages: the most per partition under the mock's ~5 MiB cap, and the hardest case
     c_rates, s_rates, c_cpu, s_cpu = [], [], [], []
     for i in range(reps):
-        broker = Broker({"bench": 12})
+        broker = kind({"bench": 12})
         broker.produce("bench", count, size)
         out = subprocess.check_output([C_CONSUMER, broker.bootstrap, f"c{i}", "bench", str(count)], text=True)
         c_rates.append(float(out.split()[2]))
@@ -541,13 +582,15 @@ def bench_consumer(count, reps):
     c, s = median(c_rates), median(s_rates)
     cc, sc = median(c_cpu), median(s_cpu)
     ratio = median([b / a for a, b in zip(c_rates, s_rates)])  # each run's C and swarm share one broker
+    ratios = ', '.join(f'{b / a:.2f}' for a, b in zip(c_rates, s_rates))
     runs = ', '.join(f'{a:,.0f}/{b:,.0f}' for a, b in zip(c_rates, s_rates))
-    print(f"\n### Consumer speed: {count:,} messages of {size} bytes, 12 partitions, mock broker, steady state (median of {reps})\n")
+    where = "mock broker" if name == "mock" else "Tansu (a broker process)"
+    print(f"\n### Consumer speed: {count:,} messages of {size} bytes, 12 partitions, {where}, steady state (median of {reps})\n")
     print("| consumer | messages/s | CPU per message (all threads) |\n|---|---|---|")
     print(f"| plain C librdkafka consumer | {c:,.0f} | {cc:,.0f} ns |")
     print(f"| swarm, 1 node, `sink` | {s:,.0f} ({ratio * 100:.0f} % of C, median of the runs' ratios) | {sc:,.0f} ns ({sc / cc * 100:.0f} % of C) |")
-    print(f"\nEach run, C / swarm messages/s: {runs}. CPU per message is the steadier comparison: "
-          "the mock broker paces both consumers unevenly from run to run, but not what each spends on a message.")
+    print(f"\nEach run, C / swarm messages/s: {runs}; swarm / C: {ratios}. CPU per message is the steadier comparison: "
+          "a broker paces both consumers unevenly from run to run, but not what each spends on a message.")
 
 
 def bench_scaling(count, rounds):

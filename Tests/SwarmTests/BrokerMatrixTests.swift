@@ -111,7 +111,9 @@ final class BrokerMatrixTests: XCTestCase {
         XCTAssertLessThan(swarmd.logCount("consumer: "), 400, "errors are logged, not spun on")
         try broker.createTopic(topic, partitions: 2)
         try broker.produce(topic, keys: (0..<100).map { "b\($0)" })
-        eventually("consumption once the topic is back", timeout: 120) { record.okKeys.isSuperset(of: (0..<100).map { "b\($0)" }) }
+        eventually("consumption once the topic is back; the nodes said:\n" + swarmd.log.split(separator: "\n")
+                       .filter { $0.contains("topic") || $0.contains("assign") || $0.contains("consumer:") }.suffix(20).joined(separator: "\n"),
+                   timeout: 120) { record.okKeys.isSuperset(of: (0..<100).map { "b\($0)" }) }
         eventually("healthy again", timeout: 60) { (try? swarmctl(["status"], socket: swarmd.socket).status) == 0 }
         XCTAssertEqual(swarmd.status()?.restarts, 0)
         swarmd.signal(SIGTERM)

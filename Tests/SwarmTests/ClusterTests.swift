@@ -150,71 +150,21 @@ final class ClusterTests: XCTestCase {
 
     // MARK: Hosts in network namespaces
 
-    /// Several hosts on one machine: a broker in a network namespace of its
-    /// own, two swarmd "hosts" in others (each with its own host name, in a
-    /// UTS namespace, which is also their default instance prefix), and a
-    /// third namespace that runs only `swarmctl status --cluster`. Each is
-    /// joined to the broker's namespace by a veth pair; the mock broker
-    /// listens on loopback only, so each namespace relays its own loopback
-    /// port to it (Fixtures/tcp-relay.py). Every namespace made is deleted.
+    /// Several hosts on one machine (`TestNetwork`): a broker in a network
+    /// namespace of its own, two swarmd "hosts" in others (each with its own
+    /// host name, which is also their default instance prefix), and a third
+    /// namespace that runs only `swarmctl status --cluster`.
     func testHostsInNetworkNamespacesShareTheGroupAndOneHostDying() throws {
-        guard getuid() == 0, FileManager.default.isExecutableFile(atPath: "/usr/sbin/ip") else { throw XCTSkip("needs root and iproute2") }
-        let tag = "\(getpid() % 10000)"
-        let names = ["b", "h1", "h2", "ctl"].map { "swarm-\($0)-\(tag)" }
-        let (brokerNs, hostNs, ctlNs) = (names[0], [names[1], names[2]], names[3])
-        func sh(_ script: String) throws -> CommandResult { try runCommand("/bin/bash", ["-c", script]) }
-        guard try sh("ip netns add \(brokerNs)").status == 0 else { throw XCTSkip("network namespaces are not allowed here") }
-        var relays: [Process] = []
-        defer {
-            for r in relays where r.isRunning { r.terminate(); r.waitUntilExit() }
-            for n in names { _ = try? sh("ip netns pids \(n) 2>/dev/null | xargs -r kill -9; ip netns del \(n) 2>/dev/null") }
-            _ = try? sh("ip link del swarm-root-\(tag) 2>/dev/null")
-        }
-        // Links: namespace i gets 10.77.i.2, the broker's side 10.77.i.1; the test itself (root) is i = 9.
-        let peers = [(hostNs[0], 1), (hostNs[1], 2), (ctlNs, 3)]
-        var script = "set -e\nip -n \(brokerNs) link set lo up\n"
-        for (ns, i) in peers {
-            script += """
-            ip netns add \(ns)
-            ip -n \(ns) link set lo up
-            ip link add v\(i)-\(tag) netns \(ns) type veth peer name p\(i)-\(tag) netns \(brokerNs)
-            ip -n \(ns) addr add 10.77.\(i).2/24 dev v\(i)-\(tag) && ip -n \(ns) link set v\(i)-\(tag) up
-            ip -n \(brokerNs) addr add 10.77.\(i).1/24 dev p\(i)-\(tag) && ip -n \(brokerNs) link set p\(i)-\(tag) up
-
-            """
-        }
-        script += """
-        ip link add swarm-root-\(tag) type veth peer name p9-\(tag) netns \(brokerNs)
-        ip addr add 10.77.9.2/24 dev swarm-root-\(tag) && ip link set swarm-root-\(tag) up
-        ip -n \(brokerNs) addr add 10.77.9.1/24 dev p9-\(tag) && ip -n \(brokerNs) link set p9-\(tag) up
-        """
-        let links = try sh(script)
-        XCTAssertEqual(links.status, 0, links.stderr)
-
-        let broker = try BrokerUnderTest(topics: ["events": 6, "swarm.status": 1], launcher: ["/usr/sbin/ip", "netns", "exec", brokerNs])
-        let port = try XCTUnwrap(broker.bootstrap.split(separator: ":").last.map(String.init))
-        let relay = fixtures.appendingPathComponent("tcp-relay.py").path
-        func startRelay(_ ns: String?, listen: String, target: String) throws {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: ns == nil ? "/usr/bin/python3" : "/usr/sbin/ip")
-            p.arguments = (ns.map { ["netns", "exec", $0, "/usr/bin/python3"] } ?? []) + [relay, listen, port, target, port]
-            let out = Pipe()
-            p.standardOutput = out
-            try p.run()
-            relays.append(p)
-            XCTAssertEqual(String(decoding: out.fileHandleForReading.readData(ofLength: 5), as: UTF8.self), "ready")
-        }
-        for (ns, i) in peers + [("root", 9)] {
-            try startRelay(brokerNs, listen: "10.77.\(i).1", target: "127.0.0.1")
-            try startRelay(ns == "root" ? nil : ns, listen: "127.0.0.1", target: "10.77.\(i).1")
-        }
+        let network = try TestNetwork(hosts: ["h1", "h2", "ctl"])
+        let (hostNs, ctlNs) = (Array(network.hosts[0...1]), network.hosts[2])
+        let broker = try BrokerUnderTest(topics: ["events": 6, "swarm.status": 1], launcher: network.brokerLauncher)
+        try network.relay(port: try XCTUnwrap(broker.bootstrap.split(separator: ":").last.map(String.init)))
 
         let record = Record.fresh()
         let config = kafkaConfig(bootstrap: broker.bootstrap, nodes: 2, topic: "events", batchSize: 10)
             + "\n[cluster]\nstatus_topic = \"swarm.status\"\npublish_interval = 1\nstale_after = 4\n"
-        let hosts = try hostNs.enumerated().map { i, ns in
-            try SwarmdUnderTest(config: config, environment: ["RECORD_FILE": record.path], launcher: [
-                "/usr/sbin/ip", "netns", "exec", ns, "/usr/bin/unshare", "--uts", "/bin/sh", "-c", "hostname node\(i + 1).test && exec \"$0\" \"$@\""])
+        let hosts = try hostNs.indices.map { i in
+            try SwarmdUnderTest(config: config, environment: ["RECORD_FILE": record.path], launcher: network.launcher(host: i, hostname: "node\(i + 1).test"))
         }
         let keys = (0..<600).map { "n\($0)" }
         try broker.produce("events", keys: keys)

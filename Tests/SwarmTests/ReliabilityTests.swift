@@ -22,16 +22,31 @@ final class ReliabilityTests: XCTestCase {
     /// SWARM_CHAOS_STRATEGY=cooperative-sticky (or any `partition.assignment.strategy`)
     /// runs it with that strategy instead of the default.
     func testNoMessageIsLostWhileNodesAreKilledScaledDrainedAndResumedAtRandom() throws {
+        try chaos(on: BrokerUnderTest(topics: [topic: 6]))
+    }
+
+    /// The same chaos against Tansu, a broker process (`SWARM_TEST_BROKER`).
+    func testNoMessageIsLostInTheChaosOnTansu() throws {
+        guard TestBrokers.selected.contains("tansu") else { throw XCTSkip("SWARM_TEST_BROKER leaves Tansu out") }
+        try chaos(on: TansuBroker(topics: [topic: 6]))
+    }
+
+    /// SIGKILL of nodes and of handlers, scale, drain, resume and rolling
+    /// restarts at random while producing, and swarmd itself SIGKILLed once
+    /// halfway (its nodes commit and leave; a fresh swarmd takes over):
+    /// every key handled, and every partition's committed offset one past
+    /// the highest offset handled there (not the broker's high watermark:
+    /// Tansu's is off, see `TestBroker`).
+    private func chaos(on broker: TestBroker) throws {
         let total = long ? 1_000_000 : 100_000
-        let broker = try BrokerUnderTest(topics: [topic: 6])
         let dir = makeTempDir()
         let record = Record(path: dir.appendingPathComponent("record").path)
-        let swarmd = try SwarmdUnderTest(
-            config: kafkaConfig(bootstrap: broker.bootstrap, nodes: 3, topic: topic, batchSize: 200,
-                                extraProperties: ProcessInfo.processInfo.environment["SWARM_CHAOS_STRATEGY"].map { "\"partition.assignment.strategy\" = \"\($0)\"" } ?? ""),
-            // 0.3 ms a message keeps the nodes busy, so kills hit work in flight.
-            environment: ["RECORD_FILE": record.path, "SWARM_LOG_LEVEL": "info", "SLOW_MS": "0.3"])
-        swarmd.waitForHealthy(3)
+        let config = kafkaConfig(bootstrap: broker.bootstrap, nodes: 3, topic: topic, batchSize: 200,
+                                 extraProperties: ProcessInfo.processInfo.environment["SWARM_CHAOS_STRATEGY"].map { "\"partition.assignment.strategy\" = \"\($0)\"" } ?? "")
+        // 0.3 ms a message keeps the nodes busy, so kills hit work in flight.
+        let environment = ["RECORD_FILE": record.path, "SWARM_LOG_LEVEL": "info", "SLOW_MS": "0.3"]
+        var swarmd = try SwarmdUnderTest(config: config, environment: environment)
+        swarmd.waitForHealthy(3, timeout: 120)
         // Produce in chunks through the chaos, so that nodes die while they hold
         // work (and the mock broker's ~5 MiB per partition is never exceeded).
         let chaosSeconds = long ? 300.0 : 60.0
@@ -41,18 +56,35 @@ final class ReliabilityTests: XCTestCase {
 
         var rng = SystemRandomNumberGenerator()
         var actions: [String: Int] = [:]
-        let chaosUntil = Date().addingTimeInterval(chaosSeconds)
+        let chaosStart = Date()
+        let chaosUntil = chaosStart.addingTimeInterval(chaosSeconds)
+        var swarmdKilled = false
         while Date() < chaosUntil || produced < total {
             if produced < total {
                 let n = min(chunk, total - produced)
                 producers.append(try broker.produceInBackground(topic, keys: (produced..<(produced + n)).map { "k\($0)" }, dir: dir, name: "\(produced)"))
                 produced += n
             }
+            if !swarmdKilled && Date().timeIntervalSince(chaosStart) >= chaosSeconds / 2 {
+                swarmdKilled = true
+                let orphans = swarmd.nodePids()
+                swarmd.signal(SIGKILL)
+                _ = swarmd.waitForExit(timeout: 30)
+                eventually("the nodes of the killed swarmd gone", timeout: 60) { orphans.allSatisfy { kill($0, 0) != 0 } }
+                swarmd = try SwarmdUnderTest(config: config, environment: environment)
+                actions["swarmd-kill", default: 0] += 1
+                continue
+            }
             guard let status = swarmd.status() else { XCTFail("swarmd stopped answering"); return }
-            switch Int.random(in: 0..<10, using: &rng) {
-            case 0..<4:
+            switch Int.random(in: 0..<12, using: &rng) {
+            case 0..<3:
                 if let victim = status.nodes.compactMap(\.pid).randomElement(using: &rng) {
                     kill(victim, SIGKILL); actions["kill", default: 0] += 1
+                }
+            case 3:
+                // A node's handler (its child), not the node.
+                if let node = status.nodes.compactMap(\.pid).randomElement(using: &rng), let handler = childPids(of: node).first {
+                    kill(handler, SIGKILL); actions["handler-kill", default: 0] += 1
                 }
             case 4..<6:
                 let n = Int.random(in: 1...4, using: &rng)
@@ -60,6 +92,10 @@ final class ReliabilityTests: XCTestCase {
             case 6..<8:
                 if let slot = status.nodes.randomElement(using: &rng)?.slot {
                     _ = try swarmctl(["drain", String(slot), "--no-wait"], socket: swarmd.socket); actions["drain", default: 0] += 1
+                }
+            case 8:
+                if let slot = status.nodes.randomElement(using: &rng)?.slot {
+                    _ = try swarmctl(["restart", String(slot), "--no-wait"], socket: swarmd.socket); actions["restart", default: 0] += 1
                 }
             default:
                 _ = try swarmctl(["resume"], socket: swarmd.socket); actions["resume", default: 0] += 1
@@ -78,12 +114,24 @@ final class ReliabilityTests: XCTestCase {
         let entries = record.entries
         let keys = Set(entries.map(\.key))
         XCTAssertEqual(keys.count, total, "messages lost")
-        print("chaos: \(total) messages, \(entries.count - keys.count) handled twice, actions \(actions)")
-        swarmd.waitForHealthy(3, timeout: 60)
+        print("chaos on \(broker.name): \(total) messages, \(entries.count - keys.count) handled twice, actions \(actions)")
+        swarmd.waitForHealthy(3, timeout: 120)
         swarmd.signal(SIGTERM)
         XCTAssertEqual(swarmd.waitForExit(timeout: 60), 0)
-        let offsets = try broker.committedAndEnd(group: "swarm-test", topic: topic, partitions: 6)
-        XCTAssertEqual(offsets.committed, offsets.end, "the committed offsets reached the end")
+        var highest = [Int64](repeating: -1, count: 6)
+        for e in entries where e.outcome == "ok" { highest[e.partition] = max(highest[e.partition], Int64(e.offset)) }
+        XCTAssertEqual(try broker.committed(group: "swarm-test", topic: topic, partitions: 6), highest.map { $0 + 1 },
+                       "every partition committed one past the highest offset handled")
+        if let mock = broker as? BrokerUnderTest {
+            let offsets = try mock.committedAndEnd(group: "swarm-test", topic: topic, partitions: 6)
+            XCTAssertEqual(offsets.committed, offsets.end, "the committed offsets reached the end")
+        }
+    }
+
+    /// The children of a process (a node's handler and whatever it started).
+    func childPids(of pid: Int32) -> [Int32] {
+        let text = (try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)) ?? ""
+        return text.split(separator: " ").compactMap { Int32($0) }
     }
 
     func testSwarmdKilledUnderLoadTakesItsNodesAndAFreshOneResumesWithNothingLost() throws {

@@ -83,13 +83,13 @@ inside systemd-run --quiet --unit=producer /bin/bash -c \
   "i=0; while :; do for j in \$(seq 10); do echo \"k\$i:v\"; i=\$((i+1)); done; echo \$i > /run/produced; sleep 0.1; done | kcat -P -b $bootstrap -t orders -K: -X linger.ms=5"
 handled_keys() { inside journalctl -u "$unit" -o cat --no-pager | grep -o ' key=k[0-9]*' | sort | uniq -c; }
 count_handled() { handled_keys | wc -l; }
-check "the swarm consumes" eventually 60 bash -c "[ \$(nsenter -t $init -a journalctl -u $unit -o cat --no-pager | grep -c ' key=k') -gt 300 ]"
+check "the swarm consumes (20 s of it)" eventually 120 bash -c "[ \$(nsenter -t $init -a journalctl -u $unit -o cat --no-pager | grep -c ' key=k') -gt 2000 ]"
 
-# gap FROM: the longest time (s) between two handled messages from FROM (epoch seconds,
-# journal time) on, counting from FROM itself.
+# gap FROM [TO]: the longest time (s) between two handled messages from FROM (epoch
+# seconds, journal time) to TO (default: the end), counting from FROM itself.
 gap() {
-  inside journalctl -u "$unit" -o short-unix --no-pager | awk -v from="$1" '
-    / key=k/ { t = $1 + 0; if (t < from) next; d = t - p; if (d > m) m = d; p = t }
+  inside journalctl -u "$unit" -o short-unix --no-pager | awk -v from="$1" -v to="${2:-1e12}" '
+    / key=k/ { t = $1 + 0; if (t < from || t > to) next; d = t - p; if (d > m) m = d; p = t }
     BEGIN { p = from } END { printf "%.2f\n", m }'
 }
 twice() { handled_keys | awk '$1 > 1 { n += $1 - 1 } END { print n + 0 }'; }
@@ -109,7 +109,9 @@ check "the running swarmd reports $y" bash -c "nsenter -t $init -a swarmctl -i o
 check "consumption goes on" eventually 30 bash -c "[ \$(nsenter -t $init -a journalctl -u $unit -o cat --no-pager --since @$t0 | grep -c ' key=k') -gt 500 ]"
 check "no node's assignment changed" test "$(inside journalctl -u "$unit" -o cat --no-pager | grep -c 'assignment changed' || true)" = "$assignments"
 upgrade_gap=$(gap "$t0"); upgrade_twice=$(( $(twice) - twice_before ))
-echo "figure: apt upgrade in place: longest gap between handled messages ${upgrade_gap} s, handled twice ${upgrade_twice}"
+# The same measure over the 20 s before the upgrade: the swarm's own rhythm.
+quiet_gap=$(gap "$(echo "$t0 - 20" | bc)" "$t0")
+echo "figure: apt upgrade in place: longest gap between handled messages ${upgrade_gap} s (${quiet_gap} s in the 20 s before), handled twice ${upgrade_twice}"
 
 # 5. The same upgrade as debhelper's default would do it: a restart of the unit.
 twice_before=$(twice)

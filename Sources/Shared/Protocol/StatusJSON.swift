@@ -43,6 +43,7 @@ public enum StatusJSON {
             // Small (a few swarms), and only with [cluster]: the Codable path, sorted keys as everywhere.
             w.key("cluster"); w.raw(json.text)
         }
+        if let c = s.config { w.key("config"); w.string(c) }
         w.key("failed"); w.raw(String(s.failed))
         w.key("handled"); w.raw(String(s.handled))
         w.key("healthy"); w.raw(String(s.healthy))

@@ -36,19 +36,6 @@ final class BrokerUnderTest {
         process.waitUntilExit()
     }
 
-    /// Starts kcat producing `keys` from a file and returns it running.
-    func produceInBackground(_ topic: String, keys: [String], dir: URL, name: String = "") throws -> Process {
-        let file = dir.appendingPathComponent("produce-\(topic)\(name)")
-        try (keys.map { "\($0):value-of-\($0)" }.joined(separator: "\n") + "\n").write(to: file, atomically: true, encoding: .utf8)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/kcat")
-        p.arguments = ["-P", "-b", bootstrap, "-t", topic, "-K", ":"]
-        p.standardInput = try FileHandle(forReadingFrom: file)
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        return p
-    }
-
     /// Reads a whole topic with kcat: one "key|headers" line per message.
     func consumeAll(_ topic: String) throws -> [String] {
         let r = try runCommand("/usr/bin/kcat", ["-C", "-b", bootstrap, "-t", topic, "-e", "-q", "-f", "%k|%h\n"])

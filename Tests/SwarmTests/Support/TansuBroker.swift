@@ -51,6 +51,19 @@ extension TestBroker {
         XCTAssertEqual(r.status, 0, "kcat (\(name)): \(r.stderr)")
     }
 
+    /// Starts kcat producing `keys` from a file and returns it running.
+    func produceInBackground(_ topic: String, keys: [String], dir: URL, name: String = "") throws -> Process {
+        let file = dir.appendingPathComponent("produce-\(topic)\(name)")
+        try (keys.map { "\($0):value-of-\($0)" }.joined(separator: "\n") + "\n").write(to: file, atomically: true, encoding: .utf8)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/kcat")
+        p.arguments = ["-P", "-b", bootstrap, "-t", topic, "-K", ":"]
+        p.standardInput = try FileHandle(forReadingFrom: file)
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        return p
+    }
+
     func committed(group: String, topic: String, partitions: Int) throws -> [Int64] {
         let c = try KafkaConsumer(properties: ["bootstrap.servers": bootstrap, "group.id": group, "log_level": "0"])
         defer { c.close() }
