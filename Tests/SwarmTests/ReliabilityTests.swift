@@ -72,6 +72,8 @@ final class ReliabilityTests: XCTestCase {
                 _ = swarmd.waitForExit(timeout: 30)
                 eventually("the nodes of the killed swarmd gone", timeout: 60) { orphans.allSatisfy { kill($0, 0) != 0 } }
                 swarmd = try SwarmdUnderTest(config: config, environment: environment)
+                let fresh = swarmd
+                eventually("the fresh swarmd answers", timeout: 60) { fresh.status() != nil }
                 actions["swarmd-kill", default: 0] += 1
                 continue
             }
