@@ -34,17 +34,28 @@ final class BrokerMatrixTests: XCTestCase {
         try broker.produce(topic, keys: Array(keys[600...]))
         eventually("\(name): every message handled", timeout: 180) { record.okKeys.count == keys.count }
         XCTAssertEqual(record.okKeys, Set(keys), name)
-        // The group's committed offset of each partition is one past the highest offset handled there.
-        var highest = [Int64](repeating: -1, count: 4)
-        for e in record.entries where e.outcome == "ok" { highest[e.partition] = max(highest[e.partition], Int64(e.offset)) }
+        let next = record.nextOffsets(partitions: 4)
         eventually("\(name): the group committed everything handled", timeout: 60) {
-            (try? broker.committed(group: "swarm-test", topic: topic, partitions: 4)) == highest.map { $0 + 1 }
+            (try? broker.committed(group: "swarm-test", topic: topic, partitions: 4)) == next
         }
-        let twice = record.entries.filter { $0.outcome == "ok" }.count - keys.count
+        let twice = record.handledTwice(of: keys.count)
         print("\(name): scale, drain, resume, SIGKILL, restart: \(twice) of \(keys.count) handled twice")
         XCTAssertEqual(swarmd.status()?.restarts, 1 + 3, "\(name): the killed node and the three rolled ones, nothing else")
         swarmd.signal(SIGTERM)
         XCTAssertEqual(swarmd.waitForExit(), 0, name)
+    }
+
+    /// Tansu with `topic` (2 partitions), a swarm of 2 on it, and the first
+    /// 100 messages ("a0"…) handled.
+    private func swarmOnTansu(_ topic: String) throws -> (TansuBroker, Record, SwarmdUnderTest) {
+        let broker = try TansuBroker(topics: [topic: 2])
+        try broker.produce(topic, keys: (0..<100).map { "a\($0)" })
+        let record = Record.fresh()
+        let swarmd = try SwarmdUnderTest(config: kafkaConfig(bootstrap: broker.bootstrap, nodes: 2, topic: topic,
+                                                             extraSupervisor: "disconnected_after = 3"),
+                                         environment: ["RECORD_FILE": record.path])
+        eventually("the first messages", timeout: 120) { record.okKeys.count == 100 }
+        return (broker, record, swarmd)
     }
 
     /// A broker that stops answering (SIGSTOP) for longer than
@@ -53,13 +64,7 @@ final class BrokerMatrixTests: XCTestCase {
     func testAFrozenBrokerRestartsNothingAndConsumptionResumes() throws {
         guard TestBrokers.selected.contains("tansu") else { throw XCTSkip("SWARM_TEST_BROKER leaves Tansu out") }
         let topic = "frozen"
-        let broker = try TansuBroker(topics: [topic: 2])
-        try broker.produce(topic, keys: (0..<100).map { "a\($0)" })
-        let record = Record.fresh()
-        let swarmd = try SwarmdUnderTest(config: kafkaConfig(bootstrap: broker.bootstrap, nodes: 2, topic: topic,
-                                                             extraSupervisor: "disconnected_after = 3"),
-                                         environment: ["RECORD_FILE": record.path])
-        eventually("the first messages", timeout: 120) { record.okKeys.count == 100 }
+        let (broker, record, swarmd) = try swarmOnTansu(topic)
         broker.freeze()
         let frozenAt = Date()
         var conditions: Set<String> = []
@@ -86,13 +91,7 @@ final class BrokerMatrixTests: XCTestCase {
     func testABrokerStartedAgainEmptyIsReportedAndConsumptionResumesWithTheTopic() throws {
         guard TestBrokers.selected.contains("tansu") else { throw XCTSkip("SWARM_TEST_BROKER leaves Tansu out") }
         let topic = "emptied"
-        let broker = try TansuBroker(topics: [topic: 2])
-        try broker.produce(topic, keys: (0..<100).map { "a\($0)" })
-        let record = Record.fresh()
-        let swarmd = try SwarmdUnderTest(config: kafkaConfig(bootstrap: broker.bootstrap, nodes: 2, topic: topic,
-                                                             extraSupervisor: "disconnected_after = 3"),
-                                         environment: ["RECORD_FILE": record.path])
-        eventually("the first messages", timeout: 120) { record.okKeys.count == 100 }
+        let (broker, record, swarmd) = try swarmOnTansu(topic)
         broker.crash()
         try broker.start()
         var conditions: Set<String> = []
@@ -107,15 +106,20 @@ final class BrokerMatrixTests: XCTestCase {
         }
         print("node conditions seen after the broker came back empty: \(conditions.sorted())")
         print(statusText)
-        XCTAssertEqual(swarmd.status()?.restarts, 0, "an empty broker restarts no node")
+        XCTAssertEqual(swarmd.status()?.restarts, 0, "an empty broker restarts no node:\n" + swarmd.log.split(separator: "\n")
+                           .filter { $0.contains("exit") || $0.contains("CRITICAL") || $0.contains("ERROR") || $0.contains("unhealthy") }.suffix(12).joined(separator: "\n"))
         XCTAssertLessThan(swarmd.logCount("consumer: "), 400, "errors are logged, not spun on")
         try broker.createTopic(topic, partitions: 2)
         try broker.produce(topic, keys: (0..<100).map { "b\($0)" })
-        eventually("consumption once the topic is back; the nodes said:\n" + swarmd.log.split(separator: "\n")
-                       .filter { $0.contains("topic") || $0.contains("assign") || $0.contains("consumer:") }.suffix(20).joined(separator: "\n"),
+        eventually("consumption once the topic is back; handled \(record.okKeys.filter { $0.hasPrefix("b") }.count) of 100; status: "
+                   + ((try? swarmctl(["status"], socket: swarmd.socket).stdout) ?? "-") + "\nthe nodes said:\n"
+                   + swarmd.log.split(separator: "\n").filter { !$0.contains("Connect to") && !$0.contains("brokers are down") }.suffix(30).joined(separator: "\n"),
                    timeout: 120) { record.okKeys.isSuperset(of: (0..<100).map { "b\($0)" }) }
         eventually("healthy again", timeout: 60) { (try? swarmctl(["status"], socket: swarmd.socket).status) == 0 }
-        XCTAssertEqual(swarmd.status()?.restarts, 0)
+        // At most one fresh start per node after the topic came back, when librdkafka's
+        // group view stayed stale through its joins (NodeRuntime); never a loop.
+        XCTAssertLessThanOrEqual(swarmd.status()?.restarts ?? 99, 2, "no restart loop")
+        print("restarts after the topic came back: \(swarmd.status()?.restarts ?? -1)")
         swarmd.signal(SIGTERM)
         XCTAssertEqual(swarmd.waitForExit(), 0)
     }

@@ -226,12 +226,17 @@ public final class NodeRuntime {
 
     /// How often a node with nothing assigned asks whether its topics exist.
     static let topicCheckInterval = 5.0
+    /// How many times a node with nothing assigned joins again after its
+    /// missing topic came back (one per topic check).
+    static let rejoinsAfterTopicReturns = 6
 
     /// The main loop; returns true for an immediate stop (QUIT).
     private func consume() -> Bool {
         guard let consumer else { return false }
         var lastLag = monotonicNow()
         var lastTopicCheck = monotonicNow()
+        var rejoinsLeft = 0
+        var staleGroupViewSince: Double?
         while true {
             let flags = swarm_take_signal_flags()
             if flags & (1 << UInt64(SIGQUIT)) != 0 { logger.info("QUIT: leaving now"); return true }
@@ -275,21 +280,38 @@ public final class NodeRuntime {
                 }
                 // Nothing assigned for a while: ask whether the topics exist. A broker
                 // started again empty, or a topic deleted, assigns nothing and says
-                // nothing; the answer both names the problem and, once the topic is
-                // back, lets librdkafka see it at once (see missingTopics).
+                // nothing; the answer names the problem (unknown-topic).
                 if mode == .active && consumer.assignedCount == 0 && !consumer.brokersDown && now - lastTopicCheck >= Self.topicCheckInterval {
                     lastTopicCheck = now
                     let before = consumer.missingTopic
                     _ = consumer.missingTopics(config.kafka.topics.filter { !$0.hasPrefix("^") }, timeoutMs: 500)
                     if let missing = consumer.missingTopic, missing != before { logger.warning("\(missing): waiting for it (nothing to consume)") }
                     if before != nil && consumer.missingTopic == nil {
-                        // librdkafka's group logic does not hear of an answer it did not ask
-                        // for: subscribing again makes it join with the topic (nothing is
-                        // assigned, so nothing is revoked).
                         logger.notice("the subscribed topics exist again: joining with them")
+                        rejoinsLeft = Self.rejoinsAfterTopicReturns
+                    }
+                    // librdkafka's group logic does not hear of an answer it did not ask
+                    // for, and waits for its own metadata refresh (5 minutes) to see the
+                    // topic: subscribing again makes the group join with it. Once is not
+                    // always enough (a topic just created may not be ready when the
+                    // leader asks), so again at each check until something is assigned,
+                    // a few times at most: nothing is assigned, so nothing is revoked.
+                    if rejoinsLeft > 0 && consumer.missingTopic == nil {
+                        rejoinsLeft -= 1
                         try? consumer.subscribe(config.kafka.topics)
+                        if rejoinsLeft == 0 { staleGroupViewSince = now }
+                    }
+                    // Seen on Tansu started again empty: joining again is not always enough,
+                    // and the group keeps assigning nothing from librdkafka's stale view of
+                    // the topic. A fresh consumer sees it: this node leaves (it holds
+                    // nothing, so nothing is redelivered) and swarmd starts it again, once.
+                    if let since = staleGroupViewSince, consumer.missingTopic == nil, now - since >= Self.topicCheckInterval {
+                        logger.error("the subscribed topics are back but the group still assigns nothing after \(Self.rejoinsAfterTopicReturns) joins: leaving, so that a fresh consumer joins")
+                        unsettledExit = true
+                        return false
                     }
                 }
+                if consumer.assignedCount > 0 { rejoinsLeft = 0; staleGroupViewSince = nil }
                 // Paused partitions are not fetched, so their cached watermarks go stale: ask the broker.
                 let paused: Set<TopicPartitionKey> = mode == .paused
                     ? Set(consumer.assignment.map { TopicPartitionKey(topic: $0.topic, partition: $0.partition) })

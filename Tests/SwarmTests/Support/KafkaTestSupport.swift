@@ -75,6 +75,18 @@ struct Record {
         }
     }
     var okKeys: Set<String> { Set(entries.filter { $0.outcome == "ok" }.map(\.key)) }
+
+    /// One past the highest offset handled in each partition: where the
+    /// group's committed offsets must end (never the broker's high
+    /// watermark, which Tansu reports wrong).
+    func nextOffsets(partitions: Int) -> [Int64] {
+        var highest = [Int64](repeating: -1, count: partitions)
+        for e in entries where e.outcome == "ok" && e.partition < partitions { highest[e.partition] = max(highest[e.partition], Int64(e.offset)) }
+        return highest.map { $0 + 1 }
+    }
+
+    /// How many handlings there were beyond one per key, for `keys` produced.
+    func handledTwice(of keys: Int) -> Int { entries.filter { $0.outcome == "ok" }.count - keys }
 }
 
 /// A swarm configuration of built-in nodes with the record handler, against a broker.
