@@ -24,7 +24,7 @@ final class SwarmctlTests: XCTestCase {
         XCTAssertEqual(json.status, 0)
         let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as! [String: Any]
         XCTAssertEqual(Set(object.keys), ["pid", "state", "wanted", "running", "healthy", "uptime_s", "restarts",
-                                         "handled", "failed", "rate", "malformed_reports", "version", "upgrades", "client", "nodes"])
+                                         "handled", "failed", "rate", "malformed_reports", "version", "upgrades", "client", "config", "nodes"])
         XCTAssertEqual(object["upgrades"] as? Int, 0)
         let node = (object["nodes"] as! [[String: Any]])[0]
         for key in ["slot", "pid", "state", "uptime_s", "restarts", "rss_bytes", "processes", "handled", "failed", "rate",
