@@ -136,9 +136,8 @@ final class MemoryTests: XCTestCase {
         eventually("the orphaned handler gone", timeout: 15) { !alive(handlerPid!) }
         swarmd.waitForLog("killing a process left behind by a node that is gone")
         eventually("no zombie among swarmd's children", timeout: 10) {
-            let children = (try? String(contentsOfFile: "/proc/\(swarmd.pid)/task/\(swarmd.pid)/children", encoding: .utf8)) ?? ""
-            return children.split(separator: " ").allSatisfy { pid in
-                ((try? procStatusField(Int32(pid)!, "State")) ?? "").hasPrefix("Z") == false
+            childPids(of: swarmd.pid).allSatisfy { pid in
+                ((try? procStatusField(pid, "State")) ?? "").hasPrefix("Z") == false
             }
         }
         swarmd.signal(SIGTERM)

@@ -272,17 +272,14 @@ final class OperationsTests: XCTestCase {
         defer { if unshare.isRunning { unshare.terminate() } }
         var swarmdPid: Int32 = 0
         eventually("swarmd as PID 1 of its namespace") {
-            let children = (try? String(contentsOfFile: "/proc/\(unshare.processIdentifier)/task/\(unshare.processIdentifier)/children", encoding: .utf8)) ?? ""
-            swarmdPid = Int32(children.split(separator: " ").first ?? "") ?? 0
+            swarmdPid = childPids(of: unshare.processIdentifier).first ?? 0
             return swarmdPid > 0 && ((try? procStatusField(swarmdPid, "NSpid")) ?? "").hasSuffix("\t1") || ((try? String(contentsOfFile: "/proc/\(swarmdPid)/status", encoding: .utf8)) ?? "").contains("NSpid:\t\(swarmdPid)\t1")
         }
         eventually("2 healthy nodes") {
             guard let s = try? ControlClient(path: socket, timeout: 5).send(ControlRequest(cmd: .status)).status else { return false }
             return s.pid == 1 && s.nodes.count == 2 && s.nodes.allSatisfy { $0.state == "running" }
         }
-        func children() -> [Int32] {
-            ((try? String(contentsOfFile: "/proc/\(swarmdPid)/task/\(swarmdPid)/children", encoding: .utf8)) ?? "").split(separator: " ").compactMap { Int32($0) }
-        }
+        func children() -> [Int32] { childPids(of: swarmdPid) }
         XCTAssertEqual(try swarmctl(["restart"], socket: socket).status, 0, "two more orphans")
         eventually("the orphans adopted by swarmd", timeout: 10) { children().count > 2 }
         eventually("every orphan reaped once it ended: only the 2 nodes left, no zombie", timeout: 10) {

@@ -128,12 +128,6 @@ final class ReliabilityTests: XCTestCase {
         }
     }
 
-    /// The children of a process (a node's handler and whatever it started).
-    func childPids(of pid: Int32) -> [Int32] {
-        let text = (try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)) ?? ""
-        return text.split(separator: " ").compactMap { Int32($0) }
-    }
-
     func testSwarmdKilledUnderLoadTakesItsNodesAndAFreshOneResumesWithNothingLost() throws {
         let total = 20_000
         let broker = try BrokerUnderTest(topics: [topic: 4])

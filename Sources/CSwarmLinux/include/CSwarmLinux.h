@@ -13,9 +13,6 @@
 // Signals ------------------------------------------------------------------
 
 /// Blocks the given signals in the calling thread (and every thread it creates later).
-/* The Debian package version a package build stamped in, or NULL. */
-const char *swarm_package_version(void);
-
 int swarm_block_signals(const int *signals, int count);
 /// A non-blocking, close-on-exec signalfd for the given signals.
 int swarm_signalfd(const int *signals, int count);
@@ -111,5 +108,10 @@ int swarm_peercred(int fd, int32_t *pid, uint32_t *uid, uint32_t *gid);
 /// The peer's supplementary groups at connect time (SO_PEERGROUPS, Linux 4.13):
 /// how many were written, or -1 with errno (ERANGE: more than `max`).
 int swarm_peergroups(int fd, uint32_t *groups, int max);
+
+// Build ----------------------------------------------------------------------
+
+/// The Debian package version a package build stamped in, or NULL.
+const char *swarm_package_version(void);
 
 #endif

@@ -205,11 +205,6 @@ public struct NodeReport: Codable, Equatable, Sendable {
     }
 }
 
-/// Where a built-in node stands with Kafka, as it reports it (`kafka=`).
-/// Healthy means consuming, not "the process reports": Burrow's lag rules
-/// and Karafka Pro's separate polling and rebalance limits are the models.
-/// None of these restarts a node — restarting consumers brings no broker
-/// back; only a wedged process (`UnhealthyReason`: stalled, stuck) is restarted.
 extension NodeReport {
     /// A detail travels as one word of the report line: "%", spaces and
     /// control characters as %XX. (Nodes before 0.3.0 sent spaces as "_",
@@ -242,6 +237,11 @@ extension NodeReport {
     }
 }
 
+/// Where a built-in node stands with Kafka, as it reports it (`kafka=`).
+/// Healthy means consuming, not "the process reports": Burrow's lag rules
+/// and Karafka Pro's separate polling and rebalance limits are the models.
+/// None of these restarts a node — restarting consumers brings no broker
+/// back; only a wedged process (`UnhealthyReason`: stalled, stuck) is restarted.
 public enum KafkaCondition: String, Codable, Sendable, CaseIterable {
     /// Subscribed, not assigned yet: the first join of the group.
     case joining

@@ -216,3 +216,10 @@ func testNodeConfig(nodes: Int, extra: String = "") -> String {
     \(extra)
     """
 }
+
+/// The children of a process (its main thread's: swarmd and nodes run their
+/// children from it), from /proc.
+func childPids(of pid: Int32) -> [Int32] {
+    let text = (try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)) ?? ""
+    return text.split(separator: " ").compactMap { Int32($0) }
+}
