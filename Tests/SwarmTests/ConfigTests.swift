@@ -298,6 +298,7 @@ final class ConfigTests: XCTestCase {
         protocol = 2
         cpu_rounds = 5
         batch_size = 50
+        pipeline = 3
         batch_timeout = 20
         retries = 4
         retry_backoff = 0.5

@@ -36,9 +36,9 @@ final class HandlerLibraryTests: XCTestCase {
         return path.path
     }
 
-    func swarm(_ broker: BrokerUnderTest, handler: String, protocolVersion: Int, dump: String) throws -> SwarmdUnderTest {
+    func swarm(_ broker: BrokerUnderTest, handler: String, protocolVersion: Int, dump: String, pipeline: Int = 2) throws -> SwarmdUnderTest {
         try SwarmdUnderTest(config: kafkaConfig(bootstrap: broker.bootstrap, nodes: 1, topic: topic, batchSize: 7,
-                                                extraHandler: "protocol = \(protocolVersion)\nretry_backoff = 0.05")
+                                                extraHandler: "protocol = \(protocolVersion)\nretry_backoff = 0.05\npipeline = \(pipeline)")
             .replacingOccurrences(of: "command = [\"/usr/bin/python3\", \"\(recordHandler)\"]", with: "command = [\"/usr/bin/python3\", \"\(handler)\"]"),
                             environment: ["DUMP_FILE": dump])
     }
@@ -91,7 +91,9 @@ final class HandlerLibraryTests: XCTestCase {
         try broker.produce(topic, keys: keys)
         let dir = makeTempDir()
         let dump = dir.appendingPathComponent("dump").path
-        let swarmd = try swarm(broker, handler: try dumpingHandler(dir, raiseOnce: "r3"), protocolVersion: 2, dump: dump)
+        // One batch at a time: with batches pipelined, the batch after the failed one was
+        // handled too and comes again after it (OrderingTests checks that rule).
+        let swarmd = try swarm(broker, handler: try dumpingHandler(dir, raiseOnce: "r3"), protocolVersion: 2, dump: dump, pipeline: 1)
         eventually("every key handled", timeout: 60) { Set(dumped(dump).compactMap { $0["key"] as? String }).count == keys.count }
         XCTAssertTrue(FileManager.default.fileExists(atPath: dump + ".raised"), "the handler did raise once")
         XCTAssertTrue(swarmd.log.contains("RuntimeError: downstream said no"), "the exception's text is the failure reason")

@@ -177,6 +177,58 @@ final class OrderingTests: XCTestCase {
         XCTAssertEqual(offsets.committed, [4])
     }
 
+    // MARK: Pipelined batches
+
+    func testAPipelinedBatchPastAFailureDoesNotCountAndComesAgainInOrder() {
+        var r = OrderedRetries(retries: 2, backoff: 0.5)
+        // Batch N fails p0@11; batch N+1 was written before that answer came.
+        _ = r.decide([(p0, 10), (p0, 11)], answers: [.ok, .failed("boom")], now: 0)
+        XCTAssertEqual(r.decide([(p0, 12), (p1, 3)], answers: [.ok, .ok], now: 0.1), [.redelivered, .handled])
+        _ = r.due(now: 1)
+        XCTAssertEqual(r.decide([(p0, 13)], answers: [.ok], now: 1), [.redelivered],
+                       "backoff over, the failed message not settled yet: a later one still does not count")
+        XCTAssertEqual(r.decide([(p0, 11), (p0, 12)], answers: [.ok, .ok], now: 1), [.handled, .handled])
+    }
+
+    /// Runs `count` keys through one node with `pipeline` batches of 5 in
+    /// flight; returns the record and whether the handler ever found the next
+    /// batch waiting before it answered.
+    func runPipelined(pipeline: Int, count: Int, environment: [String: String] = [:]) throws -> (entries: [Record.Entry], waiting: Bool) {
+        let broker = try BrokerUnderTest(topics: [topic: 1])
+        let keys = (1...count).map { "k\($0)" }
+        try broker.produce(topic, keys: keys)
+        let record = Record.fresh()
+        let waiting = record.path + ".waiting"
+        let swarmd = try SwarmdUnderTest(
+            config: kafkaConfig(bootstrap: broker.bootstrap, nodes: 1, topic: topic, batchSize: 5,
+                                extraHandler: "pipeline = \(pipeline)\nretry_backoff = 0.2"),
+            environment: environment.merging(["RECORD_FILE": record.path, "SLOW_MS": "4", "WAITING_FILE": waiting]) { $1 })
+        eventually("every key handled", timeout: 90) { record.okKeys == Set(keys) }
+        swarmd.signal(SIGTERM)
+        XCTAssertEqual(swarmd.waitForExit(), 0)
+        let offsets = try broker.committedAndEnd(group: "swarm-test", topic: topic, partitions: 1)
+        XCTAssertEqual(offsets.committed, [Int64(count)], "committed to the end")
+        return (record.entries, FileManager.default.fileExists(atPath: waiting))
+    }
+
+    func testPipelinedBatchesKeepThePartitionInOrderThroughAFailureAndAHandlerCrash() throws {
+        let run = try runPipelined(pipeline: 4, count: 150, environment: ["FAIL_ONCE_KEYS": "k40", "CRASH_KEY": "k90"])
+        XCTAssertTrue(run.waiting, "with pipeline = 4 the next batch was waiting before the handler answered")
+        let ok = run.entries.filter { $0.outcome == "ok" }.map(\.key)
+        let lastOK = { (k: String) in ok.lastIndex(of: k)! }
+        // The final handlings, read in order, are the partition's order: what a
+        // pipelined batch held past the failure and the crash came again after them.
+        let finals = (1...150).map { "k\($0)" }.sorted { lastOK($0) < lastOK($1) }
+        XCTAssertEqual(finals, (1...150).map { "k\($0)" }, "\(ok)")
+        XCTAssertTrue(run.entries.contains { $0.key == "k90" && $0.outcome == "crash" }, "the handler did crash with batches in flight")
+        for k in ["k1", "k2", "k39"] { XCTAssertEqual(ok.filter { $0 == k }.count, 1, "\(k), before the failure, handled once") }
+    }
+
+    func testWithPipelineOneNothingIsWrittenBeforeTheAnswers() throws {
+        let run = try runPipelined(pipeline: 1, count: 60)
+        XCTAssertFalse(run.waiting, "pipeline = 1: the next batch is written only after the answers were read")
+    }
+
     // MARK: Tombstones
 
     func testExecFramingSaysMinusOneForANullValueAndZeroForAnEmptyOne() {

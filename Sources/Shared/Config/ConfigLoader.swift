@@ -149,6 +149,7 @@ public struct ConfigLoader {
         config.handler.protocolVersion = try s.int("protocol", d.protocolVersion, min: 1, max: 2)
         config.handler.cpuRounds = try s.int("cpu_rounds", d.cpuRounds, min: 0, max: 100_000_000)
         config.handler.batchSize = try s.int("batch_size", d.batchSize, min: 1, max: 100_000)
+        config.handler.pipeline = try s.int("pipeline", d.pipeline, min: 1, max: 16)
         config.handler.batchTimeout = try s.seconds("batch_timeout", d.batchTimeout, min: 0.1)
         config.handler.retries = try s.int("retries", d.retries, min: 0, max: 1000)
         config.handler.retryBackoff = try s.seconds("retry_backoff", d.retryBackoff, min: 0)

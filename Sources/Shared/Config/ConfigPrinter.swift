@@ -63,6 +63,7 @@ public struct ConfigPrinter {
             ("protocol", "\(h.protocolVersion)"),
             ("cpu_rounds", "\(h.cpuRounds)"),
             ("batch_size", "\(h.batchSize)"),
+            ("pipeline", "\(h.pipeline)"),
             ("batch_timeout", Self.seconds(h.batchTimeout)),
             ("retries", "\(h.retries)"),
             ("retry_backoff", Self.seconds(h.retryBackoff)),

@@ -212,6 +212,11 @@ public struct HandlerSettings: Codable, Equatable, Sendable {
     public var cpuRounds = 100
     /// The most messages handed to the handler at once.
     public var batchSize = 100
+    /// For `exec`: batches written to the handler before the node waits for
+    /// the oldest's answers, so that the node fetches and frames the next
+    /// batch while the handler works (1: one at a time). 2 by measurement:
+    /// BENCHMARKS.md, "Pipelined handlers".
+    public var pipeline = 2
     /// Seconds one batch may stay in the handler before the node reports itself unhealthy.
     public var batchTimeout = 60.0
     /// How many times a failed message is retried before the failure policy applies.

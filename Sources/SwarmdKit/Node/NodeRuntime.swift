@@ -36,6 +36,13 @@ public final class NodeRuntime {
     private var leaving = false
     /// Partitions stopped at a failed message (`ordering = "partition"`).
     private var ordered: OrderedRetries
+    /// The handler when batches are pipelined to it (`[handler] pipeline` > 1, exec).
+    private let pipelinedHandler: PipelinedHandler?
+    /// Batches handed to `pipelinedHandler` and not yet settled, oldest first.
+    private var inFlight: [(batch: [KafkaMessage], started: Double)] = []
+    /// Set when settling a batch inside a rebalance callback found a message
+    /// that could not be settled: the main loop leaves at its next turn.
+    private var mustLeave = false
 
     enum Mode { case active, paused, drained, held }
 
@@ -99,6 +106,7 @@ public final class NodeRuntime {
                                                     rebalanceLimit: config.supervisor.rebalanceLimit,
                                                     consumingWindow: max(2, 2 * interval)))
         handler = makeHandler(config.handler, slot: slot, logger: logger, killTimeout: config.supervisor.killTimeout)
+        pipelinedHandler = config.handler.pipeline > 1 ? handler as? PipelinedHandler : nil
         ordered = OrderedRetries(retries: config.handler.retries, backoff: config.handler.retryBackoff)
     }
 
@@ -173,6 +181,8 @@ public final class NodeRuntime {
         let consumer = try KafkaConsumer(properties: props)
         consumer.onRevoke = { [unowned self] in
             self.revokedSinceHold = true
+            // What is in flight is settled before the commit that hands the partitions over.
+            if !self.settleInFlight() { self.mustLeave = true }
             self.commit("partitions revoked")
             self.reporter.update { if $0.unassignedSince == nil { $0.unassignedSince = monotonicNow() } }
         }
@@ -242,7 +252,11 @@ public final class NodeRuntime {
             if flags & (1 << UInt64(SIGQUIT)) != 0 { logger.info("QUIT: leaving now"); return true }
             if flags & (1 << UInt64(SIGTERM) | 1 << UInt64(SIGINT)) != 0 { logger.info("TERM: finishing and leaving"); return false }
             if reporter.supervisorGone.load(ordering: .relaxed) { logger.warning("supervisor gone: finishing and leaving"); return false }
-            for command in reporter.takeCommands() { apply(command) }
+            let commands = reporter.takeCommands()
+            // A command (pause, drain, hold, leave) waits for what is in flight: its commit covers it.
+            if !commands.isEmpty && !settleInFlight() { mustLeave = true }
+            if mustLeave { return leaveUnsettled() }
+            for command in commands { apply(command) }
             if mode == .held && monotonicNow() >= heldUntil {
                 endHold(revokedSinceHold ? "the group's rebalance did not end within \(Self.holdLimit) s"
                                          : "no rebalance reached this node within \(Self.holdLimit) s")
@@ -252,6 +266,7 @@ public final class NodeRuntime {
                 // The broker refused a commit: the group rebalances, and this node may not
                 // hear of it (its revocation) for up to a heartbeat interval. What it handles
                 // meanwhile would be refused too: it holds, as if swarmd had said so.
+                if !settleInFlight() { return leaveUnsettled() }
                 consumer.pause()
                 startHold()
                 logger.info("holding: the broker refused a commit (\(sign)); not handling until the group's next assignment")
@@ -259,7 +274,8 @@ public final class NodeRuntime {
             if config.handler.ordering == .partition && mode == .active {
                 for p in ordered.due(now: monotonicNow()) { consumer.resume(topic: p.topic, partition: p.partition) }
             }
-            var (batch, errors) = consumer.pollBatch(max: config.handler.batchSize, timeoutMs: 100)
+            // With batches in flight the poll does not wait: the handler's answers are due.
+            var (batch, errors) = consumer.pollBatch(max: config.handler.batchSize, timeoutMs: inFlight.isEmpty ? 100 : 0)
             for e in errors { logger.warning("consumer: \(e)") }
             let down = consumer.brokersDown
             let (refusal, missingTopic) = (consumer.refusal, consumer.missingTopic)
@@ -324,16 +340,82 @@ public final class NodeRuntime {
                 }
                 lastLag = now
             }
-            if !batch.isEmpty && !process(batch) {
+            if mustLeave { return leaveUnsettled() }
+            if (!batch.isEmpty || !inFlight.isEmpty) && !dispatch(batch) {
                 if quitPending() { return true }
-                logger.error("a message could not be settled; leaving so that the group delivers it again")
-                unsettledExit = true
-                return false
+                return leaveUnsettled()
             }
             if mode == .drained && consumer.assignedCount == 0 {
                 reporter.update { if $0.state != .drained { $0.state = .drained } }
             }
         }
+    }
+
+    /// A message could not be settled: nothing after it may be stored, so the
+    /// node leaves and the group delivers it again from the last commit.
+    private func leaveUnsettled() -> Bool {
+        logger.error("a message could not be settled; leaving so that the group delivers it again")
+        inFlight = []
+        unsettledExit = true
+        return false
+    }
+
+    /// Hands a batch on: pipelined while that is allowed, else one at a time
+    /// after everything in flight is settled. Returns false when a message
+    /// could not be settled.
+    ///
+    /// Pipelining (`[handler] pipeline` = P > 1, exec handlers): up to P
+    /// batches are written to the handler before the node waits for the
+    /// oldest's answers, and batches are settled (offsets stored) strictly in
+    /// the order they were written, so an offset is stored only when every
+    /// message before it in its partition was answered. Only while nothing is
+    /// being retried (`ordering = "partition"`: no partition stopped or
+    /// isolated), and only while the node is active: a failure, a command, a
+    /// revocation and a stop first settle what is in flight.
+    private func dispatch(_ batch: [KafkaMessage]) -> Bool {
+        if let pipelinedHandler, !batch.isEmpty, mode == .active,
+           config.handler.ordering == .none || ordered.isCalm {
+            pipelinedHandler.submit(batch)
+            inFlight.append((batch, monotonicNow()))
+            reportInFlight()
+            while inFlight.count >= config.handler.pipeline {
+                if !settleOldest() { return false }
+            }
+            return true
+        }
+        guard settleInFlight() else { return false }
+        return batch.isEmpty || process(batch)
+    }
+
+    /// Settles every batch in flight, oldest first; false when a message could not be settled.
+    private func settleInFlight() -> Bool {
+        while !inFlight.isEmpty {
+            if !settleOldest() { return false }
+        }
+        return true
+    }
+
+    /// Waits for the oldest batch in flight's answers and settles it.
+    private func settleOldest() -> Bool {
+        guard let pipelinedHandler, !inFlight.isEmpty else { return true }
+        let (batch, started) = inFlight.removeFirst()
+        let outcomes = pipelinedHandler.collect(shouldAbort: { self.quitPending() })
+        let ms = (monotonicNow() - started) * 1000
+        reporter.update { c in
+            c.batchBuckets[NodeReport.batchBucket(ms: ms)] += 1
+            c.batchSumMs += ms
+        }
+        reportInFlight()
+        let settled = config.handler.ordering == .partition ? settleInOrder(batch, answers: outcomes)
+                                                             : settleOutOfLine(batch, outcomes: outcomes)
+        if !settled { inFlight = [] }  // nothing after an unsettled message is stored
+        return settled
+    }
+
+    /// What status shows as in flight: every message handed over and not settled.
+    private func reportInFlight() {
+        let count = inFlight.reduce(0) { $0 + $1.batch.count }, since = inFlight.first?.started
+        reporter.update { $0.inflight = count; $0.batchStartedAt = since }
     }
 
     private func apply(_ command: NodeCommand) {
@@ -447,7 +529,12 @@ public final class NodeRuntime {
     }
 
     private func handleInOrder(_ batch: [KafkaMessage]) -> Bool {
-        let answers = timedHandle(batch, shouldAbort: { self.quitPending() })
+        settleInOrder(batch, answers: timedHandle(batch, shouldAbort: { self.quitPending() }))
+    }
+
+    /// Stores and counts what the handler's answers settle, in order mode
+    /// (see `OrderedRetries`); false when a message could not be settled.
+    private func settleInOrder(_ batch: [KafkaMessage], answers: [HandleOutcome]) -> Bool {
         if ordered.isCalm && answers.count == batch.count && answers.allSatisfy({ $0 == .ok }) {
             // What `decide` would say, without its per-partition bookkeeping per message.
             finish(batch.map { ($0.topic, $0.partition, $0.offset) }, ok: Int64(batch.count), failed: 0)
@@ -532,7 +619,13 @@ public final class NodeRuntime {
     private func processOutOfLine(_ batch: [KafkaMessage]) -> Bool {
         let started = monotonicNow()
         reporter.update { $0.inflight = batch.count; $0.batchStartedAt = started }
-        let outcomes = timedHandle(batch, shouldAbort: { self.quitPending() })
+        defer { reporter.update { $0.inflight = 0; $0.batchStartedAt = nil } }
+        return settleOutOfLine(batch, outcomes: timedHandle(batch, shouldAbort: { self.quitPending() }))
+    }
+
+    /// Retries what failed, applies the failure policy, stores and counts
+    /// (`ordering = "none"`); false when a message could not be settled.
+    private func settleOutOfLine(_ batch: [KafkaMessage], outcomes: [HandleOutcome]) -> Bool {
         var settled: [(topic: String, partition: Int32, offset: Int64)] = []
         var ok: Int64 = 0, failed: Int64 = 0
         var complete = true
@@ -553,7 +646,6 @@ public final class NodeRuntime {
             settled.append((message.topic, message.partition, message.offset))
         }
         finish(settled, ok: ok, failed: failed)
-        reporter.update { $0.inflight = 0; $0.batchStartedAt = nil }
         return complete
     }
 
@@ -619,6 +711,8 @@ public final class NodeRuntime {
         // A `leave` written just before the TERM may still be in the pipe.
         reporter.stop()
         if reporter.takePendingCommands().contains(.leave) { leaving = true }
+        // What is in flight is answered and stored before the last commit (QUIT abandons it).
+        if !quit && !unsettledExit && !settleInFlight() { unsettledExit = true }
         handler.shutdown(now: quit)
         guard let consumer else { return }
         if !quit { commit("stop") }

@@ -99,8 +99,9 @@ struct OrderedRetries {
         var out: [Decision] = []
         out.reserveCapacity(batch.count)
         for (i, m) in batch.enumerated() {
-            // Stopped earlier in this batch (admitted batches hold no partition that was already paused).
-            if stops[m.partition]?.paused == true { out.append(.redelivered); continue }
+            // Stopped earlier in this batch, or before a pipelined batch was
+            // answered: nothing past a stop counts until its message is settled.
+            if let stop = stops[m.partition], stop.paused || m.offset > stop.offset { out.append(.redelivered); continue }
             guard i < answers.count else { out.append(.unanswered); continue }
             let previous = stops[m.partition].flatMap { $0.offset == m.offset ? $0 : nil }
             var answer = answers[i]

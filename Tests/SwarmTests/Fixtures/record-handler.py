@@ -9,8 +9,11 @@ CRASH_KEY=k3      exit(1) the first time that key is seen (a marker file remembe
 CRASH_ALWAYS=1    exit(1) every time CRASH_KEY is seen (a poison message)
 SLOW_MS=n         sleep n ms per message
 ENV_FILE=path     write the handler's environment there at start (NAME=value lines)
+WAITING_FILE=path append a line there when, its batch handled and not yet answered,
+                  the next batch is already waiting on stdin (pipelining)
 """
 import os
+import select
 import sys
 import time
 
@@ -25,6 +28,7 @@ crash_key = os.environ.get("CRASH_KEY")
 crash_marker = os.environ.get("RECORD_FILE") + ".crashed"
 crash_always = os.environ.get("CRASH_ALWAYS") == "1"
 slow = float(os.environ.get("SLOW_MS", "0")) / 1000.0
+waiting_file = os.environ.get("WAITING_FILE")
 if os.environ.get("ENV_FILE"):
     with open(os.environ["ENV_FILE"], "w") as f:
         f.write("".join(f"{k}={v}\n" for k, v in os.environ.items()))
@@ -58,6 +62,12 @@ while True:
         lines.append(f"{slot} {topic} {partition} {offset} {key} {status}\n")
         answers.append(("fail transient" if key in fail_once else "fail injected failure") if status == "fail" else "ok")
         fail_once.discard(key)
+    # Only the pipe is looked at, not what readline() buffered: this can miss a
+    # waiting batch, never invent one (with pipeline = 1 nothing is written
+    # before the answers are read).
+    if waiting_file and select.select([inp.fileno()], [], [], 0)[0]:
+        with open(waiting_file, "a") as f:
+            f.write("waiting\n")
     # One write per batch, before answering: what is recorded was seen.
     os.write(record_fd, "".join(lines).encode())
     out.write("\n".join(answers) + "\n")

@@ -19,7 +19,7 @@ import SwarmKafka
 /// again). A length of -1 is a null key or a null value (a tombstone). Its stderr is logged with the node's slot.
 /// If it dies, the messages it had not answered count as failed (and are
 /// retried by the failure policy, with a fresh process).
-public final class ExecHandler: MessageHandler {
+public final class ExecHandler: PipelinedHandler {
     let command: [String]
     let slot: Int
     let logger: Logger
@@ -30,6 +30,25 @@ public final class ExecHandler: MessageHandler {
     private var stdoutFd: Int32 = -1
     private var answers = LineBuffer(limit: 64 * 1024)
     private var stderrThread: pthread_t?
+
+    /// A batch written to the program and not yet collected.
+    private struct InFlight {
+        let id: Int
+        let count: Int
+        /// Where its frame ends in the bytes written to the program since it started.
+        let frameEnd: Int
+        var outcomes: [HandleOutcome] = []
+        var complete: Bool { outcomes.count == count }
+    }
+    /// Oldest first; at most `[handler] pipeline` (plus a retry) long.
+    private var inFlight: [InFlight] = []
+    private var nextBatch = 0
+    /// Framed bytes not yet taken by the program's input pipe, from `outboxStart`.
+    private var outbox: [UInt8] = []
+    private var outboxStart = 0
+    /// Bytes queued for, and written to, the current program.
+    private var queued = 0
+    private var written = 0
 
     /// The framing written to the program: 1 (text) or 2 (binary; see `frameV2`).
     let protocolVersion: Int
@@ -91,8 +110,16 @@ public final class ExecHandler: MessageHandler {
         pid = child
         stdinFd = input[1]
         _ = swarm_set_nonblocking(stdinFd, 1)
+        // A pipelined batch fits its input pipe whole (1 MiB, Linux's limit
+        // for an unprivileged process; best effort): the program finds the
+        // next batch waiting while the node fetches the one after.
+        _ = fcntl(stdinFd, 1031 /* F_SETPIPE_SZ */, 1 << 20)
         stdoutFd = output[0]
         answers = LineBuffer(limit: 64 * 1024)
+        outbox = []
+        outboxStart = 0
+        queued = 0
+        written = 0
         let errFd = errors[0]
         let logger = self.logger
         let meta: Logger.Metadata = ["slot": "\(slot)", "handler_pid": "\(child)"]
@@ -170,59 +197,123 @@ public final class ExecHandler: MessageHandler {
     }
 
     public func handle(_ batch: [KafkaMessage], shouldAbort: () -> Bool) -> [HandleOutcome] {
+        let id = submit(batch)
+        return take(id, shouldAbort: shouldAbort)
+    }
+
+    /// Writes a batch to the program without waiting for its answers (as
+    /// much of it as its input pipe takes now; the rest while answers are
+    /// read) and returns its ticket. Answers come back in the order batches
+    /// were written: `collect` takes the oldest.
+    @discardableResult
+    public func submit(_ batch: [KafkaMessage]) -> Int {
+        let id = nextBatch
+        nextBatch += 1
         if pid == 0 {
             do { try start() } catch {
                 logger.error("\(error)", metadata: ["slot": "\(slot)"])
-                return Array(repeating: .failed("\(error)"), count: batch.count)
+                inFlight.append(InFlight(id: id, count: batch.count, frameEnd: queued,
+                                         outcomes: Array(repeating: .failed("\(error)"), count: batch.count)))
+                return id
             }
         }
-        var outcomes: [HandleOutcome] = []
-        outcomes.reserveCapacity(batch.count)
-        func crashed(_ why: String) -> [HandleOutcome] {
-            let cause = reap(kill: true)
-            logger.error("handler \(why): \(cause)", metadata: ["slot": "\(slot)"])
-            return outcomes + Array(repeating: .lost("handler \(why) (\(cause))"), count: batch.count - outcomes.count)
-        }
-        // Write the batch and read the answers in one loop: a handler that
-        // answers while it reads must never block on a full stdout pipe while
-        // we block on its full stdin pipe, and QUIT must not wait for either.
         let frame = protocolVersion == 2 ? Self.frameV2(batch) : Self.frame(batch)
-        var written = 0
+        if outbox.count == outboxStart { outbox = frame; outboxStart = 0 } else { outbox += frame }
+        queued += frame.count
+        inFlight.append(InFlight(id: id, count: batch.count, frameEnd: queued))
+        writeSome()
+        return id
+    }
+
+    /// The outcomes of the oldest batch not yet collected, waiting for them
+    /// if need be; fewer than its messages when `shouldAbort` turned true.
+    public func collect(shouldAbort: () -> Bool) -> [HandleOutcome] {
+        guard let oldest = inFlight.first else { return [] }
+        return take(oldest.id, shouldAbort: shouldAbort)
+    }
+
+    /// Batches written and not yet collected.
+    public var pending: Int { inFlight.count }
+
+    /// Reads answers (and writes what is queued) until batch `id` is
+    /// answered, then hands its outcomes over. Answers for batches written
+    /// before it are kept for their own `collect`.
+    private func take(_ id: Int, shouldAbort: () -> Bool) -> [HandleOutcome] {
+        while let i = inFlight.firstIndex(where: { $0.id == id }), !inFlight[i].complete {
+            if shouldAbort() { return inFlight.remove(at: i).outcomes }
+            pump()
+        }
+        guard let i = inFlight.firstIndex(where: { $0.id == id }) else { return [] }
+        return inFlight.remove(at: i).outcomes
+    }
+
+    /// One turn of the I/O loop: writes what is queued and reads answers,
+    /// waiting at most 100 ms. Writing and reading in one loop: a handler
+    /// that answers while it reads must never block on a full stdout pipe
+    /// while the node blocks on its full stdin pipe.
+    private func pump() {
+        guard pid > 0 else { return crashed("is not running") }
+        var fds = [pollfd(fd: stdoutFd, events: Int16(POLLIN), revents: 0),
+                   pollfd(fd: stdinFd, events: Int16(POLLOUT), revents: 0)]
+        let writing = outboxStart < outbox.count
+        let ready = poll(&fds, writing ? 2 : 1, 100)
+        if ready == 0 || (ready < 0 && errno == EINTR) { return }
+        if writing && fds[1].revents != 0 && !writeSome() { return }
+        guard fds[0].revents != 0 else { return }
         var buffer = [UInt8](repeating: 0, count: 16384)
-        while outcomes.count < batch.count {
-            if shouldAbort() { return outcomes }
-            var fds = [pollfd(fd: stdoutFd, events: Int16(POLLIN), revents: 0),
-                       pollfd(fd: stdinFd, events: Int16(POLLOUT), revents: 0)]
-            let ready = poll(&fds, written < frame.count ? 2 : 1, 100)
-            if ready == 0 || (ready < 0 && errno == EINTR) { continue }
-            if written < frame.count && fds[1].revents != 0 {
-                let n = frame.withUnsafeBytes { write(stdinFd, $0.baseAddress! + written, $0.count - written) }
-                if n > 0 {
-                    written += n
-                } else if n < 0 && errno != EAGAIN && errno != EINTR {
-                    return crashed("stopped reading its input")
-                }
+        let n = buffer.withUnsafeMutableBytes { read(stdoutFd, $0.baseAddress, $0.count) }
+        if n < 0 && (errno == EINTR || errno == EAGAIN) { return }
+        if n <= 0 { return crashed("exited") }
+        for item in answers.feed(Array(buffer[0..<n])) {
+            guard case .line(let bytes) = item else { return crashed("sent an answer longer than 64 KiB") }
+            guard let answer = ExecAnswer.parse(bytes) else {
+                return crashed("broke the protocol with \"\(String(decoding: bytes.prefix(80), as: UTF8.self))\"")
             }
-            guard fds[0].revents != 0 else { continue }
-            let n = buffer.withUnsafeMutableBytes { read(stdoutFd, $0.baseAddress, $0.count) }
-            if n < 0 && (errno == EINTR || errno == EAGAIN) { continue }
-            if n <= 0 { return crashed("exited") }
-            for item in answers.feed(Array(buffer[0..<n])) {
-                guard case .line(let bytes) = item else { return crashed("sent an answer longer than 64 KiB") }
-                guard let answer = ExecAnswer.parse(bytes) else {
-                    return crashed("broke the protocol with \"\(String(decoding: bytes.prefix(80), as: UTF8.self))\"")
-                }
-                guard answer.count <= batch.count - outcomes.count else { return crashed("answered more messages than it was given") }
-                switch answer {
-                case .ok(let n): outcomes += repeatElement(.ok, count: n)
-                case .deferred(let n): outcomes += repeatElement(.deferred, count: n)
-                case .fail(let reason): outcomes.append(.failed(reason))
-                case .blank: continue
-                }
+            if answer == .blank { continue }
+            // Answers fill the oldest unanswered batch; none spans two batches.
+            guard let i = inFlight.firstIndex(where: { !$0.complete }) else { return crashed("answered more messages than it was given") }
+            guard answer.count <= inFlight[i].count - inFlight[i].outcomes.count else {
+                return crashed("answered more messages than it was given")
+            }
+            switch answer {
+            case .ok(let n): inFlight[i].outcomes += repeatElement(.ok, count: n)
+            case .deferred(let n): inFlight[i].outcomes += repeatElement(.deferred, count: n)
+            case .fail(let reason): inFlight[i].outcomes.append(.failed(reason))
+            case .blank: break
+            }
+            if inFlight[i].complete && written < inFlight[i].frameEnd { return crashed("answered before reading its whole batch") }
+        }
+    }
+
+    /// Writes what the program's input pipe takes now; false when the program stopped reading.
+    @discardableResult
+    private func writeSome() -> Bool {
+        while outboxStart < outbox.count {
+            let n = outbox.withUnsafeBytes { write(stdinFd, $0.baseAddress! + outboxStart, $0.count - outboxStart) }
+            if n > 0 {
+                outboxStart += n
+                written += n
+            } else if n < 0 && errno == EINTR {
+                continue
+            } else if n < 0 && errno == EAGAIN {
+                break
+            } else {
+                crashed("stopped reading its input")
+                return false
             }
         }
-        if written < frame.count { return crashed("answered before reading its whole batch") }
-        return outcomes
+        if outboxStart == outbox.count { outbox = []; outboxStart = 0 }
+        return true
+    }
+
+    /// The program broke the protocol or died: it is ended, and every message
+    /// it had not answered counts as lost (not known to be its fault).
+    private func crashed(_ why: String) {
+        let cause = reap(kill: true)
+        logger.error("handler \(why): \(cause)", metadata: ["slot": "\(slot)"])
+        for i in inFlight.indices where !inFlight[i].complete {
+            inFlight[i].outcomes += repeatElement(.lost("handler \(why) (\(cause))"), count: inFlight[i].count - inFlight[i].outcomes.count)
+        }
     }
 
     /// The bytes of one batch, as swarm-handler(7) describes.

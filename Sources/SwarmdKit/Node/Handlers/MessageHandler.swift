@@ -27,6 +27,17 @@ public protocol MessageHandler: AnyObject {
     func shutdown(now: Bool)
 }
 
+/// A handler that takes a batch before it answered the one before: an exec
+/// program, which works in a process of its own while the node fetches and
+/// frames the next batch (`[handler] pipeline`; swarm-handler(7), "Pipelining").
+public protocol PipelinedHandler: MessageHandler {
+    /// Hands a batch over without waiting for its answers; returns its ticket.
+    @discardableResult func submit(_ batch: [KafkaMessage]) -> Int
+    /// The outcomes of the oldest batch handed over and not yet collected
+    /// (fewer than its messages when `shouldAbort` turned true).
+    func collect(shouldAbort: () -> Bool) -> [HandleOutcome]
+}
+
 /// Builds the configured handler.
 public func makeHandler(_ settings: HandlerSettings, slot: Int, logger: Logger, killTimeout: Double = 10) -> MessageHandler {
     switch settings.kind {
