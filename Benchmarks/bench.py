@@ -462,8 +462,8 @@ class Broker:
         self.p = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         self.bootstrap = self.p.stdout.readline().decode().strip()
 
-    def produce(self, topic, count, size, start=0):
-        value = "x" * size
+    def produce(self, topic, count, size, start=0, value=None):
+        value = value or "x" * size
         data = "".join(f"k{i}:{value}\n" for i in range(start, start + count)).encode()
         subprocess.run(["kcat", "-P", "-b", self.bootstrap, "-t", topic, "-K", ":", "-X", "linger.ms=20"],
                        input=data, check=True)
@@ -556,6 +556,8 @@ def swarm_rate(broker, topic, count, nodes, handler, group, produce=None, every=
             time.sleep(every)
         sw.stop()
     (t0, h0), (t1, h1) = marks["from"], marks["to"]
+    if h1 <= h0 or t1 <= t0:
+        raise RuntimeError(f"{count:,} messages were handled between two status samples {every} s apart: too few to time")
     if cpu is not None:
         cpu.append((cpu1 - cpu0) / (h1 - h0))
     return (h1 - h0) / (t1 - t0)
@@ -754,45 +756,153 @@ produce_rate = {n * 5}
     print(f"\nOne node process: RSS {on[2] / 1e6:.1f} MB, PSS {on[3] / 1e6:.1f} MB; its Python handler: RSS {on[4] / 1e6:.1f} MB, PSS {on[5] / 1e6:.1f} MB (medians).")
 
 
-def bench_python(count, reps):
-    """What a Python user compares: the same messages through a plain Python
-    confluent-kafka consumer, a swarm node with a handler on swarm_handler.py
-    (framing 2), and the hand-written framing-1 handler examples/handler.py
-    used to be; messages/s and CPU per message (handler included)."""
+# The kits' benchmark handlers. Each one meters itself, as the plain consumer
+# does: between its 10 % and 90 % message (exact counts, its own monotonic
+# clock) it writes "messages/s CPU-ns-per-message" to {out}, the CPU being its
+# own and its node's (its parent), from schedstat. Timing a swarm from its
+# status instead (reports every 50 ms at best) could not time 100,000
+# messages at a million a second. Work "json+sha256": each value JSON-decoded
+# and hashed.
+KIT_METERS = {
+    "python": """import os, time
+def _cpu():
+    t = 0
+    for pid in (os.getpid(), os.getppid()):
+        for task in os.listdir(f"/proc/{{pid}}/task"):
+            try:
+                with open(f"/proc/{{pid}}/task/{{task}}/schedstat") as f:
+                    t += int(f.read().split()[0])
+            except FileNotFoundError:
+                pass
+    return t
+_seen, _marks = 0, []
+def meter(batch):
+    global _seen
+    _seen += len(batch)
+    if (not _marks and _seen >= {count} // 10) or (len(_marks) == 1 and _seen >= {count} * 9 // 10):
+        _marks.append((time.monotonic(), _cpu(), _seen))
+        if len(_marks) == 2:
+            (t0, c0, n0), (t1, c1, n1) = _marks
+            with open({out!r}, "w") as f:
+                f.write(f"{{(n1 - n0) / (t1 - t0)}} {{(c1 - c0) / (n1 - n0)}}")
+""",
+    "ruby": """def _cpu
+  [Process.pid, Process.ppid].sum do |pid|
+    Dir.children("/proc/#{{pid}}/task").sum {{ |t| File.read("/proc/#{{pid}}/task/#{{t}}/schedstat").split[0].to_i rescue 0 }}
+  end
+end
+$seen = 0
+$marks = []
+def meter(messages)
+  $seen += messages.size
+  return unless ($marks.empty? && $seen >= {count} / 10) || ($marks.size == 1 && $seen >= {count} * 9 / 10)
+  $marks << [Process.clock_gettime(Process::CLOCK_MONOTONIC), _cpu, $seen]
+  return unless $marks.size == 2
+  (t0, c0, n0), (t1, c1, n1) = $marks
+  File.write({out!r}, "#{{(n1 - n0) / (t1 - t0)}} #{{(c1 - c0).to_f / (n1 - n0)}}")
+end
+""",
+    "node": """import {{ readdirSync, readFileSync, writeFileSync }} from "node:fs";
+const _cpu = () => [process.pid, process.ppid].reduce((sum, pid) => sum + readdirSync(`/proc/${{pid}}/task`).reduce((s, t) => {{
+  try {{ return s + Number(readFileSync(`/proc/${{pid}}/task/${{t}}/schedstat`, "latin1").split(" ")[0]); }} catch {{ return s; }}
+}}, 0), 0);
+let _seen = 0;
+const _marks = [];
+const meter = (batch) => {{
+  _seen += batch.length;
+  if ((_marks.length === 0 && _seen >= Math.floor({count} / 10)) || (_marks.length === 1 && _seen >= Math.floor({count} * 9 / 10))) {{
+    _marks.push([performance.now() / 1000, _cpu(), _seen]);
+    if (_marks.length === 2) {{
+      const [[t0, c0, n0], [t1, c1, n1]] = _marks;
+      writeFileSync({out!r}, `${{(n1 - n0) / (t1 - t0)}} ${{(c1 - c0) / (n1 - n0)}}`);
+    }}
+  }}
+}};
+""",
+}
+KIT_HANDLERS = {
+    ("python", "none"): "import sys\nsys.path.insert(0, {lib!r})\nimport swarm_handler\n"
+                        "def handle(batch):\n    meter(batch)\nswarm_handler.run(handle)\n",
+    ("python", "json+sha256"): "import hashlib, json, sys\nsys.path.insert(0, {lib!r})\nimport swarm_handler\n"
+                               "def handle(batch):\n    meter(batch)\n    for m in batch:\n        json.loads(m.value)\n        hashlib.sha256(m.value).digest()\n"
+                               "swarm_handler.run(handle)\n",
+    ("ruby", "none"): "$LOAD_PATH.unshift({lib!r})\nrequire 'swarm_handler'\n"
+                      "class C < SwarmHandler::Consumer\n  def consume(messages)\n    meter(messages)\n  end\nend\nSwarmHandler.run(C)\n",
+    ("ruby", "json+sha256"): "$LOAD_PATH.unshift({lib!r})\nrequire 'swarm_handler'\nrequire 'digest'\n"
+                             "class C < SwarmHandler::Consumer\n  def consume(messages)\n    meter(messages)\n"
+                             "    messages.each {{ |m| JSON.parse(m.raw_payload); Digest::SHA256.digest(m.raw_payload) }}\n  end\nend\nSwarmHandler.run(C)\n",
+    ("node", "none"): "import {{ run }} from {lib!r};\nawait run((batch) => {{ meter(batch); }});\n",
+    ("node", "json+sha256"): "import {{ createHash }} from 'node:crypto';\nimport {{ run }} from {lib!r};\n"
+                             "await run((batch) => {{ meter(batch); for (const m of batch) {{ JSON.parse(m.value); createHash('sha256').update(m.value).digest(); }} }});\n",
+}
+KIT_LIBS = {"python": "contrib/python", "ruby": "contrib/ruby/lib", "node": os.path.join(REPO, "contrib/node/index.js")}
+KIT_RUN = {"python": ["/usr/bin/python3"], "ruby": ["/usr/bin/env", "ruby"], "node": ["/usr/bin/env", "node"]}
+KIT_EXT = {"python": "py", "ruby": "rb", "node": "mjs"}
+
+
+def kit_handler(lang, work, count, out):
+    """The program of a metered kit handler (see KIT_METERS), written to OUT."""
+    meter = KIT_METERS[lang].format(count=count, out=out)
+    body = KIT_HANDLERS[(lang, work)].format(lib=os.path.join(REPO, KIT_LIBS[lang]))
+    # Node: imports first (the meter's own import is at its top).
+    source = meter + body if lang != "node" else meter + body
+    path = os.path.join(OUT, f"kit-{lang}-{work.replace('+', '-')}.{KIT_EXT[lang]}")
+    with open(path, "w") as f:
+        f.write(source)
+    return KIT_RUN[lang] + [path]
+
+
+def bench_python(count, reps, pipelines=(1, 2, 4)):
+    """What a Python (or Ruby, or Node.js) user compares: the same messages
+    through a plain Python confluent-kafka consumer and through one swarm
+    node with each kit's handler (framing 2), one batch at a time (pipeline
+    1) and pipelined; with no work per message and with real work (JSON
+    decode and a SHA-256 of each value). Messages/s and CPU per message
+    (node and handler together), each metered in the consuming process
+    itself between its 10 % and 90 % message. There is no plain Ruby or
+    Node.js Kafka consumer on this machine to compare those kits with."""
     if subprocess.run(["/usr/bin/python3", "-c", "import confluent_kafka"], capture_output=True).returncode != 0:
         sh("apt-get", "install", "-y", "-qq", "python3-confluent-kafka", stdout=subprocess.DEVNULL)
-    trivial = os.path.join(OUT, "trivial-handler.py")
-    with open(trivial, "w") as f:
-        f.write(f"import sys\nsys.path.insert(0, {os.path.join(REPO, 'contrib/python')!r})\nimport swarm_handler\n"
-                "swarm_handler.run(lambda batch: None)\n")
-    kinds = {
-        "plain Python confluent-kafka consumer": None,
-        "swarm node + swarm_handler.py, framing 2": f'kind = "exec"\nprotocol = 2\nbatch_size = 500\ncommand = ["/usr/bin/python3", "{trivial}"]',
-        "swarm node + swarm_handler.py, framing 1": f'kind = "exec"\nprotocol = 1\nbatch_size = 500\ncommand = ["/usr/bin/python3", "{trivial}"]',
-        "swarm node + hand-written framing-1 handler": f'kind = "exec"\nbatch_size = 500\ncommand = ["/usr/bin/python3", "{REPO}/Benchmarks/handwritten-v1.py"]',
-    }
-    rates = {k: [] for k in kinds}
-    cpus = {k: [] for k in kinds}
+    os.makedirs(OUT, exist_ok=True)
+    value = '{"id":"abcdefg"}'  # 16 bytes of JSON, for the rows that decode it
+    kinds = []
+    for work in ("none", "json+sha256"):
+        kinds.append((work, "plain Python confluent-kafka consumer", None, None))
+        for lang in ("python", "ruby", "node"):
+            for p in (pipelines if lang == "python" else pipelines[:2]):
+                kinds.append((work, f"swarm node + {lang} kit, pipeline {p}", lang, p))
+    rates = {k[:2]: [] for k in kinds}
+    cpus = {k[:2]: [] for k in kinds}
     for i in range(reps):
-        for name, handler in kinds.items():  # interleaved, one broker each
+        for work, name, lang, pipeline in kinds:  # interleaved, one broker each
             broker = Broker({"py": 4})
-            broker.produce("py", count, 16)
-            if handler is None:
+            broker.produce("py", count, 16, value=value)
+            if lang is None:
                 out = subprocess.check_output(["/usr/bin/python3", os.path.join(REPO, "Benchmarks/python-consumer.py"),
-                                               broker.bootstrap, f"py{i}", "py", str(count)], text=True).split()
-                rates[name].append(float(out[0]))
-                cpus[name].append(float(out[1]))
+                                               broker.bootstrap, f"py{i}", "py", str(count), work], text=True).split()
             else:
-                cpu = []
-                rates[name].append(swarm_rate(broker, "py", count, 1, handler, f"s{i}{len(rates[name])}{name[-1]}", every=0.05,
-                                              cpu=cpu, with_handlers=True))
-                cpus[name].append(cpu[0])
+                result = os.path.join(OUT, "kit-result")
+                if os.path.exists(result):
+                    os.unlink(result)
+                command = ", ".join(f'"{a}"' for a in kit_handler(lang, work, count, result))
+                handler = f'kind = "exec"\nprotocol = 2\nbatch_size = 500\npipeline = {pipeline}\ncommand = [{command}]'
+                with tempfile.TemporaryDirectory() as d:
+                    sw = Swarm(d, None, 1, builtin_config=swarm_config(broker.bootstrap, 1, "py", f"k{i}-{len(rates[(work, name)])}-{lang}{pipeline}", handler,
+                                                                       report_interval=0.5))
+                    wait_for(lambda: os.path.exists(result) and os.path.getsize(result) > 0, timeout=120, step=0.05)
+                    sw.stop()
+                with open(result) as f:
+                    out = f.read().split()
+            rates[(work, name)].append(float(out[0]))
+            cpus[(work, name)].append(float(out[1]))
             broker.close()
-    base = median(rates["plain Python confluent-kafka consumer"])
-    print(f"\n### Python handlers: {count:,} messages of 16 bytes, 4 partitions, 1 consumer (median of {reps})\n")
-    print("| consumer | messages/s | vs plain Python | CPU per message (handler included) |\n|---|---|---|---|")
-    for name in kinds:
-        print(f"| {name} | {median(rates[name]):,.0f} | {median(rates[name]) / base * 100:.0f} % | {median(cpus[name]):,.0f} ns |")
+            print(f"  run {i + 1}: {work:12} {name:48} {rates[(work, name)][-1]:>12,.0f}/s {cpus[(work, name)][-1]:>8,.0f} ns", flush=True)
+    print(f"\n### Handlers: {count:,} messages of 16 bytes, 4 partitions, 1 consumer, framing 2, batch_size 500 (median of {reps})\n")
+    print("| work per message | consumer | messages/s (median) | vs plain Python | CPU per message | every run (messages/s) |\n|---|---|---|---|---|---|")
+    for work, name, _, _ in kinds:
+        base = median(rates[(work, "plain Python confluent-kafka consumer")])
+        runs = ", ".join(f"{r:,.0f}" for r in rates[(work, name)])
+        print(f"| {work} | {name} | {median(rates[(work, name)]):,.0f} | {median(rates[(work, name)]) / base * 100:.0f} % | {median(cpus[(work, name)]):,.0f} ns | {runs} |")
 
 
 def bench_upgrade(reps):
@@ -1222,7 +1332,7 @@ def main():
     if want("ordering"): bench_ordering(20_000 if a.quick else 60_000, 1 if a.quick else 3)
     if want("nodes"): bench_scale_nodes((16, 64) if a.quick else (16, 64, 256), 7 if a.quick else 21)
     if want("memory"): bench_memory(16 if a.quick else 64, 10 if a.quick else 30)
-    if want("python"): bench_python(100_000, 1 if a.quick else 3)
+    if want("python") or want("handlers"): bench_python(100_000, 1 if a.quick else 5)
     if want("upgrade"): bench_upgrade(3 if a.quick else 7)
     if want("http"): bench_http(7 if a.quick else 21, 10 if a.quick else 30)
     if "templateunits" in a.only:

@@ -3,7 +3,11 @@
 (Debian's python3-confluent-kafka) that only counts its messages.
 Prints: messages/s between 10 % and 90 % of COUNT, and CPU ns per message
 of the whole process (librdkafka's threads included) over the same window.
-Usage: python-consumer.py BOOTSTRAP GROUP TOPIC COUNT"""
+With WORK "json+sha256", each value is JSON-decoded and hashed, as the
+kits' handlers in the same benchmark do.
+Usage: python-consumer.py BOOTSTRAP GROUP TOPIC COUNT [WORK]"""
+import hashlib
+import json
 import os
 import sys
 import time
@@ -11,6 +15,7 @@ import time
 from confluent_kafka import Consumer
 
 bootstrap, group, topic, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+work = len(sys.argv) > 5 and sys.argv[5] == "json+sha256"
 c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest",
               "session.timeout.ms": 6000, "log_level": 3})
 c.subscribe([topic])
@@ -20,6 +25,10 @@ while n < count:
     for m in c.consume(500, 1.0):
         if m.error() is None:
             n += 1
+            if work:
+                v = m.value()
+                json.loads(v)
+                hashlib.sha256(v).digest()
     if n >= count // 10 and "from" not in marks:
         marks["from"] = (time.monotonic(), sum(os.times()[:2]), n)
     if n >= count * 9 // 10 and "to" not in marks:

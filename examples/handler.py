@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """An exec handler for swarm in Python, with swarm's handler library: see
-swarm-handler(7) and contrib/python/swarm_handler.py.
+swarm-handler(7) and contrib/python (the swarm_handler package).
 
 Run by each node as `[handler] kind = "exec"`, command = ["python3", "handler.py"]
 (add `protocol = 2` for the faster binary framing; the library reads both).

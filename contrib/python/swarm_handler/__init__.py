@@ -2,7 +2,7 @@
 
     import swarm_handler
 
-    def handle(batch):
+    def handle(batch):                  # or: async def handle(batch)
         for m in batch:
             process(m.key, m.value)      # bytes, or None (no key / a tombstone)
         # returning None: every message was handled
@@ -15,7 +15,9 @@ per message: `swarm_handler.OK`, `swarm_handler.fail("why")` or
 `swarm_handler.DEFER` (not handled, deliver again: with ordering =
 "partition", answer it for the later messages of a partition whose message
 failed). If it raises, every message of the batch fails with the exception's
-text and is retried as the configuration says.
+text and is retried as the configuration says. An `async def handle` runs in
+one asyncio event loop for the life of the process (start your clients in it
+once, on the first batch or in a task of your own).
 
 The node tells this module which framing it writes (SWARM_HANDLER_PROTOCOL):
 1, the text framing any language can parse line by line, or 2 (`protocol = 2`
@@ -23,22 +25,36 @@ in swarmd.toml's [handler]), a binary framing that a batch is read with in
 one read and sliced with struct: most of what a Python handler spent per
 message in framing 1 was readline() and split().
 
-Standard library only; import it by path (sys.path) or install it
-(`pip install` of this one file is not needed: copy it next to your handler).
+Standard library only. `pip install contrib/python` installs it; Debian's
+swarmd package ships it in /usr/lib/python3/dist-packages.
 """
+from __future__ import annotations
+
+import asyncio
+import inspect
 import os
 import struct
 import sys
+from typing import Awaitable, BinaryIO, Callable, Iterable, Iterator, List, Optional, Sequence, TextIO, Tuple, Union
 
-__all__ = ["Message", "run", "OK", "DEFER", "fail", "ProtocolError"]
+__all__ = ["Message", "Result", "Handler", "run", "answers", "batches", "OK", "DEFER", "fail", "ProtocolError"]
+__version__ = "0.3.0"
 
 OK = "ok"
 DEFER = "defer"
 
+#: What `handle` may return per message: OK (or True/None), DEFER, or fail("why").
+Result = Union[str, bool, None]
+#: `handle(batch)`: plain or async; None means every message was handled.
+Handler = Callable[[List["Message"]], Union[Optional[Iterable[Result]], Awaitable[Optional[Iterable[Result]]]]]
 
-def fail(reason):
-    """The result for a message that failed: retried, then skipped or dead-lettered."""
-    return "fail " + " ".join(str(reason).split())[:500]
+
+def fail(reason: object) -> str:
+    """The result for a message that failed: retried, then skipped or
+    dead-lettered. Whitespace in the reason becomes single spaces (an
+    answer is one line); it is cut at 500 characters."""
+    text = " ".join(str(reason).split())[:500]
+    return f"fail {text}" if text else "fail"
 
 
 class ProtocolError(Exception):
@@ -49,35 +65,42 @@ class Message(tuple):
     """One message: `topic`, `partition`, `offset`, `timestamp` (ms since the
     epoch, -1 if the broker gave none), `key` (bytes, None without a key),
     `value` (bytes, None for a tombstone), `headers` (a tuple of (name, bytes)
-pairs, empty without headers).
+    pairs, empty without headers).
 
     A tuple underneath: building one per message was the largest cost of a
     Python handler after the framing itself (tuple.__new__ is several times
     cheaper than a class's __init__)."""
     __slots__ = ()
-    topic = property(lambda m: m[0])
-    partition = property(lambda m: m[1])
-    offset = property(lambda m: m[2])
-    timestamp = property(lambda m: m[3])
-    key = property(lambda m: m[4])
-    value = property(lambda m: m[5])
-    headers = property(lambda m: m[6])
 
-    def __new__(cls, topic, partition, offset, timestamp, key, value, headers):
+    topic: str = property(lambda m: m[0])  # type: ignore[assignment]
+    partition: int = property(lambda m: m[1])  # type: ignore[assignment]
+    offset: int = property(lambda m: m[2])  # type: ignore[assignment]
+    timestamp: int = property(lambda m: m[3])  # type: ignore[assignment]
+    key: Optional[bytes] = property(lambda m: m[4])  # type: ignore[assignment]
+    value: Optional[bytes] = property(lambda m: m[5])  # type: ignore[assignment]
+    headers: Tuple[Tuple[str, bytes], ...] = property(lambda m: m[6])  # type: ignore[assignment]
+
+    def __new__(cls, topic: str, partition: int, offset: int, timestamp: int, key: Optional[bytes],
+                value: Optional[bytes], headers: Tuple[Tuple[str, bytes], ...]) -> "Message":
         return tuple.__new__(cls, (topic, partition, offset, timestamp, key, value, headers))
 
-    def __repr__(self):
+    @property
+    def tombstone(self) -> bool:
+        """True for a message whose value is null (a deletion on a compacted topic)."""
+        return self[5] is None
+
+    def __repr__(self) -> str:
         return f"Message({self[0]}/{self[1]}@{self[2]}, key={self[4]!r}, value={self[5]!r})"
 
 
-def _read_exactly(inp, n):
+def _read_exactly(inp: BinaryIO, n: int) -> bytes:
     data = inp.read(n)
     if len(data) != n:
         raise EOFError
     return data
 
 
-def _batches_v1(inp):
+def _batches_v1(inp: BinaryIO) -> Iterator[List[Message]]:
     """Framing 1: `batch N`, then per message a text header line and the raw bytes."""
     while True:
         line = inp.readline()
@@ -94,9 +117,11 @@ def _batches_v1(inp):
             key_len, value_len, header_count = int(f[5]), int(f[6]), int(f[7])
             headers = []
             for _ in range(header_count):
-                _, n, v = inp.readline().split()
-                name = _read_exactly(inp, int(n)).decode()
-                headers.append((name, _read_exactly(inp, int(v))))
+                h = inp.readline().split()
+                if len(h) != 3 or h[0] != b"header":
+                    raise ProtocolError(f"expected a header line, got {h!r}")
+                name = _read_exactly(inp, int(h[1])).decode()
+                headers.append((name, _read_exactly(inp, int(h[2]))))
                 inp.read(1)
             key = _read_exactly(inp, key_len) if key_len >= 0 else None
             value = _read_exactly(inp, value_len) if value_len >= 0 else None
@@ -111,7 +136,7 @@ _HEADER = struct.Struct("<qqqq")  # name span, value span
 _TOPIC = struct.Struct("<qq")  # name span
 
 
-def _batches_v2(inp):
+def _batches_v2(inp: BinaryIO) -> Iterator[List[Message]]:
     """Framing 2: a 24-byte batch header, then the whole batch in one read:
     fixed-size records walked by struct.iter_unpack (a loop in C), and the
     bytes they point into, sliced here. Parsing each message's fields in
@@ -144,7 +169,12 @@ def _batches_v2(inp):
         yield batch
 
 
-def _answers(batch, results):
+def batches(inp: BinaryIO, protocol: str = "1") -> Iterator[List[Message]]:
+    """The batches on `inp` in framing `protocol` ("1" or "2"), until it ends."""
+    return _batches_v2(inp) if protocol == "2" else _batches_v1(inp)
+
+
+def answers(batch: Sequence[Message], results: Optional[Iterable[Result]]) -> str:
     """The answer lines for a batch: one `ok N` when all went well."""
     if results is None:
         return f"ok {len(batch)}\n"
@@ -159,28 +189,58 @@ def _answers(batch, results):
             lines.append(OK)
         elif r == DEFER:
             lines.append(DEFER)
-        elif isinstance(r, str) and r.startswith("fail"):
-            lines.append(r)
+        elif isinstance(r, str) and (r == "fail" or r.startswith("fail ")):
+            lines.append(fail(r[5:]))
         else:
             lines.append(fail(r))
     return "\n".join(lines) + "\n"
 
 
-def run(handle, stdin=None, stdout=None):
-    """Reads batches until the node closes the input, calls `handle` for each, answers."""
+def _failed(batch: Sequence[Message], e: BaseException) -> str:
+    """Every message of the batch failed with the handler's exception."""
+    return "\n".join([fail(f"{type(e).__name__}: {e}")] * len(batch)) + "\n"
+
+
+def run(handle: Handler, stdin: Optional[BinaryIO] = None, stdout: Optional[TextIO] = None) -> None:
+    """Reads batches until the node closes the input, calls `handle` for each
+    (awaiting it when it is a coroutine function), answers."""
     inp = stdin or sys.stdin.buffer
     out = stdout or sys.stdout
-    protocol = os.environ.get("SWARM_HANDLER_PROTOCOL", "1")
-    batches = _batches_v2(inp) if protocol == "2" else _batches_v1(inp)
+    source = batches(inp, os.environ.get("SWARM_HANDLER_PROTOCOL", "1"))
+    if inspect.iscoroutinefunction(handle):
+        asyncio.run(_run_async(handle, source, out))
+        return
     try:
-        for batch in batches:
+        for batch in source:
             try:
-                answer = _answers(batch, handle(batch))
+                answer = answers(batch, handle(batch))  # type: ignore[arg-type]
             except ProtocolError:
                 raise
             except Exception as e:  # the handler's own error: the batch fails and is retried
-                answer = "\n".join([fail(f"{type(e).__name__}: {e}")] * len(batch)) + "\n"
+                answer = _failed(batch, e)
             out.write(answer)
             out.flush()
     except (EOFError, BrokenPipeError):
         pass  # the node is gone or stopping
+
+
+async def _run_async(handle: Handler, source: Iterator[List[Message]], out: TextIO) -> None:
+    """The loop of `run` for `async def handle`: the next batch is read in a
+    thread, so tasks the handler started keep running while the node has
+    nothing to send."""
+    loop = asyncio.get_running_loop()
+    try:
+        while True:
+            batch = await loop.run_in_executor(None, next, source, None)
+            if batch is None:
+                return
+            try:
+                answer = answers(batch, await handle(batch))  # type: ignore[misc]
+            except ProtocolError:
+                raise
+            except Exception as e:
+                answer = _failed(batch, e)
+            out.write(answer)
+            out.flush()
+    except (EOFError, BrokenPipeError):
+        pass
