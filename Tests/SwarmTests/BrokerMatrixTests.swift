@@ -45,6 +45,100 @@ final class BrokerMatrixTests: XCTestCase {
         XCTAssertEqual(swarmd.waitForExit(), 0, name)
     }
 
+    func testReadinessOrderingDeadLettersLagReloadUpgradeAndTheClusterViewOnEachBroker() throws {
+        for name in TestBrokers.selected {
+            try operations(on: name)
+        }
+    }
+
+    /// What an operator relies on once a swarm runs, on one broker: READY,
+    /// a failing message that keeps its partition in order and ends in the
+    /// dead-letter topic, lag in status and /metrics as the broker states it,
+    /// a reload that rolls the nodes, an in-place upgrade, the cluster view.
+    private func operations(on name: String) throws {
+        let topic = "ops"
+        let broker = try TestBrokers.start(name, topics: [topic: 2, "ops.dlq": 1, "swarm.status": 1])
+        let port = freePort()
+        let record = Record.fresh()
+        let config = kafkaConfig(bootstrap: broker.bootstrap, nodes: 2, topic: topic, batchSize: 10,
+                                 extraHandler: "retries = 1\nretry_backoff = 0.2\non_failure = \"dead-letter\"\ndead_letter_topic = \"ops.dlq\"")
+            + "\n[cluster]\nstatus_topic = \"swarm.status\"\npublish_interval = 1\nstale_after = 10\n[http]\nlisten = \"127.0.0.1:\(port)\"\n"
+        let swarmd = try SwarmdUnderTest(config: config, environment: ["RECORD_FILE": record.path, "FAIL_KEYS": "poison"])
+
+        // READY once every node consumes (on Tansu the group's first assignment takes about 20 s).
+        eventually("\(name): ready", timeout: 120) { get(port, "/readyz")?.status == 200 }
+
+        // Ordering under a failure, and the dead-letter topic.
+        let before = (0..<30).map { "a\($0)" }, after = (0..<30).map { "b\($0)" }
+        try broker.produce(topic, keys: before + ["poison"] + after, partition: 0)
+        eventually("\(name): partition 0 handled", timeout: 90) { record.okKeys.isSuperset(of: before + after) }
+        let entries = record.entries
+        let lastPoison = try XCTUnwrap(entries.lastIndex { $0.key == "poison" }, name)
+        XCTAssertEqual(entries.filter { $0.key == "poison" }.count, 2, "\(name): one try and one retry")
+        for k in after {
+            XCTAssertGreaterThan(entries.lastIndex { $0.key == k && $0.outcome == "ok" }!, lastPoison, "\(name): \(k) is settled after the poison message")
+        }
+        var dead: [String] = []
+        eventually("\(name): the dead letter", timeout: 30) { dead = (try? broker.consumeAll("ops.dlq")) ?? []; return !dead.isEmpty }
+        XCTAssertEqual(dead.count, 1, name)
+        XCTAssertTrue(dead.first?.hasPrefix("poison|") == true && dead.first?.contains("swarm.error=injected failure") == true, "\(name): \(dead)")
+
+        // Lag while every node is drained: status and /metrics say what the broker says.
+        XCTAssertEqual(try swarmctl(["drain"], socket: swarmd.socket).status, 0, name)
+        try broker.produce(topic, keys: (0..<50).map { "late\($0)" }, partition: 1)
+        var brokerLag: Int64 = -1
+        eventually("\(name): status shows partition 1's lag as the broker states it", timeout: 60) {
+            guard let end = try? broker.highWatermarks(topic: topic, partitions: 2),
+                  let committed = try? broker.committed(group: "swarm-test", topic: topic, partitions: 2) else { return false }
+            brokerLag = end[1] - max(committed[1], 0)
+            let shown = swarmd.status()?.nodes.flatMap { $0.partitionLag ?? [] }.first { $0.partition == 1 }?.lag
+            return shown == brokerLag && brokerLag > 0
+        }
+        let metrics = get(port, "/metrics")?.body ?? ""
+        XCTAssertTrue(metrics.contains("kafka_consumergroup_lag{consumergroup=\"swarm-test\",partition=\"1\",topic=\"ops\"} \(brokerLag)"),
+                      "\(name): /metrics agrees with status: \(metrics.split(separator: "\n").filter { $0.hasPrefix("kafka_consumergroup_lag{") })")
+        // The mock's high watermark is the next offset; Tansu's is its last batch's base offset + 1
+        // (one kcat batch: 1), so the same 50 messages read as less lag there. swarm shows the broker's figure.
+        print("\(name): 50 messages behind on partition 1; the broker's own lag: \(brokerLag)")
+        if name == "mock" { XCTAssertEqual(brokerLag, 50) }
+        XCTAssertEqual(try swarmctl(["resume"], socket: swarmd.socket).status, 0, name)
+        eventually("\(name): the late messages handled", timeout: 90) { record.okKeys.count == before.count + after.count + 50 }
+
+        // A reload that changes what the nodes run rolls them; an upgrade keeps them.
+        let pids = Set(swarmd.nodePids())
+        try String(contentsOfFile: swarmd.configPath, encoding: .utf8).replacingOccurrences(of: "batch_size = 10", with: "batch_size = 20")
+            .write(toFile: swarmd.configPath, atomically: true, encoding: .utf8)
+        XCTAssertEqual(try swarmctl(["reload"], socket: swarmd.socket).status, 0, name)
+        swarmd.waitForLog("reload complete", timeout: 120)
+        eventually("\(name): every node replaced and healthy again", timeout: 120) {
+            let s = swarmd.status()
+            return s?.healthy == 2 && Set(s?.nodes.compactMap(\.pid) ?? []).isDisjoint(with: pids)
+        }
+        let rolled = Set(swarmd.nodePids()), restarts = swarmd.status()?.restarts
+        let upgrade = try swarmctl(["upgrade"], socket: swarmd.socket)
+        XCTAssertEqual(upgrade.status, 0, "\(name): \(upgrade.stdout) \(upgrade.stderr)")
+        eventually("\(name): upgraded in place", timeout: 60) { swarmd.status()?.upgrades == 1 }
+        XCTAssertEqual(Set(swarmd.nodePids()), rolled, "\(name): the upgrade kept every node")
+        XCTAssertEqual(swarmd.status()?.restarts, restarts, name)
+
+        // The cluster view, from the status topic on this broker.
+        var view: ClusterView?
+        eventually("\(name): the cluster view names this swarm and owns every partition", timeout: 60) {
+            let r = try? runCommand(swarmctlPath, ["status", "--cluster", "--json", "--config", swarmd.configPath])
+            view = r.flatMap { try? ControlProtocol.decoder.decode(ClusterView.self, from: Array($0.stdout.utf8)) }
+            return view?.swarms.count == 1 && view?.unowned == [] && view?.partitions.count == 2
+        }
+
+        try broker.produce(topic, keys: ["last"], partition: 1)
+        eventually("\(name): a message after the upgrade handled", timeout: 60) { record.okKeys.contains("last") }
+        let next = record.nextOffsets(partitions: 2)
+        eventually("\(name): the group committed everything handled", timeout: 60) {
+            (try? broker.committed(group: "swarm-test", topic: topic, partitions: 2)) == next
+        }
+        swarmd.signal(SIGTERM)
+        XCTAssertEqual(swarmd.waitForExit(), 0, name)
+    }
+
     /// Tansu with `topic` (2 partitions), a swarm of 2 on it, and the first
     /// 100 messages ("a0"…) handled.
     private func swarmOnTansu(_ topic: String) throws -> (TansuBroker, Record, SwarmdUnderTest) {

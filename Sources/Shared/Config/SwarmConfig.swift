@@ -206,7 +206,7 @@ public struct HandlerSettings: Codable, Equatable, Sendable {
     /// For `exec`: the handler program as an argument vector.
     public var command: [String] = []
     /// For `exec`: the framing written to it, 1 (text, for any language and
-    /// the shell) or 2 (binary, read in bulk: contrib/python/swarm_handler.py).
+    /// the shell) or 2 (binary, read in bulk: the handler kits in contrib).
     public var protocolVersion = 1
     /// For `cpu`: rounds of SHA-256 over each message's value.
     public var cpuRounds = 100

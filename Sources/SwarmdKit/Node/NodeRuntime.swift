@@ -706,13 +706,14 @@ public final class NodeRuntime {
         // coordinator that is gone. Found: a node orphaned that way still in
         // futex waits 50 minutes later. SIGALRM's default action ends it.
         alarm(UInt32(saturating: config.supervisor.killTimeout.rounded(.up) + 5))
+        // What is in flight is answered and stored before the last commit and
+        // the last report (QUIT abandons it: delivered again).
+        if !quit && !unsettledExit && !settleInFlight() { unsettledExit = true }
         reporter.update { $0.state = .stopping }
         reporter.reportNow()
         // A `leave` written just before the TERM may still be in the pipe.
         reporter.stop()
         if reporter.takePendingCommands().contains(.leave) { leaving = true }
-        // What is in flight is answered and stored before the last commit (QUIT abandons it).
-        if !quit && !unsettledExit && !settleInFlight() { unsettledExit = true }
         handler.shutdown(now: quit)
         guard let consumer else { return }
         if !quit { commit("stop") }

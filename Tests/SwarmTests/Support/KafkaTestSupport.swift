@@ -36,12 +36,6 @@ final class BrokerUnderTest {
         process.waitUntilExit()
     }
 
-    /// Reads a whole topic with kcat: one "key|headers" line per message.
-    func consumeAll(_ topic: String) throws -> [String] {
-        let r = try runCommand("/usr/bin/kcat", ["-C", "-b", bootstrap, "-t", topic, "-e", "-q", "-f", "%k|%h\n"])
-        return r.stdout.split(separator: "\n").map(String.init)
-    }
-
     func committedAndEnd(group: String, topic: String, partitions: Int) throws -> (committed: [Int64], end: [Int64]) {
         let c = try KafkaConsumer(properties: ["bootstrap.servers": bootstrap, "group.id": group, "log_level": "0"])
         defer { c.close() }

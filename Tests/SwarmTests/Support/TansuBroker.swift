@@ -69,6 +69,19 @@ extension TestBroker {
         defer { c.close() }
         return try c.committed(topic: topic, partitions: partitions)
     }
+
+    /// The high watermarks the broker answers (ListOffsets latest), as it says them.
+    func highWatermarks(topic: String, partitions: Int) throws -> [Int64] {
+        let c = try KafkaConsumer(properties: ["bootstrap.servers": bootstrap, "group.id": "swarm-test-watermarks", "log_level": "0"])
+        defer { c.close() }
+        return try c.highWatermarks(topic: topic, partitions: partitions)
+    }
+
+    /// Reads a whole topic with kcat: one "key|headers" line per message.
+    func consumeAll(_ topic: String) throws -> [String] {
+        let r = try runCommand("/usr/bin/kcat", ["-C", "-b", bootstrap, "-t", topic, "-e", "-q", "-f", "%k|%h\n"])
+        return r.stdout.split(separator: "\n").map(String.init)
+    }
 }
 
 extension BrokerUnderTest: TestBroker {

@@ -339,7 +339,7 @@ public final class ExecHandler: PipelinedHandler {
     }
 
     /// The bytes of one batch in framing 2, for handlers that read a batch in
-    /// one read and slice it (contrib/python/swarm_handler.py; swarm-handler(7)
+    /// one read and slice it (the kits in contrib; swarm-handler(7)
     /// draws it): a 24-byte header ("SWB2", u32 message count, u32 header
     /// count, u32 topic count, u64 length of the rest), then fixed-size
     /// records — 64 bytes per message (u32 topic index, i32 partition, i64
