@@ -111,9 +111,10 @@ final class JSONTests: XCTestCase {
         let autoscale = AutoscaleStatus(active: false, min: 1, max: 0, lastDecision: "3 -> 5", reason: "lag \"x\" drains in 90 s",
                                         nextChangeInS: 12.5)
         for (version, upgrades, scaler) in [(String?.some("0.3.0 (build x)"), Int?.some(2), AutoscaleStatus?.some(autoscale)), (nil, nil, nil)] {
-            let status = SwarmStatus(pid: 42, state: "running", wanted: 2, running: 1, healthy: 1, uptimeS: 1e-3, restarts: 3,
+            var status = SwarmStatus(pid: 42, state: "running", wanted: 2, running: 1, healthy: 1, uptimeS: 1e-3, restarts: 3,
                                      handled: 5, failed: 6, rate: 1234.5, malformedReports: 7, version: version, upgrades: upgrades,
                                      autoscale: scaler, nodes: [bare, full])
+            if version != nil { status.unownedLag = [PartitionLag(topic: "orders/é", partition: 1, lag: 51)] }
             for message in [nil, "ok"] {
                 let response = ControlResponse(ok: true, message: message, status: status)
                 XCTAssertEqual(String(decoding: ControlProtocol.line(response), as: UTF8.self),

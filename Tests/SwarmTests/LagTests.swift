@@ -47,6 +47,17 @@ final class LagTests: XCTestCase {
         _ = try swarmctl(["drain"], socket: swarmd.socket)
         eventually("every node drained") { swarmd.status()?.nodes.allSatisfy { $0.state == "drained" } == true }
         try broker.produce(topic, keys: (0..<40).map { "late\($0)" }, partition: 2)
+        // Every node drained, nobody consumes: status, the table and /metrics still show the
+        // lag, as the broker states it (swarmd asks it), instead of losing the partitions.
+        eventually("the lag of partitions no node consumes, from the broker", timeout: 30) {
+            let unowned = swarmd.status()?.unownedLag ?? []
+            return unowned.count == 4 && unowned.first { $0.partition == 2 }?.lag == 40 && unowned.filter { $0.partition != 2 }.allSatisfy { $0.lag == 0 }
+        }
+        let metrics = try swarmctl(["metrics"], socket: swarmd.socket).stdout
+        XCTAssertTrue(metrics.contains("kafka_consumergroup_lag{consumergroup=\"swarm-test\",partition=\"2\",topic=\"lagged\"} 40"),
+                      metrics.split(separator: "\n").filter { $0.hasPrefix("kafka_consumergroup_lag") }.joined(separator: "\n"))
+        let table = try swarmctl(["status"], socket: swarmd.socket).stdout
+        XCTAssertTrue(table.contains("no node consumes 4 partition(s), lag 40 as the broker states it"), table)
         _ = try swarmctl(["resume"], socket: swarmd.socket)
         eventually("the late messages handled", timeout: 60) { record.okKeys.count == keys.count + 40 }
         eventually("lag back to the broker's 0", timeout: 30) {
@@ -54,6 +65,7 @@ final class LagTests: XCTestCase {
             let lags = swarmd.status()?.nodes.flatMap { $0.partitionLag ?? [] } ?? []
             return lags.count == 4 && lags.allSatisfy { $0.lag == 0 }
         }
+        XCTAssertNil(swarmd.status()?.unownedLag, "every partition consumed: nothing is shown twice")
         swarmd.signal(SIGTERM)
         XCTAssertEqual(swarmd.waitForExit(), 0)
     }

@@ -134,6 +134,11 @@ public struct SwarmStatus: Codable, Equatable, Sendable {
     public var autoscale: AutoscaleStatus?
     /// Every swarm of the group, from the status topic, when `[cluster] status_topic` is set.
     public var cluster: ClusterView?
+    /// The lag of the partitions no node reports (every node drained, a
+    /// rebalance under way, a node gone), as the broker states it: asked
+    /// every few seconds by swarmd itself. Absent when every partition is
+    /// reported by a node.
+    public var unownedLag: [PartitionLag]?
     public var nodes: [NodeStatus]
 
     public init(pid: Int32, state: String, wanted: Int, running: Int, healthy: Int, uptimeS: Double, restarts: Int,

@@ -56,6 +56,17 @@ public enum StatusJSON {
         w.key("restarts"); w.raw(String(s.restarts))
         w.key("running"); w.raw(String(s.running))
         w.key("state"); w.string(s.state)
+        if let lags = s.unownedLag {
+            w.key("unowned_lag"); w.openArray()
+            for l in lags {
+                w.element(); w.open()
+                w.key("lag"); w.raw(String(l.lag))
+                w.key("partition"); w.raw(String(l.partition))
+                w.key("topic"); w.string(l.topic)
+                w.close()
+            }
+            w.closeArray()
+        }
         if let u = s.upgrades { w.key("upgrades"); w.raw(String(u)) }
         w.key("uptime_s"); w.raw(s.uptimeS.description)
         if let v = s.version { w.key("version"); w.string(v) }

@@ -36,6 +36,11 @@ public enum StatusTable {
         for n in s.nodes where n.health != "ok" {
             out += "slot \(n.slot): \(n.health)\(n.reason.map { ": \($0)" } ?? "")\n"
         }
+        if let unowned = s.unownedLag, !unowned.isEmpty {
+            let total = unowned.reduce(Int64(0)) { $0.addingSaturating($1.lag) }
+            let shown = unowned.prefix(8).map { "\($0.topic)/\($0.partition) \($0.lag)" }.joined(separator: ", ")
+            out += "no node consumes \(unowned.count) partition(s), lag \(total) as the broker states it: \(shown)\(unowned.count > 8 ? ", …" : "")\n"
+        }
         return out
     }
 

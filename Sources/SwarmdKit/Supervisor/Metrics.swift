@@ -106,6 +106,8 @@ enum Metrics {
         // kafka_exporter's names and labels, for its dashboards.
         var byPartition: [(topic: String, partition: Int32, lag: Int64)] = []
         for n in nodes { for l in n.partitionLag ?? [] { byPartition.append((l.topic, l.partition, l.lag)) } }
+        // Partitions no node reports, as the broker states them: they do not vanish while nobody consumes them.
+        for l in status.unownedLag ?? [] { byPartition.append((l.topic, l.partition, l.lag)) }
         byPartition.sort { ($0.topic, $0.partition) < ($1.topic, $1.partition) }
         out.family("kafka_consumergroup_lag", .gauge, "Current approximate lag of a consumer group at topic/partition (kafka_exporter's name).")
         for l in byPartition {

@@ -64,6 +64,8 @@ public final class Supervisor {
     private var history = StatusHistory()
     /// The cluster view's link to the status topic (`[cluster]`), or nil.
     private var cluster: ClusterLink?
+    /// The lag of partitions no node reports, from the broker (built-in nodes only).
+    private var groupLag: GroupLag?
     private var lastTurnAt = monotonicNow()
     private var notifier = SystemdNotifier()
     private var spawner: Spawner
@@ -172,6 +174,7 @@ public final class Supervisor {
         }
         while !swarm.finished { turn() }
         cluster?.stop(tombstone: true)
+        groupLag?.stop()
         control?.shutdown()
         broker?.stop()
         let status = swarm.anyKilledWhileStopping ? ExitStatus.failure : ExitStatus.ok
@@ -235,6 +238,11 @@ public final class Supervisor {
             var withBroker = config
             withBroker.kafka.properties["bootstrap.servers"] = b.bootstrapServers
             spawner = Spawner(config: withBroker, environment: environment)
+        }
+        if config.supervisor.nodeCommand.isEmpty && !config.kafka.topics.isEmpty {
+            var properties = config.kafka.properties
+            if let broker { properties["bootstrap.servers"] = broker.bootstrapServers }
+            groupLag = GroupLag(config: config, properties: properties, logger: logger)
         }
         if !config.cluster.statusTopic.isEmpty {
             var properties = config.kafka.properties
@@ -338,6 +346,11 @@ public final class Supervisor {
             case .useConfig(let config):
                 var c = config
                 if let broker { c.kafka.properties["bootstrap.servers"] = broker.bootstrapServers }
+                // A reload that changes the group, topics or brokers: lag is read for the new ones.
+                if let lag = groupLag, lag.kafka != c.kafka {
+                    lag.stop()
+                    groupLag = GroupLag(config: c, properties: c.kafka.properties, logger: logger)
+                }
                 spawner = Spawner(config: c, environment: environment)
             }
         }
@@ -353,6 +366,7 @@ public final class Supervisor {
         status.client = "librdkafka/\(Librdkafka.version)"
         status.config = configPath
         status.cluster = cluster?.view()
+        status.unownedLag = groupLag?.unowned(by: status.nodes)
         let missing = status.nodes.filter { $0.processes == nil }.compactMap(\.pid)
         let now = monotonicNow()
         if now - statusMemory.at >= swarm.config.supervisor.reportInterval || missing.contains(where: { statusMemory.byPid[$0] == nil }) {
