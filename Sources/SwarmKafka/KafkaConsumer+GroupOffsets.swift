@@ -32,15 +32,22 @@ extension KafkaConsumer {
     /// How many partitions each of `topics` has; a topic the broker does not
     /// know is left out; nil when no broker answered.
     public func partitionCounts(of topics: [String], timeoutMs: Int32) -> [String: Int]? {
-        var md: UnsafePointer<rd_kafka_metadata>?
-        guard rd_kafka_metadata(handle, 1, nil, &md, timeoutMs) == RD_KAFKA_RESP_ERR_NO_ERROR, let md else { return nil }
-        defer { rd_kafka_metadata_destroy(md) }
-        var out: [String: Int] = [:]
-        for i in 0..<Int(md.pointee.topic_cnt) {
-            let t = md.pointee.topics[i]
-            let name = String(cString: t.topic)
-            if topics.contains(name), t.err == RD_KAFKA_RESP_ERR_NO_ERROR { out[name] = Int(t.partition_cnt) }
-        }
-        return out
+        partitionCountsOf(topics, handle: handle, timeoutMs: timeoutMs)
     }
+}
+
+/// How many partitions each of `topics` has, from a metadata request through
+/// any client `handle`; a topic the broker does not know is left out; nil
+/// when no broker answered.
+func partitionCountsOf(_ topics: [String], handle: OpaquePointer, timeoutMs: Int32) -> [String: Int]? {
+    var md: UnsafePointer<rd_kafka_metadata>?
+    guard rd_kafka_metadata(handle, 1, nil, &md, timeoutMs) == RD_KAFKA_RESP_ERR_NO_ERROR, let md else { return nil }
+    defer { rd_kafka_metadata_destroy(md) }
+    var out: [String: Int] = [:]
+    for i in 0..<Int(md.pointee.topic_cnt) {
+        let t = md.pointee.topics[i]
+        let name = String(cString: t.topic)
+        if topics.contains(name), t.err == RD_KAFKA_RESP_ERR_NO_ERROR { out[name] = Int(t.partition_cnt) }
+    }
+    return out
 }

@@ -48,16 +48,7 @@ public final class KafkaTopicReader: @unchecked Sendable {
     /// Partitions of each topic, from the cluster's metadata (nil: the
     /// topic does not exist or no broker answered within `timeoutMs`).
     public func partitions(of topics: [String], timeoutMs: Int32) -> [String: Int]? {
-        var md: UnsafePointer<rd_kafka_metadata>?
-        guard rd_kafka_metadata(handle, 1, nil, &md, timeoutMs) == RD_KAFKA_RESP_ERR_NO_ERROR, let md else { return nil }
-        defer { rd_kafka_metadata_destroy(md) }
-        var out: [String: Int] = [:]
-        for i in 0..<Int(md.pointee.topic_cnt) {
-            let t = md.pointee.topics[i]
-            let name = String(cString: t.topic)
-            if topics.contains(name), t.err == RD_KAFKA_RESP_ERR_NO_ERROR { out[name] = Int(t.partition_cnt) }
-        }
-        return out
+        partitionCountsOf(topics, handle: handle, timeoutMs: timeoutMs)
     }
 
     /// Assigns every partition of `topic` from its beginning.

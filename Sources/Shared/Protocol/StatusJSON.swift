@@ -56,22 +56,24 @@ public enum StatusJSON {
         w.key("restarts"); w.raw(String(s.restarts))
         w.key("running"); w.raw(String(s.running))
         w.key("state"); w.string(s.state)
-        if let lags = s.unownedLag {
-            w.key("unowned_lag"); w.openArray()
-            for l in lags {
-                w.element(); w.open()
-                w.key("lag"); w.raw(String(l.lag))
-                w.key("partition"); w.raw(String(l.partition))
-                w.key("topic"); w.string(l.topic)
-                w.close()
-            }
-            w.closeArray()
-        }
+        if let lags = s.unownedLag { w.key("unowned_lag"); write(lags, &w) }
         if let u = s.upgrades { w.key("upgrades"); w.raw(String(u)) }
         w.key("uptime_s"); w.raw(s.uptimeS.description)
         if let v = s.version { w.key("version"); w.string(v) }
         w.key("wanted"); w.raw(String(s.wanted))
         w.close()
+    }
+
+    private static func write(_ lags: [PartitionLag], _ w: inout Writer) {
+        w.openArray()
+        for l in lags {
+            w.element(); w.open()
+            w.key("lag"); w.raw(String(l.lag))
+            w.key("partition"); w.raw(String(l.partition))
+            w.key("topic"); w.string(l.topic)
+            w.close()
+        }
+        w.closeArray()
     }
 
     private static func write(_ n: NodeStatus, _ w: inout Writer) {
@@ -84,17 +86,7 @@ public enum StatusJSON {
         if let k = n.kafka { w.key("kafka"); w.string(k) }
         if let l = n.lag { w.key("lag"); w.raw(String(l)) }
         if let e = n.lastExit { w.key("last_exit"); w.string(e) }
-        if let lags = n.partitionLag {
-            w.key("partition_lag"); w.openArray()
-            for l in lags {
-                w.element(); w.open()
-                w.key("lag"); w.raw(String(l.lag))
-                w.key("partition"); w.raw(String(l.partition))
-                w.key("topic"); w.string(l.topic)
-                w.close()
-            }
-            w.closeArray()
-        }
+        if let lags = n.partitionLag { w.key("partition_lag"); write(lags, &w) }
         w.key("partitions"); w.raw(String(n.partitions))
         if let p = n.pid { w.key("pid"); w.raw(String(p)) }
         if let procs = n.processes {
