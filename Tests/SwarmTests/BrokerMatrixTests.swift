@@ -162,12 +162,21 @@ final class BrokerMatrixTests: XCTestCase {
         broker.freeze()
         let frozenAt = Date()
         var conditions: Set<String> = []
+        var noticedAfter: Double?
+        var degraded: CommandResult?
         while Date().timeIntervalSince(frozenAt) < 12 {
-            for n in swarmd.status()?.nodes ?? [] { conditions.insert(n.kafka ?? "-") }
+            for n in swarmd.status()?.nodes ?? [] {
+                conditions.insert(n.kafka ?? "-")
+                if noticedAfter == nil, let k = n.kafka, !["consuming", "idle", "waiting"].contains(k) { noticedAfter = Date().timeIntervalSince(frozenAt) }
+            }
+            if degraded == nil, let r = try? swarmctl(["status"], socket: swarmd.socket), r.status == 3 { degraded = r }
             usleep(200_000)
         }
         broker.thaw()
-        print("node conditions seen while the broker was frozen 12 s: \(conditions.sorted())")
+        print("node conditions seen while the broker was frozen 12 s: \(conditions.sorted()); the first that is not consuming after \(noticedAfter.map { String(format: "%.1f", $0) } ?? "-") s")
+        let said = try XCTUnwrap(degraded, "swarmctl status exits 3 while the broker is frozen")
+        XCTAssertTrue(["joining", "rebalancing", "disconnected"].contains { said.stdout.contains("slot") && said.stdout.contains($0) },
+                      "status names what the nodes see: \(said.stdout)")
         XCTAssertEqual(swarmd.status()?.restarts, 0, "a frozen broker restarts no node")
         try broker.produce(topic, keys: (0..<100).map { "b\($0)" })
         let thawed = Date()

@@ -51,6 +51,7 @@ check "swarmd --check alone checks the shipped file and names what is missing" \
 check "swarmd --version is the package's" bash -c "nsenter -t $init -a swarmd --version | grep -qF 'swarmd $x '"
 check "man pages and completions are found" bash -c "nsenter -t $init -a test -e /usr/share/bash-completion/completions/swarmctl && nsenter -t $init -a man -w swarmd.toml >/dev/null"
 check "the Python kit imports from dist-packages" inside /usr/bin/python3 -c "import swarm_handler, sys; sys.exit(not swarm_handler.__file__.startswith('/usr/lib/python3/dist-packages/'))"
+# shellcheck disable=SC2016 # Ruby's own $LOADED_FEATURES, not the shell's
 check "the Ruby kit is required from vendor_ruby" inside ruby -e 'require "swarm_handler"; exit($LOADED_FEATURES.any? { |f| f.start_with?("/usr/lib/ruby/vendor_ruby/swarm_handler") })'
 check "the Node.js kit imports from /usr/share/nodejs" inside node -e 'import("/usr/share/nodejs/swarm-handler/index.js").then((m) => process.exit(m.fail("x") === "fail x" ? 0 : 1))'
 
