@@ -159,6 +159,10 @@ final class BrokerMatrixTests: XCTestCase {
         guard TestBrokers.selected.contains("tansu") else { throw XCTSkip("SWARM_TEST_BROKER leaves Tansu out") }
         let topic = "frozen"
         let (broker, record, swarmd) = try swarmOnTansu(topic)
+        eventually("both nodes settled before the freeze", timeout: 60) {
+            let nodes = swarmd.status()?.nodes ?? []
+            return nodes.count == 2 && nodes.allSatisfy { ["consuming", "idle"].contains($0.kafka ?? "") }
+        }
         broker.freeze()
         let frozenAt = Date()
         var conditions: Set<String> = []

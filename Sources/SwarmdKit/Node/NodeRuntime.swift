@@ -40,6 +40,9 @@ public final class NodeRuntime {
     private let pipelinedHandler: PipelinedHandler?
     /// Batches handed to `pipelinedHandler` and not yet settled, oldest first.
     private var inFlight: [(batch: [KafkaMessage], started: Double)] = []
+    /// When a broker stopped answering while its connections stayed open
+    /// (a frozen broker): librdkafka does not call that down; the node does.
+    private var silentSince: Double?
     /// Set when settling a batch inside a rebalance callback found a message
     /// that could not be settled: the main loop leaves at its next turn.
     private var mustLeave = false
@@ -277,13 +280,13 @@ public final class NodeRuntime {
             // With batches in flight the poll does not wait: the handler's answers are due.
             var (batch, errors) = consumer.pollBatch(max: config.handler.batchSize, timeoutMs: inFlight.isEmpty ? 100 : 0)
             for e in errors { logger.warning("consumer: \(e)") }
-            let down = consumer.brokersDown
+            let down = consumer.brokersDown || silentSince != nil
             let (refusal, missingTopic) = (consumer.refusal, consumer.missingTopic)
             reporter.update { c in
                 if !batch.isEmpty { c.lastMessageAt = monotonicNow() }
                 c.refusal = refusal
                 c.missingTopic = missingTopic
-                if down { if c.brokersDownSince == nil { c.brokersDownSince = monotonicNow() } } else { c.brokersDownSince = nil }
+                if down { if c.brokersDownSince == nil { c.brokersDownSince = self.silentSince ?? monotonicNow() } } else { c.brokersDownSince = nil }
             }
             if config.handler.ordering == .partition && !ordered.stops.isEmpty { batch = admitted(batch) }
             let now = monotonicNow()
@@ -293,6 +296,26 @@ public final class NodeRuntime {
                 if consumer.brokersDown && consumer.probeBrokers(timeoutMs: 200) {
                     reporter.update { $0.brokersDownSince = nil }
                     logger.notice("a broker answers again")
+                }
+                // A broker that stops answering with its connections open (frozen,
+                // or a half-open network) never makes librdkafka say every broker
+                // is down: the node only loses its assignment at session.timeout.ms.
+                // Between a revocation and the next assignment it asks each second
+                // (not while the group gives it nothing to do: one request a second
+                // per idle node is the broker's load for nothing), and a broker that
+                // does not answer counts as down (`disconnected` after disconnected_after).
+                var revoked = false
+                reporter.update { revoked = $0.unassignedSince != nil }
+                if mode == .active && revoked && consumer.assignedCount == 0 && !consumer.brokersDown {
+                    if consumer.probeBrokers(timeoutMs: 500) {
+                        if silentSince != nil { logger.notice("a broker answers again") }
+                        silentSince = nil
+                    } else if silentSince == nil {
+                        silentSince = now
+                        logger.warning("no broker answers a metadata request within 500 ms, though the connections are open")
+                    }
+                } else {
+                    silentSince = nil
                 }
                 // Nothing assigned for a while: ask whether the topics exist. A broker
                 // started again empty, or a topic deleted, assigns nothing and says
