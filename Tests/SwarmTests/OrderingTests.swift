@@ -224,6 +224,24 @@ final class OrderingTests: XCTestCase {
         for k in ["k1", "k2", "k39"] { XCTAssertEqual(ok.filter { $0 == k }.count, 1, "\(k), before the failure, handled once") }
     }
 
+    func testAnImmediateStopAbandonsWhatIsInFlightAndCommitsNothingUnhandled() throws {
+        let broker = try BrokerUnderTest(topics: [topic: 1])
+        let keys = (1...200).map { "k\($0)" }
+        try broker.produce(topic, keys: keys)
+        let record = Record.fresh()
+        let swarmd = try SwarmdUnderTest(
+            config: kafkaConfig(bootstrap: broker.bootstrap, nodes: 1, topic: topic, batchSize: 5, extraHandler: "pipeline = 4\nordering = \"none\""),
+            environment: ["RECORD_FILE": record.path, "SLOW_MS": "40"])
+        eventually("some keys handled", timeout: 60) { record.okKeys.count >= 20 }
+        let stop = try swarmctl(["stop", "--now"], socket: swarmd.socket)
+        XCTAssertEqual(stop.status, 0, stop.stderr)
+        XCTAssertNotNil(swarmd.waitForExit(timeout: 8), "QUIT does not wait for the batches in flight")
+        XCTAssertTrue(swarmd.log.contains("node left at once"), swarmd.log.suffix(2000).description)
+        XCTAssertEqual(swarmd.logCount("handler started"), 1, "the handler is not started again to settle what QUIT abandoned")
+        let committed = try broker.committedAndEnd(group: "swarm-test", topic: topic, partitions: 1).committed[0]
+        XCTAssertLessThanOrEqual(committed, record.nextOffsets(partitions: 1)[0], "nothing committed beyond what was handled")
+    }
+
     func testWithPipelineOneNothingIsWrittenBeforeTheAnswers() throws {
         let run = try runPipelined(pipeline: 1, count: 60)
         XCTAssertFalse(run.waiting, "pipeline = 1: the next batch is written only after the answers were read")

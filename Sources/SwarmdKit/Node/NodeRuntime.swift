@@ -730,8 +730,10 @@ public final class NodeRuntime {
         // futex waits 50 minutes later. SIGALRM's default action ends it.
         alarm(UInt32(saturating: config.supervisor.killTimeout.rounded(.up) + 5))
         // What is in flight is answered and stored before the last commit and
-        // the last report (QUIT abandons it: delivered again).
-        if !quit && !unsettledExit && !settleInFlight() { unsettledExit = true }
+        // the last report. QUIT abandons it (delivered again): forgotten here,
+        // so that the revocation inside close() neither waits for the handler
+        // nor starts it again to retry.
+        if quit { inFlight = [] } else if !unsettledExit && !settleInFlight() { unsettledExit = true }
         reporter.update { $0.state = .stopping }
         reporter.reportNow()
         // A `leave` written just before the TERM may still be in the pipe.
