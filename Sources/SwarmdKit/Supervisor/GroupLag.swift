@@ -17,19 +17,14 @@ import Synchronization
 /// consumer that never joins the group, so the supervisor's loop never
 /// waits for a broker.
 final class GroupLag {
-    struct Reading: Sendable {
-        var lags: [PartitionLag]
-        /// When it was read (monotonic seconds).
-        var at: Double
-    }
-
     /// Seconds between readings: a dashboard's scrape interval, not the
     /// nodes' report interval (each reading is a metadata request, one
     /// committed-offsets request and one watermark request per partition).
     static let interval = 5.0
 
     final class Shared: Sendable {
-        let latest = Mutex<Reading?>(nil)
+        /// Every partition's lag in the latest reading; nil before the first.
+        let latest = Mutex<[PartitionLag]?>(nil)
         let running = Atomic<Bool>(true)
     }
     private let shared = Shared()
@@ -37,11 +32,9 @@ final class GroupLag {
     /// The group, topics and properties it reads for (a reload that changes them starts a new one).
     let kafka: KafkaSettings
 
-    init(config: SwarmConfig, properties: [String: String], logger: Logger) {
-        var k = config.kafka
-        k.properties = properties
-        kafka = k
-        var p = properties
+    init(config: SwarmConfig, logger: Logger) {
+        kafka = config.kafka
+        var p = config.kafka.properties
         p["group.id"] = config.kafka.groupId
         p["client.id"] = "swarmd-lag"
         p["log_level"] = p["log_level"] ?? "3"
@@ -82,7 +75,7 @@ final class GroupLag {
                         lags.append(PartitionLag(topic: topic, partition: Int32(p), lag: max(0, w.high - from)))
                     }
                 }
-                shared.latest.withLock { $0 = Reading(lags: lags, at: monotonicNow()) }
+                shared.latest.withLock { $0 = lags }
             } else {
                 logger.debug("group lag: no broker answered a metadata request within 2 s")
             }
@@ -92,15 +85,12 @@ final class GroupLag {
         consumer?.close()
     }
 
-    /// The latest reading of every partition, or nil before the first.
-    func latest() -> Reading? { shared.latest.withLock { $0 } }
-
     /// The lag of the partitions in the latest reading that no node reports.
     func unowned(by nodes: [NodeStatus]) -> [PartitionLag]? {
-        guard let reading = latest() else { return nil }
+        guard let reading = shared.latest.withLock({ $0 }) else { return nil }
         var owned: Set<TopicPartitionKey> = []
         for n in nodes { for l in n.partitionLag ?? [] { owned.insert(TopicPartitionKey(topic: l.topic, partition: l.partition)) } }
-        let lags = reading.lags.filter { !owned.contains(TopicPartitionKey(topic: $0.topic, partition: $0.partition)) }
+        let lags = reading.filter { !owned.contains(TopicPartitionKey(topic: $0.topic, partition: $0.partition)) }
         return lags.isEmpty ? nil : lags
     }
 

@@ -235,19 +235,13 @@ public final class Supervisor {
         if config.usesEmbeddedBroker && config.supervisor.nodeCommand.isEmpty {
             let b = try EmbeddedBroker(config: config, logger: logger)
             broker = b
-            var withBroker = config
-            withBroker.kafka.properties["bootstrap.servers"] = b.bootstrapServers
-            spawner = Spawner(config: withBroker, environment: environment)
+            spawner = Spawner(config: reachable(config), environment: environment)
         }
         if config.supervisor.nodeCommand.isEmpty && !config.kafka.topics.isEmpty {
-            var properties = config.kafka.properties
-            if let broker { properties["bootstrap.servers"] = broker.bootstrapServers }
-            groupLag = GroupLag(config: config, properties: properties, logger: logger)
+            groupLag = GroupLag(config: reachable(config), logger: logger)
         }
         if !config.cluster.statusTopic.isEmpty {
-            var properties = config.kafka.properties
-            if let broker { properties["bootstrap.servers"] = broker.bootstrapServers }
-            let link = try ClusterLink(config: config, properties: properties, prefix: spawner.instancePrefix, logger: logger)
+            let link = try ClusterLink(config: config, properties: reachable(config).kafka.properties, prefix: spawner.instancePrefix, logger: logger)
             if handover == nil { try link.checkUnique(timeoutMs: 5000) }
             cluster = link
             logger.info("cluster: publishing to and following the status topic", metadata: [
@@ -344,16 +338,24 @@ public final class Supervisor {
             case .log(let level, let message, let meta):
                 logger.log(level: level, "\(message)", metadata: meta.mapValues { .string($0) })
             case .useConfig(let config):
-                var c = config
-                if let broker { c.kafka.properties["bootstrap.servers"] = broker.bootstrapServers }
+                let c = reachable(config)
                 // A reload that changes the group, topics or brokers: lag is read for the new ones.
                 if let lag = groupLag, lag.kafka != c.kafka {
                     lag.stop()
-                    groupLag = GroupLag(config: c, properties: c.kafka.properties, logger: logger)
+                    groupLag = GroupLag(config: c, logger: logger)
                 }
                 spawner = Spawner(config: c, environment: environment)
             }
         }
+    }
+
+    /// `config` as swarmd's own Kafka clients and its nodes use it: with the
+    /// embedded broker's address, when swarmd runs one.
+    private func reachable(_ config: SwarmConfig) -> SwarmConfig {
+        guard let broker else { return config }
+        var c = config
+        c.kafka.properties["bootstrap.servers"] = broker.bootstrapServers
+        return c
     }
 
     /// A status from the core with what only the shell reads: swarmd's

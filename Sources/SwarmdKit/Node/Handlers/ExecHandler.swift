@@ -232,9 +232,6 @@ public final class ExecHandler: PipelinedHandler {
         return take(oldest.id, shouldAbort: shouldAbort)
     }
 
-    /// Batches written and not yet collected.
-    public var pending: Int { inFlight.count }
-
     /// Reads answers (and writes what is queued) until batch `id` is
     /// answered, then hands its outcomes over. Answers for batches written
     /// before it are kept for their own `collect`.
