@@ -26,6 +26,19 @@ let releaseLinking: [LinkerSetting] = [
     .unsafeFlags(["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"], .when(configuration: .release)),
 ]
 
+/// The libFuzzer target, built only by `scripts/fuzz` (`SWARM_FUZZ=1`, its
+/// own scratch path, every module instrumented with `-sanitize=fuzzer,address`):
+/// the same core driver and parser properties as the suite's fuzz tests,
+/// steered by coverage for as long as asked (README, "Fuzzing").
+let fuzzTargets: [Target] = getenv("SWARM_FUZZ") == nil ? [] : [
+    .executableTarget(
+        name: "swarm-fuzz",
+        dependencies: ["Shared", "SwarmdKit"],
+        path: "Fuzz",
+        swiftSettings: [.unsafeFlags(["-parse-as-library"])]
+    ),
+]
+
 let package = Package(
     name: "swarm",
     products: [
@@ -97,5 +110,5 @@ let package = Package(
             dependencies: ["Shared", "SwarmKafka", "SwarmdKit", "CSwarmLinux", "CRdKafka", "swarmd", "swarmctl"],
             exclude: ["Fixtures"]
         ),
-    ]
+    ] + fuzzTargets
 )

@@ -13,7 +13,11 @@ struct SeededRandom: RandomNumberGenerator {
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
     }
+}
 
+/// What the fuzzers draw from any generator: `SeededRandom` in the suite,
+/// the input bytes themselves under libFuzzer (`FuzzBytes`, Fuzz/).
+extension RandomNumberGenerator {
     mutating func chance(_ p: Double) -> Bool { Double.random(in: 0..<1, using: &self) < p }
     mutating func pick<T>(_ items: [T]) -> T { items[Int.random(in: 0..<items.count, using: &self)] }
 

@@ -1,0 +1,1 @@
+../Tests/SwarmTests/Support/SwarmFuzzDriver.swift
