@@ -30,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+import zlib
 import queue
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -1211,7 +1212,7 @@ def bench_handover(count, actions):
             print(f"| {bname} | {strategy} | {kind} | {dup:,} | {'-' if per else f'{dup / actions:,.0f}'} | {skipped:,} | {gap:.1f} | {'-' if per else f'{gap / actions:.1f}'} |", flush=True)
 
 
-def bench_churn(count, runs):
+def bench_churn(count, runs, seconds=40):
     """Back-to-back membership changes, the way an operator or an autoscaler
     makes them: `count` keyed messages produced steadily over 40 s onto 8
     partitions, 3 nodes with the record handler (exec, 1 ms a message,
@@ -1231,22 +1232,27 @@ def bench_churn(count, runs):
     }
     plans = ["drain only", "scale only", "mixed"]
     only_p, only_plans = os.environ.get("BENCH_PROTOCOLS"), os.environ.get("BENCH_PLANS")
-    print(f"\n### Churn: a change every 1-3 s for 40 s while {count:,} keyed messages arrive (8 partitions, 3 nodes)\n")
-    print("| protocol | plan | run | changes | handled twice | % of produced | never handled | partition-s without owner | caught up after |\n"
-          "|---|---|---|---|---|---|---|---|---|", flush=True)
-    for proto, prop in protocols.items():
+    print(f"\n### Churn: a change every 1-3 s for {seconds} s while {count:,} keyed messages arrive (8 partitions, 3 nodes)\n")
+    print("| broker | protocol | plan | run | changes | handled twice | % of produced | never handled | partition-s without owner | caught up after |\n"
+          "|---|---|---|---|---|---|---|---|---|---|", flush=True)
+    for (bname, bkind), (proto, prop) in [(b, p) for b in brokers_selected() for p in protocols.items()]:
         if only_p and only_p not in proto:
             continue
+        if bname == "tansu" and "group.protocol" in prop:
+            continue  # Tansu serves the classic protocol only
         for plan in plans:
             if only_plans and only_plans not in plan:
                 continue
             for run in range(runs):
-                rng = random.Random(hash((proto, plan, run)) & 0xFFFF)
-                broker = Broker({"churn": 8})
+                # A stable seed (Python's hash() of a string changes from process to process):
+                # the same plan of changes in every run of this row, at the same moments.
+                seed = zlib.crc32(f"{proto}/{plan}/{run}".encode())
+                rng = random.Random(seed & 0xFFFF)
+                broker = bkind({"churn": 8})
                 with tempfile.TemporaryDirectory() as d:
                     record = os.path.join(d, "record")
                     os.environ["RECORD_FILE"], os.environ["SLOW_MS"] = record, "1"
-                    group = f"churn{abs(hash((proto, plan, run))) % 10**8}"
+                    group = f"churn{seed % 10**8}"
                     config = swarm_config(broker.bootstrap, 3, "churn", group, 'kind = "exec"\nbatch_size = 50\ncommit_interval = 1\n'
                                           f'command = ["/usr/bin/python3", "{handler}"]', report_interval=0.2).replace(
                                               '"auto.offset.reset" = "earliest"\n', '"auto.offset.reset" = "earliest"\n' + prop)
@@ -1274,12 +1280,12 @@ def bench_churn(count, runs):
                         per = count // 80
                         for i in range(80):
                             broker.produce("churn", per, 16, start=i * per)
-                            time.sleep(0.4)
+                            time.sleep(seconds / 100)
                     sampler = threading.Thread(target=sample, daemon=True)
                     producer = threading.Thread(target=produce, daemon=True)
                     sampler.start(); producer.start()
                     start, changes, drained, size = time.monotonic(), 0, set(), 3
-                    while time.monotonic() - start < 40:
+                    while time.monotonic() - start < seconds:
                         time.sleep(rng.uniform(1, 3))
                         kind = {"drain only": "drain", "scale only": "scale"}.get(plan) or rng.choice(["drain", "scale", "restart", "kill"])
                         if kind == "drain":
@@ -1312,41 +1318,58 @@ def bench_churn(count, runs):
                         shutil.copy(record, os.path.join(os.environ["BENCH_LOG_DIR"], f"churn-{group}.record"))
                 broker.close()
                 dup, skipped = len(keys) - len(set(keys)), total - len(set(keys))
-                print(f"| {proto} | {plan} | {run + 1} | {changes} | {dup:,} | {100 * dup / total:.1f} % | {skipped:,} | {unowned[0]:.1f} | {caught:.1f} s |", flush=True)
+                print(f"| {bname} | {proto} | {plan} | {run + 1} | {changes} | {dup:,} | {100 * dup / total:.1f} % | {skipped:,} | {unowned[0]:.1f} | {caught:.1f} s |", flush=True)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer repetitions and shorter windows")
+    ap.add_argument("--smoke", action="store_true",
+                    help="every section once at its smallest: seconds each, figures meaningless; "
+                         ".ci/run runs it so that a change that breaks a benchmark fails CI")
     ap.add_argument("--only", nargs="*", default=[], help="respawn scale control idle stop consumer scaling ordering nodes memory python upgrade http autoscale handover (alias: redelivery) churn; templateunits (opt-in: SWARM_SYSTEMD_TESTS=1, root)")
     a = ap.parse_args()
     setup()
-    reps = 7 if a.quick else 21
+    mode = "smoke" if a.smoke else "quick" if a.quick else "full"
+    if a.smoke:
+        # One row of each of the sections that loop over strategies and plans.
+        os.environ.setdefault("BENCH_STRATEGIES", "eager")
+        os.environ.setdefault("BENCH_PROTOCOLS", "classic eager")
+        os.environ.setdefault("BENCH_PLANS", "mixed")
+        os.environ.setdefault("BENCH_KINDS", "drain")
     print(f"## Run of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n")
     client = subprocess.run([SWARMD, "--version"], capture_output=True, text=True).stdout.strip()
-    print(f"`Benchmarks/run{' --quick' if a.quick else ''}` ({client}) on {platform.node()}: {os.cpu_count()} cores, "
+    print(f"`Benchmarks/run{' --' + mode if mode != 'full' else ''}` ({client}) on {platform.node()}: {os.cpu_count()} cores, "
           f"{os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE') / 2**30:.0f} GiB, {platform.release()}; "
           f"circus and supervisord from PyPI in the same run.")
     want = lambda n: not a.only or n in a.only
-    if want("respawn"): bench_respawn(reps)
-    if want("scale"): bench_scale_out(3 if a.quick else 7)
-    if want("control"): bench_control(reps)
-    if want("idle"): bench_idle(10 if a.quick else 60)
-    if want("stop"): bench_stop(3 if a.quick else 7)
-    if want("consumer"): bench_consumer(400_000 if a.quick else 1_200_000, 1 if a.quick else 5)
-    if want("scaling"): bench_scaling(20_000 if a.quick else 60_000, 2 if a.quick else 5)
-    if want("ordering"): bench_ordering(20_000 if a.quick else 60_000, 1 if a.quick else 3)
-    if want("nodes"): bench_scale_nodes((16, 64) if a.quick else (16, 64, 256), 7 if a.quick else 21)
-    if want("memory"): bench_memory(16 if a.quick else 64, 10 if a.quick else 30)
-    if want("python") or want("handlers"): bench_python(100_000, 1 if a.quick else 5)
-    if want("upgrade"): bench_upgrade(3 if a.quick else 7)
-    if want("http"): bench_http(7 if a.quick else 21, 10 if a.quick else 30)
-    if "templateunits" in a.only:
-        # Opt-in only (a real systemd in a container, root): never part of a plain run.
-        subprocess.run(["bash", os.path.join(REPO, "Benchmarks/template-units.sh"), str(3 if a.quick else 7)], check=False)
-    if want("handover") or want("redelivery"): bench_handover(10_000 if a.quick else 20_000, 4 if a.quick else 6)
-    if want("autoscale"): bench_autoscale(10_000 if a.quick else 20_000, 1 if a.quick else 3)
-    if want("churn"): bench_churn(30_000, int(os.environ.get("BENCH_RUNS", 1 if a.quick else 3)))
+    runs = os.environ.get("BENCH_RUNS")
+    # Each section's arguments: (full, --quick, --smoke).
+    sections = [
+        ("respawn", bench_respawn, (21,), (7,), (1,)),
+        ("scale", bench_scale_out, (7,), (3,), (1,)),
+        ("control", bench_control, (21,), (7,), (2,)),
+        ("idle", bench_idle, (60,), (10,), (2,)),
+        ("stop", bench_stop, (7,), (3,), (1,)),
+        ("consumer", bench_consumer, (1_200_000, 5), (400_000, 1), (20_000, 1)),
+        ("scaling", bench_scaling, (60_000, 5), (20_000, 2), (4_000, 1)),
+        ("ordering", bench_ordering, (60_000, 3), (20_000, 1), (4_000, 1)),
+        ("nodes", bench_scale_nodes, ((16, 64, 256), 21), ((16, 64), 7), ((4,), 2)),
+        ("memory", bench_memory, (64, 30), (16, 10), (4, 2)),
+        ("python", bench_python, (100_000, 5), (100_000, 1), (4_000, 1, (2,))),
+        ("upgrade", bench_upgrade, (7,), (3,), (1,)),
+        ("http", bench_http, (21, 30), (7, 10), (2, 2)),
+        ("handover", bench_handover, (20_000, 6), (10_000, 4), (2_000, 1)),
+        ("autoscale", bench_autoscale, (20_000, 3), (10_000, 1), (2_000, 1)),
+        ("churn", bench_churn, (30_000, int(runs or 3)), (30_000, int(runs or 1)), (2_000, 1, 8)),
+    ]
+    aliases = {"python": ["handlers"], "handover": ["redelivery"]}
+    for name, bench, full, quick, smoke in sections:
+        if want(name) or any(x in a.only for x in aliases.get(name, [])):
+            bench(*{"full": full, "quick": quick, "smoke": smoke}[mode])
+        if name == "http" and "templateunits" in a.only:
+            # Opt-in only (a real systemd in a container, root): never part of a plain run.
+            subprocess.run(["bash", os.path.join(REPO, "Benchmarks/template-units.sh"), str(3 if a.quick else 7)], check=False)
 
 
 if __name__ == "__main__":

@@ -101,7 +101,7 @@ extension SwarmCtl {
             let target = try connection.send(ControlRequest(cmd: .status)).status!.wanted
             if !noWait {
                 try connection.wait(for: "\(target) healthy nodes") { s in
-                    s.nodes.count == target && s.nodes.allSatisfy { ["running", "drained", "draining"].contains($0.state) }
+                    s.nodes.count == target && s.nodes.allSatisfy { $0.state.isUp }
                 }
             }
             print("swarm at \(target) node\(target == 1 ? "" : "s")\(noWait ? " (requested)" : "")")
@@ -122,7 +122,7 @@ extension SwarmCtl {
             let response = try connection.send(ControlRequest(cmd: .drain, slots: slots(slot)))
             if !noWait {
                 try connection.wait(for: "the nodes to drain") { s in
-                    s.nodes.filter { slot.isEmpty || slot.contains($0.slot) }.allSatisfy { $0.state == "drained" }
+                    s.nodes.filter { slot.isEmpty || slot.contains($0.slot) }.allSatisfy { $0.state == .drained }
                 }
             }
             print(noWait ? response.message ?? "draining" : "drained")
@@ -143,7 +143,7 @@ extension SwarmCtl {
             let response = try connection.send(ControlRequest(cmd: .resume, slots: slots(slot)))
             if !noWait {
                 try connection.wait(for: "the nodes to resume") { s in
-                    s.nodes.filter { slot.isEmpty || slot.contains($0.slot) }.allSatisfy { $0.state == "running" }
+                    s.nodes.filter { slot.isEmpty || slot.contains($0.slot) }.allSatisfy { $0.state == .running }
                 }
             }
             print(noWait ? response.message ?? "resuming" : "resumed")
@@ -168,7 +168,7 @@ extension SwarmCtl {
             if !noWait {
                 try connection.wait(for: "the restarted nodes to report healthy") { s in
                     s.nodes.filter { targets.contains($0.slot) }.allSatisfy { n in
-                        n.pid != nil && n.pid != oldPids[n.slot] && ["running", "drained"].contains(n.state)
+                        n.pid != nil && n.pid != oldPids[n.slot] && (n.state == .running || n.state == .drained)
                     }
                 }
             }
@@ -193,8 +193,8 @@ extension SwarmCtl {
             let response = try connection.send(ControlRequest(cmd: .reload))
             if !noWait {
                 try connection.wait(for: "the reload to finish") { s in
-                    s.state != "reloading" && s.nodes.count == s.wanted
-                        && s.nodes.allSatisfy { ["running", "drained", "draining"].contains($0.state) }
+                    s.state != .reloading && s.nodes.count == s.wanted
+                        && s.nodes.allSatisfy { $0.state.isUp }
                 }
             }
             print(response.message ?? "reloading")

@@ -6,14 +6,14 @@ import XCTest
 /// cases and against Foundation's reading of the same text.
 final class JSONTests: XCTestCase {
     private func status() -> SwarmStatus {
-        SwarmStatus(pid: 42, state: "running", wanted: 2, running: 1, healthy: 1, uptimeS: 12.5, restarts: 3,
+        SwarmStatus(pid: 42, state: .running, wanted: 2, running: 1, healthy: 1, uptimeS: 12.5, restarts: 3,
                     handled: Int64.max, failed: 0, rate: 0.1, malformedReports: 0, nodes: [
-                        NodeStatus(slot: 0, pid: 100, state: "running", uptimeS: 1, restarts: 0, lastExit: "killed by \"KILL\"\n",
+                        NodeStatus(slot: 0, pid: 100, state: .running, uptimeS: 1, restarts: 0, lastExit: "killed by \"KILL\"\n",
                                    rssBytes: 1 << 40, handled: 5, failed: 1, rate: 2.25, partitions: 6, lag: nil,
                                    partitionLag: [PartitionLag(topic: "orders/é", partition: 3, lag: 9)],
-                                   reportAgeMs: 12, health: "ok"),
-                        NodeStatus(slot: 1, pid: nil, state: "backoff", uptimeS: 0, restarts: 7, lastExit: nil, rssBytes: nil,
-                                   handled: 0, failed: 0, rate: 0, partitions: 0, lag: nil, reportAgeMs: nil, health: "down"),
+                                   reportAgeMs: 12, health: .ok),
+                        NodeStatus(slot: 1, pid: nil, state: .backoff, uptimeS: 0, restarts: 7, lastExit: nil, rssBytes: nil,
+                                   handled: 0, failed: 0, rate: 0, partitions: 0, lag: nil, reportAgeMs: nil, health: .down),
                     ])
     }
 
@@ -97,21 +97,21 @@ final class JSONTests: XCTestCase {
     }
 
     func testTheStatusWriterWritesExactlyWhatCodableWrites() {
-        var full = NodeStatus(slot: 3, pid: 77, state: "running", uptimeS: 12.5, restarts: 2, lastExit: "exited with status 1 \"x\"\n",
+        var full = NodeStatus(slot: 3, pid: 77, state: .running, uptimeS: 12.5, restarts: 2, lastExit: "exited with status 1 \"x\"\n",
                               rssBytes: 123, handled: 9_000_000_000, failed: 1, rate: 0.1, partitions: 2, lag: 40,
                               partitionLag: [PartitionLag(topic: "orders/é", partition: 3, lag: 9), PartitionLag(topic: "b", partition: 0, lag: 0)],
-                              reportAgeMs: 150, health: "ok")
+                              reportAgeMs: 150, health: .ok)
         full.pssBytes = 99
         full.kafka = "disconnected"
         full.reason = "disconnected"
         full.processes = [ProcessMemoryStatus(pid: 77, name: "swarmd-node", rssBytes: 100, pssBytes: 50),
                           ProcessMemoryStatus(pid: 78, name: "py\tthon", rssBytes: 23, pssBytes: nil)]
-        let bare = NodeStatus(slot: 0, pid: nil, state: "backoff", uptimeS: 0, restarts: 0, lastExit: nil, rssBytes: nil,
-                              handled: 0, failed: 0, rate: 0, partitions: 0, lag: nil, reportAgeMs: nil, health: "down")
+        let bare = NodeStatus(slot: 0, pid: nil, state: .backoff, uptimeS: 0, restarts: 0, lastExit: nil, rssBytes: nil,
+                              handled: 0, failed: 0, rate: 0, partitions: 0, lag: nil, reportAgeMs: nil, health: .down)
         let autoscale = AutoscaleStatus(active: false, min: 1, max: 0, lastDecision: "3 -> 5", reason: "lag \"x\" drains in 90 s",
                                         nextChangeInS: 12.5)
         for (version, upgrades, scaler) in [(String?.some("0.3.0 (build x)"), Int?.some(2), AutoscaleStatus?.some(autoscale)), (nil, nil, nil)] {
-            var status = SwarmStatus(pid: 42, state: "running", wanted: 2, running: 1, healthy: 1, uptimeS: 1e-3, restarts: 3,
+            var status = SwarmStatus(pid: 42, state: .running, wanted: 2, running: 1, healthy: 1, uptimeS: 1e-3, restarts: 3,
                                      handled: 5, failed: 6, rate: 1234.5, malformedReports: 7, version: version, upgrades: upgrades,
                                      autoscale: scaler, nodes: [bare, full])
             if version != nil { status.unownedLag = [PartitionLag(topic: "orders/é", partition: 1, lag: 51)] }

@@ -43,7 +43,7 @@ final class KafkaHealthTests: XCTestCase {
         kill(broker.process.processIdentifier, SIGSTOP)
         defer { kill(broker.process.processIdentifier, SIGCONT) }  // whatever fails below
         eventually("every node disconnected: \(String(describing: swarmd.status()?.nodes.map(\.kafka)))", timeout: 60) {
-            swarmd.status()?.nodes.allSatisfy { $0.kafka == "disconnected" && $0.health == "degraded" } == true
+            swarmd.status()?.nodes.allSatisfy { $0.kafka == "disconnected" && $0.health == .degraded } == true
         }
         let down = try swarmctl(["status"], socket: swarmd.socket)
         XCTAssertEqual(down.status, ExitStatus.degraded, "a probe sees the outage")
@@ -110,7 +110,7 @@ final class KafkaHealthTests: XCTestCase {
         XCTAssertEqual(try swarmctl(["restart", "0"], socket: swarmd.socket).status, 0)
         swarmd.waitForLog("restart requested")
         eventually("slot 0 replaced and consuming", timeout: 60) {
-            swarmd.status()?.nodes.first.map { $0.restarts == 1 && $0.health == "ok" } == true
+            swarmd.status()?.nodes.first.map { $0.restarts == 1 && $0.health == .ok } == true
         }
         XCTAssertFalse(swarmd.log.contains("LeaveGroup response received"), "a restarted static member does not leave")
         XCTAssertEqual(try swarmctl(["scale", "1"], socket: swarmd.socket).status, 0)

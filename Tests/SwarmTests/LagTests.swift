@@ -45,7 +45,7 @@ final class LagTests: XCTestCase {
         }
         // And a real backlog reads as the broker says, partition by partition.
         _ = try swarmctl(["drain"], socket: swarmd.socket)
-        eventually("every node drained") { swarmd.status()?.nodes.allSatisfy { $0.state == "drained" } == true }
+        eventually("every node drained") { swarmd.status()?.nodes.allSatisfy { $0.state == .drained } == true }
         try broker.produce(topic, keys: (0..<40).map { "late\($0)" }, partition: 2)
         // Every node drained, nobody consumes: status, the table and /metrics still show the
         // lag, as the broker states it (swarmd asks it), instead of losing the partitions.

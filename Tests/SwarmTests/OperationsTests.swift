@@ -281,7 +281,7 @@ final class OperationsTests: XCTestCase {
         }
         eventually("2 healthy nodes") {
             guard let s = try? ControlClient(path: socket, timeout: 5).send(ControlRequest(cmd: .status)).status else { return false }
-            return s.pid == 1 && s.nodes.count == 2 && s.nodes.allSatisfy { $0.state == "running" }
+            return s.pid == 1 && s.nodes.count == 2 && s.nodes.allSatisfy { $0.state == .running }
         }
         func children() -> [Int32] { childPids(of: swarmdPid) }
         XCTAssertEqual(try swarmctl(["restart"], socket: socket).status, 0, "two more orphans")

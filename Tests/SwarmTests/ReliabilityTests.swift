@@ -179,7 +179,7 @@ final class ReliabilityTests: XCTestCase {
     func testACrashLoopingNodeCostsTheSupervisorAlmostNothing() throws {
         let swarmd = try SwarmdUnderTest(config: testNodeConfig(nodes: 2),
                                          environment: ["TEST_NODE_MODE": "exit", "SWARM_LOG_LEVEL": "info"])
-        eventually("crash-looping") { swarmd.status()?.nodes.allSatisfy { $0.state == "crash-looping" } == true }
+        eventually("crash-looping") { swarmd.status()?.nodes.allSatisfy { $0.state == .crashLooping } == true }
         let before = try cpuSeconds(swarmd.pid)
         let start = Date()
         eventually("many restarts", timeout: 30) { (swarmd.status()?.restarts ?? 0) >= 20 }
@@ -239,8 +239,8 @@ final class ReliabilityTests: XCTestCase {
         // The kernel merges repeated signals, so the final size is not known in
         // advance: the swarm must settle at the size it reports.
         eventually("the swarm to settle", timeout: 90) {
-            guard let s = swarmd.status(), s.state == "running" else { return false }
-            return s.nodes.count == s.wanted && s.nodes.allSatisfy { $0.state == "running" }
+            guard let s = swarmd.status(), s.state == .running else { return false }
+            return s.nodes.count == s.wanted && s.nodes.allSatisfy { $0.state == .running }
         }
         let wanted = try XCTUnwrap(swarmd.status()?.wanted)
         XCTAssertGreaterThanOrEqual(wanted, 1)

@@ -72,7 +72,7 @@ final class SupervisionTests: XCTestCase {
         swarmd.waitForLog("node exited: killed by signal KILL")
         eventually("slot 1 to run a new process") {
             guard let n = swarmd.status()?.nodes.first(where: { $0.slot == 1 }) else { return false }
-            return n.pid != nil && n.pid != victim && n.state == "running" && n.restarts == 1
+            return n.pid != nil && n.pid != victim && n.state == .running && n.restarts == 1
         }
         XCTAssertEqual(swarmd.status()?.nodes.first { $0.slot == 1 }?.lastExit, "killed by signal KILL")
     }
@@ -86,7 +86,7 @@ final class SupervisionTests: XCTestCase {
         swarmd.waitForLog("node did not stop in time: KILL")
         eventually("the hung node to be replaced") {
             guard let n = swarmd.status()?.nodes.first else { return false }
-            return n.pid != victim && n.state == "running"
+            return n.pid != victim && n.state == .running
         }
         XCTAssertFalse(alive(victim))
         XCTAssertTrue(swarmd.log.contains("after stop: hung (no report)"))
@@ -95,7 +95,7 @@ final class SupervisionTests: XCTestCase {
     func testNodeThatDiesAtOnceBacksOffAndShowsAsCrashLooping() throws {
         let swarmd = try SwarmdUnderTest(config: testNodeConfig(nodes: 1, extra: "crash_loop_after = 3"),
                                          environment: ["TEST_NODE_MODE": "exit"])
-        eventually("the node to show as crash-looping") { swarmd.status()?.nodes.first?.state == "crash-looping" }
+        eventually("the node to show as crash-looping") { swarmd.status()?.nodes.first?.state == .crashLooping }
         swarmd.waitForLog("restart in 0.5 s")
         swarmd.waitForLog("restart in 1.0 s")
         XCTAssertTrue(swarmd.log.contains("exited with status 3"))

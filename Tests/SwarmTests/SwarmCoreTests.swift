@@ -196,7 +196,7 @@ final class SwarmCoreTests: XCTestCase {
             h.exit(0)
             if case .backoff(let at?) = h.swarm.slots[0]!.state, i < 2 { h.at(at) }
         }
-        XCTAssertEqual(h.swarm.status(now: h.now).nodes[0].state, "crash-looping")
+        XCTAssertEqual(h.swarm.status(now: h.now).nodes[0].state, .crashLooping)
         XCTAssertTrue(h.reasons.contains { $0.contains("crash-looping: 3 quick failures") }, "\(h.reasons)")
     }
 
@@ -494,7 +494,7 @@ final class SwarmCoreTests: XCTestCase {
         h.report(1, kafka: .rebalancingTooLong)
         XCTAssertEqual(h.signals, [], "restarting consumers brings no broker back")
         let s = h.swarm.status(now: 1)
-        XCTAssertEqual(s.nodes.map(\.health), ["degraded", "degraded"])
+        XCTAssertEqual(s.nodes.map(\.health), [.degraded, .degraded])
         XCTAssertEqual(s.nodes.map(\.reason), ["disconnected", "rebalancing-too-long"])
         XCTAssertEqual(s.healthy, 0)
         XCTAssertFalse(StatusTable.allHealthy(s), "swarmctl status exits 3")
@@ -850,7 +850,7 @@ final class SwarmCoreTests: XCTestCase {
         _ = h.command(.stop(now: false))
         XCTAssertEqual(h.command(.scale(.absolute(3)))?.error?.code, "shutting-down")
         XCTAssertEqual(h.command(.stop(now: false))?.error?.code, "shutting-down")
-        XCTAssertEqual(h.command(.status)?.status?.state, "stopping")
+        XCTAssertEqual(h.command(.status)?.status?.state, .stopping)
         XCTAssertEqual(h.spawns, [])
     }
 

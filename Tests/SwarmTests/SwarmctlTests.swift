@@ -40,7 +40,7 @@ final class SwarmctlTests: XCTestCase {
         var r = try swarmctl(["scale", "4"], socket: swarmd.socket)
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertEqual(r.stdout, "swarm at 4 nodes\n")
-        XCTAssertEqual(swarmd.status()?.nodes.filter { $0.state == "running" }.count, 4, "scale returned before the nodes were healthy")
+        XCTAssertEqual(swarmd.status()?.nodes.filter { $0.state == .running }.count, 4, "scale returned before the nodes were healthy")
 
         r = try swarmctl(["scale", "-2"], socket: swarmd.socket)
         XCTAssertEqual(r.stdout, "swarm at 2 nodes\n")
@@ -64,12 +64,12 @@ final class SwarmctlTests: XCTestCase {
         var r = try swarmctl(["drain", "1"], socket: swarmd.socket)
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertEqual(r.stdout, "drained\n")
-        XCTAssertEqual(swarmd.status()?.nodes.map(\.state), ["running", "drained", "running"])
+        XCTAssertEqual(swarmd.status()?.nodes.map(\.state), [.running, .drained, .running])
         XCTAssertTrue(try swarmctl(["status"], socket: swarmd.socket).stdout.contains(" drained "))
 
         r = try swarmctl(["resume", "1"], socket: swarmd.socket)
         XCTAssertEqual(r.stdout, "resumed\n", "resume waits, as every changing command does")
-        XCTAssertEqual(swarmd.status()?.nodes.map(\.state), ["running", "running", "running"])
+        XCTAssertEqual(swarmd.status()?.nodes.map(\.state), [.running, .running, .running])
         r = try swarmctl(["drain", "1"], socket: swarmd.socket)
         r = try swarmctl(["resume", "1", "--no-wait"], socket: swarmd.socket)
         XCTAssertEqual(r.stdout, "resuming 1 node(s)\n")
@@ -77,7 +77,7 @@ final class SwarmctlTests: XCTestCase {
 
         r = try swarmctl(["drain"], socket: swarmd.socket)
         XCTAssertEqual(r.stdout, "drained\n")
-        XCTAssertEqual(swarmd.status()?.nodes.map(\.state), ["drained", "drained", "drained"])
+        XCTAssertEqual(swarmd.status()?.nodes.map(\.state), [.drained, .drained, .drained])
         _ = try swarmctl(["resume"], socket: swarmd.socket)
         swarmd.waitForHealthy(3)
 
@@ -120,8 +120,8 @@ final class SwarmctlTests: XCTestCase {
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stdout.hasPrefix("reloading: replacing"), r.stdout)
         let after = try XCTUnwrap(swarmd.status())
-        XCTAssertEqual(after.nodes.map(\.state), ["running", "running"], "reload returned when the replacements ran")
-        XCTAssertNotEqual(after.state, "reloading")
+        XCTAssertEqual(after.nodes.map(\.state), [.running, .running], "reload returned when the replacements ran")
+        XCTAssertNotEqual(after.state, .reloading)
         swarmd.waitForLog("reload complete")
 
         try "[supervisor]\nnodes = -1\n".write(toFile: swarmd.configPath, atomically: true, encoding: .utf8)

@@ -91,7 +91,7 @@ final class UpgradeTests: XCTestCase {
         swarmd.waitForLog("swarmd upgraded in place")
         eventually("slot 0 replaced", timeout: 30) {
             guard let n = swarmd.status()?.nodes.first else { return false }
-            return n.pid != nil && n.pid != victim && n.restarts == 1 && n.state == "running"
+            return n.pid != nil && n.pid != victim && n.restarts == 1 && n.state == .running
         }
         XCTAssertEqual(swarmd.status()?.upgrades, 1)
         XCTAssertEqual(swarmd.status()?.pid, swarmd.pid)

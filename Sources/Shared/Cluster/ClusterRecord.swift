@@ -82,10 +82,10 @@ public struct ClusterRecord: Codable, Equatable, Sendable {
     /// The record built from a swarm's status.
     public init(status: SwarmStatus, prefix: String, host: String, group: String, at: Double, interval: Double) {
         self.init(prefix: prefix, host: host, group: group, pid: status.pid, version: status.version ?? SwarmVersion.number, at: at,
-                  interval: interval, state: status.state, wanted: status.wanted, running: status.running, healthy: status.healthy,
+                  interval: interval, state: status.state.rawValue, wanted: status.wanted, running: status.running, healthy: status.healthy,
                   rate: status.rate, lag: status.nodes.compactMap(\.lag).reduce(0) { $0.addingSaturating($1) },
                   nodes: status.nodes.map {
-                      Node(slot: $0.slot, pid: $0.pid, state: $0.state, health: $0.health, rate: $0.rate, lag: $0.lag,
+                      Node(slot: $0.slot, pid: $0.pid, state: $0.state.rawValue, health: $0.health.rawValue, rate: $0.rate, lag: $0.lag,
                            partitions: $0.partitionLag ?? [], client: $0.client, groupProtocol: $0.groupProtocol)
                   })
     }

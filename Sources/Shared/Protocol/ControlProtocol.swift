@@ -109,8 +109,7 @@ public struct ControlResponse: Codable, Equatable, Sendable {
 /// names are a stable interface (swarmctl(1) lists them).
 public struct SwarmStatus: Codable, Equatable, Sendable {
     public var pid: Int32
-    /// running, reloading, stopping.
-    public var state: String
+    public var state: SwarmStatusState
     public var wanted: Int
     public var running: Int
     public var healthy: Int
@@ -141,7 +140,7 @@ public struct SwarmStatus: Codable, Equatable, Sendable {
     public var unownedLag: [PartitionLag]?
     public var nodes: [NodeStatus]
 
-    public init(pid: Int32, state: String, wanted: Int, running: Int, healthy: Int, uptimeS: Double, restarts: Int,
+    public init(pid: Int32, state: SwarmStatusState, wanted: Int, running: Int, healthy: Int, uptimeS: Double, restarts: Int,
                 handled: Int64, failed: Int64, rate: Double, malformedReports: Int, version: String? = nil, upgrades: Int? = nil,
                 autoscale: AutoscaleStatus? = nil, nodes: [NodeStatus]) {
         self.autoscale = autoscale
@@ -165,8 +164,7 @@ public struct SwarmStatus: Codable, Equatable, Sendable {
 public struct NodeStatus: Codable, Equatable, Sendable {
     public var slot: Int
     public var pid: Int32?
-    /// starting, running, draining, drained, stopping, backoff, crash-looping.
-    public var state: String
+    public var state: NodeStatusState
     public var uptimeS: Double
     public var restarts: Int
     public var lastExit: String?
@@ -184,8 +182,7 @@ public struct NodeStatus: Codable, Equatable, Sendable {
     /// Lag of each assigned partition, as the node reports it.
     public var partitionLag: [PartitionLag]?
     public var reportAgeMs: Int64?
-    /// ok, joining, degraded, unhealthy, unknown (no report yet) or down (no process).
-    public var health: String
+    public var health: NodeHealth
     /// Where the node stands with Kafka (`KafkaCondition`), as it reported it.
     public var kafka: String?
     /// Why the node is not healthy, when it is not.
@@ -195,9 +192,9 @@ public struct NodeStatus: Codable, Equatable, Sendable {
     public var client: String?
     public var groupProtocol: String?
 
-    public init(slot: Int, pid: Int32?, state: String, uptimeS: Double, restarts: Int, lastExit: String?, rssBytes: Int64?,
+    public init(slot: Int, pid: Int32?, state: NodeStatusState, uptimeS: Double, restarts: Int, lastExit: String?, rssBytes: Int64?,
                 handled: Int64, failed: Int64, rate: Double, partitions: Int64, lag: Int64?, partitionLag: [PartitionLag]? = nil,
-                reportAgeMs: Int64?, health: String) {
+                reportAgeMs: Int64?, health: NodeHealth) {
         self.slot = slot
         self.pid = pid
         self.state = state

@@ -55,7 +55,7 @@ public enum StatusJSON {
         w.key("rate"); w.raw(s.rate.description)
         w.key("restarts"); w.raw(String(s.restarts))
         w.key("running"); w.raw(String(s.running))
-        w.key("state"); w.string(s.state)
+        w.key("state"); w.string(s.state.rawValue)
         if let lags = s.unownedLag { w.key("unowned_lag"); write(lags, &w) }
         if let u = s.upgrades { w.key("upgrades"); w.raw(String(u)) }
         w.key("uptime_s"); w.raw(s.uptimeS.description)
@@ -82,7 +82,7 @@ public enum StatusJSON {
         w.key("failed"); w.raw(String(n.failed))
         if let g = n.groupProtocol { w.key("group_protocol"); w.string(g) }
         w.key("handled"); w.raw(String(n.handled))
-        w.key("health"); w.string(n.health)
+        w.key("health"); w.string(n.health.rawValue)
         if let k = n.kafka { w.key("kafka"); w.string(k) }
         if let l = n.lag { w.key("lag"); w.raw(String(l)) }
         if let e = n.lastExit { w.key("last_exit"); w.string(e) }
@@ -108,7 +108,7 @@ public enum StatusJSON {
         w.key("restarts"); w.raw(String(n.restarts))
         if let r = n.rssBytes { w.key("rss_bytes"); w.raw(String(r)) }
         w.key("slot"); w.raw(String(n.slot))
-        w.key("state"); w.string(n.state)
+        w.key("state"); w.string(n.state.rawValue)
         w.key("uptime_s"); w.raw(n.uptimeS.description)
         w.close()
     }

@@ -2,7 +2,7 @@
 /// that swarmd's tests and swarmctl print the same thing.
 public enum StatusTable {
     public static func render(_ s: SwarmStatus) -> String {
-        var out = "swarmd pid \(s.pid), \(s.state), up \(duration(s.uptimeS)): \(s.running)/\(s.wanted) nodes running, "
+        var out = "swarmd pid \(s.pid), \(s.state.rawValue), up \(duration(s.uptimeS)): \(s.running)/\(s.wanted) nodes running, "
         out += "\(s.healthy) healthy, \(s.handled) handled, \(s.failed) failed, \(format(s.rate)) msg/s, \(s.restarts) restarts\n"
         if let a = s.autoscale {
             out += "autoscale \(a.active ? "on" : "suspended") (\(a.min)…\(a.max == 0 ? "partitions" : String(a.max)))"
@@ -18,7 +18,7 @@ public enum StatusTable {
         var rows = [header]
         for n in s.nodes {
             rows.append([
-                String(n.slot), n.pid.map(String.init) ?? "-", n.state, n.health, n.kafka ?? "-", n.pid == nil ? "-" : duration(n.uptimeS),
+                String(n.slot), n.pid.map(String.init) ?? "-", n.state.rawValue, n.health.rawValue, n.kafka ?? "-", n.pid == nil ? "-" : duration(n.uptimeS),
                 String(n.restarts), n.rssBytes.map(bytes) ?? "-", String(n.handled), format(n.rate),
                 String(n.partitions), n.lag.map(String.init) ?? "-",
                 n.reportAgeMs.map { format(Double($0) / 1000) + "s" } ?? "-", n.lastExit ?? "-",
@@ -33,7 +33,7 @@ public enum StatusTable {
             }
             out += line + "\n"
         }
-        for n in s.nodes where n.health != "ok" {
+        for n in s.nodes where n.health != .ok {
             out += "slot \(n.slot): \(n.health)\(n.reason.map { ": \($0)" } ?? "")\n"
         }
         if let unowned = s.unownedLag, !unowned.isEmpty {
@@ -48,7 +48,7 @@ public enum StatusTable {
     /// else 3 (the swarm runs degraded), as `supervisorctl status` exits 3
     /// when a process is not running. A probe's answer.
     public static func allHealthy(_ s: SwarmStatus) -> Bool {
-        s.nodes.count >= s.wanted && s.nodes.filter { $0.slot < s.wanted }.allSatisfy { $0.health == "ok" }
+        s.nodes.count >= s.wanted && s.nodes.filter { $0.slot < s.wanted }.allSatisfy { $0.health == .ok }
     }
 
     static func duration(_ seconds: Double) -> String {

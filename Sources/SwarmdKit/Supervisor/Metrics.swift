@@ -11,8 +11,6 @@ import Shared
 /// others), as kube-state-metrics does, so that a series does not vanish and
 /// reappear when a node changes state.
 enum Metrics {
-    static let states = ["starting", "running", "draining", "drained", "stopping", "backoff", "crash-looping"]
-    static let healths = ["ok", "joining", "degraded", "unhealthy", "unknown", "down"]
     static let restartReasons = ["crashed", "hung", "unhealthy", "memory", "requested"]
 
     static func exposition(swarm: Swarm, status: SwarmStatus, publishing: (published: Int, dropped: Int)? = nil) -> String {
@@ -45,11 +43,11 @@ enum Metrics {
         for n in nodes { out.sample("swarm_node_up", [("slot", "\(n.slot)")], n.pid == nil ? 0 : 1) }
         out.family("swarm_node_state", .gauge, "The slot's state: 1 for the current one.")
         for n in nodes {
-            for s in states { out.sample("swarm_node_state", [("slot", "\(n.slot)"), ("state", s)], n.state == s ? 1 : 0) }
+            for s in NodeStatusState.allCases { out.sample("swarm_node_state", [("slot", "\(n.slot)"), ("state", s.rawValue)], n.state == s ? 1 : 0) }
         }
         out.family("swarm_node_health", .gauge, "The node's health: 1 for the current one (HEALTH in swarmd(8)).")
         for n in nodes {
-            for h in healths { out.sample("swarm_node_health", [("slot", "\(n.slot)"), ("health", h)], n.health == h ? 1 : 0) }
+            for h in NodeHealth.allCases { out.sample("swarm_node_health", [("slot", "\(n.slot)"), ("health", h.rawValue)], n.health == h ? 1 : 0) }
         }
         out.family("swarm_node_restarts_total", .counter, "Restarts of the slot, by why.")
         for n in nodes {
@@ -120,7 +118,7 @@ enum Metrics {
             out.sample("kafka_consumergroup_lag_sum", [("consumergroup", group), ("topic", topic)], Double(sums[topic]!))
         }
         out.family("kafka_consumergroup_members", .gauge, "Members of the consumer group that are this swarm's nodes (kafka_exporter's name).")
-        out.sample("kafka_consumergroup_members", [("consumergroup", group)], Double(nodes.filter { $0.pid != nil && $0.state == "running" }.count))
+        out.sample("kafka_consumergroup_members", [("consumergroup", group)], Double(nodes.filter { $0.pid != nil && $0.state == .running }.count))
         if let c = status.cluster { cluster(c, publishing: publishing, into: &out) }
         return out.text
     }

@@ -741,7 +741,7 @@ public final class Supervisor {
         sweepReports()
         let s = swarm.status(now: monotonicNow())
         let memory = ProcessTree.memory(of: s.nodes.compactMap(\.pid))  // USR1 is rare: the full pass, PSS included
-        logger.notice("status: \(swarm.statusLine())", metadata: ["state": "\(s.state)", "wanted": "\(s.wanted)", "handled": "\(s.handled)", "malformed_reports": "\(s.malformedReports)"])
+        logger.notice("status: \(swarm.statusLine())", metadata: ["state": "\(s.state.rawValue)", "wanted": "\(s.wanted)", "handled": "\(s.handled)", "malformed_reports": "\(s.malformedReports)"])
         for n in s.nodes {
             logger.notice("status: node", metadata: [
                 "slot": "\(n.slot)", "pid": "\(n.pid.map(String.init) ?? "-")", "state": "\(n.state)",

@@ -63,15 +63,15 @@ enum WebPage {
     }
 
     static func summary(_ s: SwarmStatus) -> String {
-        "pid \(s.pid), \(s.state): \(s.running)/\(s.wanted) running, \(s.healthy) healthy, "
+        "pid \(s.pid), \(s.state.rawValue): \(s.running)/\(s.wanted) running, \(s.healthy) healthy, "
             + "\(s.handled) handled, \(s.failed) failed, \(s.rate) msg/s, \(s.restarts) restarts"
     }
 
     static func row(_ n: NodeStatus) -> String {
-        let health = escape(n.health) + (n.reason.map { ": " + escape($0) } ?? "")
+        let health = n.health.rawValue + (n.reason.map { ": " + escape($0) } ?? "")
         let cells = [
-            "<td>\(n.slot)</td>", "<td>\(n.pid.map(String.init) ?? "-")</td>", "<td class=\"l\">\(escape(n.state))</td>",
-            "<td class=\"l \(escape(n.health))\">\(health)</td>", "<td class=\"l\">\(escape(n.kafka ?? "-"))</td>",
+            "<td>\(n.slot)</td>", "<td>\(n.pid.map(String.init) ?? "-")</td>", "<td class=\"l\">\(n.state.rawValue)</td>",
+            "<td class=\"l \(n.health.rawValue)\">\(health)</td>", "<td class=\"l\">\(escape(n.kafka ?? "-"))</td>",
             "<td>\(Int(saturating: n.uptimeS))s</td>", "<td>\(n.restarts)</td>", "<td>\(n.rssBytes.map { "\($0 / 1_048_576)M" } ?? "-")</td>",
             "<td>\(n.handled)</td>", "<td>\(n.rate)</td>", "<td>\(n.partitions)</td>", "<td>\(n.lag.map(String.init) ?? "-")</td>",
             "<td class=\"l\">\(escape(n.lastExit ?? "-"))</td>",

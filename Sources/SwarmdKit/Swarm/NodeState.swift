@@ -259,3 +259,17 @@ enum ExitCause: Equatable {
         }
     }
 }
+
+extension NodeStatusState {
+    /// The phase as status names it (`crash-looping` is decided from the slot's failures, not here).
+    init(_ phase: NodeState.Phase) {
+        switch phase {
+        case .backoff: self = .backoff
+        case .starting: self = .starting
+        case .running: self = .running
+        case .draining: self = .draining
+        case .drained: self = .drained
+        case .stopping: self = .stopping
+        }
+    }
+}

@@ -19,12 +19,13 @@ struct Swarm: Codable {
         /// Immediate stop: QUIT sent; KILL after `quit_timeout`.
         case quitting
 
-        var name: String {
+        /// As status names it: both phases of a graceful stop are `stopping`.
+        var status: SwarmStatusState {
             switch self {
-            case .running: return "running"
-            case .reloading: return "reloading"
-            case .pausing, .stopping: return "stopping"
-            case .quitting: return "quitting"
+            case .running: return .running
+            case .reloading: return .reloading
+            case .pausing, .stopping: return .stopping
+            case .quitting: return .quitting
             }
         }
 
@@ -872,13 +873,13 @@ struct Swarm: Codable {
     /// its first assignment, `degraded` when Kafka is the problem
     /// (disconnected, rebalancing too long: restarting would not help),
     /// `unhealthy` when the process is (stalled, stuck: it is restarted).
-    static func health(of report: NodeReport?, alive: Bool) -> String {
-        guard let report else { return alive ? "unknown" : "down" }
-        if report.health == .unhealthy { return "unhealthy" }
+    static func health(of report: NodeReport?, alive: Bool) -> NodeHealth {
+        guard let report else { return alive ? .unknown : .down }
+        if report.health == .unhealthy { return .unhealthy }
         switch report.kafka {
-        case nil: return "ok"
-        case .joining?: return "joining"
-        case let k?: return k.isHealthy ? "ok" : "degraded"  // disconnected, rebalancing too long
+        case nil: return .ok
+        case .joining?: return .joining
+        case let k?: return k.isHealthy ? .ok : .degraded  // disconnected, rebalancing too long
         }
     }
 
@@ -887,8 +888,8 @@ struct Swarm: Codable {
         var nodes = slots.keys.sorted().map { id -> NodeStatus in
             let slot = slots[id]!
             let p = slot.process
-            var state = slot.state.phase.rawValue
-            if slot.state.phase == .backoff && slot.quickFailures >= settings.crashLoopAfter { state = "crash-looping" }
+            var state = NodeStatusState(slot.state.phase)
+            if state == .backoff && slot.quickFailures >= settings.crashLoopAfter { state = .crashLooping }
             return NodeStatus(
                 slot: slot.id, pid: p?.pid, state: state,
                 uptimeS: p.map { (now - $0.startedAt).rounded(toPlaces: 1) } ?? 0,
@@ -916,9 +917,9 @@ struct Swarm: Codable {
             nodes[i].processes = m.processes.map { ProcessMemoryStatus(pid: $0.pid, name: $0.name, rssBytes: $0.rss, pssBytes: $0.pss) }
         }
         return SwarmStatus(
-            pid: pid, state: mode.name, wanted: wanted,
-            running: nodes.filter { $0.state == "running" || $0.state == "drained" || $0.state == "draining" }.count,
-            healthy: nodes.filter { $0.slot < wanted && $0.health == "ok" }.count,
+            pid: pid, state: mode.status, wanted: wanted,
+            running: nodes.filter { $0.state.isUp }.count,
+            healthy: nodes.filter { $0.slot < wanted && $0.health == .ok }.count,
             uptimeS: (now - startedAt).rounded(toPlaces: 1), restarts: totalRestarts,
             handled: nodes.reduce(0) { $0.addingSaturating($1.handled) }, failed: nodes.reduce(0) { $0.addingSaturating($1.failed) },
             rate: nodes.reduce(0.0) { $0 + $1.rate }.rounded(toPlaces: 1),
@@ -938,7 +939,7 @@ struct Swarm: Codable {
     func statusLine() -> String {
         let consuming = slots.values.filter { $0.id < wanted && isSettled($0) }.count
         let rate = slots.values.reduce(0.0) { $0 + ($1.process?.rate ?? 0) }
-        let word = mode == .running ? "" : "\(mode.name): "
+        let word = mode == .running ? "" : "\(mode.status.rawValue): "
         let rest = consuming < wanted ? " (\(missing()))" : ""
         return "\(word)\(consuming)/\(wanted) nodes consuming\(rest), \(Int(saturating: rate.rounded())) msg/s, \(totalRestarts) restarts"
     }

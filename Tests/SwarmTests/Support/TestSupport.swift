@@ -138,7 +138,7 @@ final class SwarmdUnderTest {
     func waitForHealthy(_ n: Int, timeout: Double = 30, file: StaticString = #filePath, line: UInt = #line) {
         eventually("\(n) healthy nodes; status: \(String(describing: status()))\n--- log ---\n\(log.suffix(3000))", timeout: timeout, file: file, line: line) {
             guard let s = status() else { return false }
-            return s.nodes.count == n && s.nodes.allSatisfy { $0.state == "running" && $0.health == "ok" }
+            return s.nodes.count == n && s.nodes.allSatisfy { $0.state == .running && $0.health == .ok }
         }
     }
 
