@@ -210,6 +210,24 @@ final class MemoryTests: XCTestCase {
         XCTAssertEqual(ExitCause.oomKilled.text, "oom-killed (its cgroup reached memory_max)")
     }
 
+    /// What swarmd reaps on every SIGCHLD is read from the kernel's list of
+    /// its own children, not from a walk of every process: both agree.
+    func testTheDirectChildrenAreWhatTheWholeProcessTableSays() throws {
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: "/bin/sleep")
+        child.arguments = ["30"]
+        try child.run()
+        defer { child.terminate(); child.waitUntilExit() }
+        let me = getpid()
+        let listed = try XCTUnwrap(ProcessTree.children(of: me), "this kernel offers /proc/PID/task/TID/children")
+        XCTAssertTrue(listed.contains(child.processIdentifier), "\(listed)")
+        let table = ProcessTree.table()
+        XCTAssertEqual(table[child.processIdentifier]?.ppid, me)
+        XCTAssertTrue(listed.allSatisfy { table[$0] == nil || table[$0]?.ppid == me }, "only children are listed: \(listed)")
+        XCTAssertEqual(ProcessTree.name(of: child.processIdentifier), "sleep")
+        XCTAssertEqual(ProcessTree.name(of: -1), "?")
+    }
+
     func testTheCPUBudgetTakesTheTightestOfMaskAndQuota() {
         XCTAssertEqual(CPUBudget.decide(affinity: 8, quota: nil).nodes, 8)
         XCTAssertEqual(CPUBudget.decide(affinity: 8, quota: 1.5).nodes, 2, "a fractional quota rounds up")

@@ -487,13 +487,14 @@ public final class Supervisor {
     private func reapStrangers() {
         let me = getpid()
         let nodePids = Set(nodes.values.map(\.pid))
-        for (pid, info) in ProcessTree.table() where info.ppid == me && !nodePids.contains(pid) {
+        let children = ProcessTree.children(of: me) ?? ProcessTree.table().filter { $0.value.ppid == me }.map(\.key)
+        for pid in children where !nodePids.contains(pid) {
             var status: Int32 = 0
             if waitpid(pid, &status, WNOHANG) == pid { continue }  // a zombie, reaped
             // A handler leads its own process group: what it started goes with it.
             let group = getpgid(pid) == pid
             logger.warning("killing a process left behind by a node that is gone\(group ? ", with its process group" : "")",
-                           metadata: ["pid": "\(pid)", "name": "\(info.name)"])
+                           metadata: ["pid": "\(pid)", "name": "\(ProcessTree.name(of: pid))"])
             kill(group ? -pid : pid, SIGKILL)
         }
     }
