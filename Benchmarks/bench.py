@@ -1363,7 +1363,7 @@ def main():
         ("control", bench_control, (21,), (7,), (2,)),
         ("idle", bench_idle, (60,), (10,), (2,)),
         ("stop", bench_stop, (7,), (3,), (1,)),
-        ("consumer", bench_consumer, (1_200_000, 5), (400_000, 1), (20_000, 1)),
+        ("consumer", bench_consumer, (1_200_000, 5), (400_000, 1), (200_000, 1)),
         ("scaling", bench_scaling, (60_000, 5), (20_000, 2), (20_000, 1)),
         ("ordering", bench_ordering, (60_000, 3), (20_000, 1), (4_000, 1)),
         ("nodes", bench_scale_nodes, ((16, 64, 256), 21), ((16, 64), 7), ((4,), 2)),
