@@ -1262,7 +1262,9 @@ def bench_churn(count, runs, seconds=40):
                     record = os.path.join(d, "record")
                     os.environ["RECORD_FILE"], os.environ["SLOW_MS"] = record, "1"
                     group = f"churn{seed % 10**8}"
-                    config = swarm_config(broker.bootstrap, 3, "churn", group, 'kind = "exec"\nbatch_size = 50\ncommit_interval = 1\n'
+                    # BENCH_PIPELINE sets [handler] pipeline (swarm's default, 2, when unset).
+                    pipeline = f'pipeline = {os.environ["BENCH_PIPELINE"]}\n' if os.environ.get("BENCH_PIPELINE") else ""
+                    config = swarm_config(broker.bootstrap, 3, "churn", group, 'kind = "exec"\nbatch_size = 50\ncommit_interval = 1\n' + pipeline +
                                           f'command = ["/usr/bin/python3", "{handler}"]', report_interval=0.2).replace(
                                               '"auto.offset.reset" = "earliest"\n', '"auto.offset.reset" = "earliest"\n' + prop)
                     if "group.protocol" in prop:  # the broker sets the session under KIP-848

@@ -6,23 +6,16 @@ import Shared
 /// group's next assignment), and the change goes out once each has said it
 /// did (`holds=` in its report), or when `limit` passed.
 ///
-/// Why wait rather than send the holds and the change together: measured on
-/// the handover benchmark (eager assignment, scale 3 → 4 → 3, 1 ms a
-/// message, batches of 50), the new node joined the group 13 ms after its
-/// spawn, while the others finished their batch and committed 33–40 ms
-/// after the hold; the group was rebalancing by then, the broker refused
-/// their commits, and 1,485 messages per change were handled twice. With
-/// the barrier (BENCHMARKS.md, handover, eager, changes 2 s apart): per
-/// drain + resume 692 → 0, per rolling restart 883 → 0, per scale step
-/// 2,659 → 1,100–1,711 (what is left comes from rebalances the mock broker starts
-/// by itself after a burst of changes, not from swarm's own).
+/// Why wait rather than send the holds and the change together: a new
+/// member joins faster than the others finish their batch and commit, the
+/// broker refuses a commit that lands inside the rebalance, and what they
+/// handled is delivered again.
 ///
-/// Only with eager assignment. With cooperative-sticky the hold's commit
-/// blocks until a rebalance in progress ends (3–5 s on the mock), so the
-/// barrier held every change that long, the held nodes' sessions fell
-/// behind the group, and drain + resume cost 644–1,383 redeliveries per
-/// pair against 283–367 with the holds alone: cooperative nodes are held, not
-/// waited for.
+/// Only with eager assignment: under cooperative-sticky a hold's commit
+/// blocks until a rebalance in progress ends, so waiting for it held every
+/// change that long; cooperative nodes are held, not waited for.
+/// The figures for both: BENCHMARKS.md, "Membership changes behind a
+/// commit barrier".
 struct CommitBarrier: Equatable, Codable {
     /// Spawn ids of held nodes that have not said they committed.
     var waiting: Set<Int>

@@ -583,10 +583,10 @@ struct Swarm: Codable {
     /// resumes), every other built-in node holds: it commits what it handled
     /// and stops handling until its next assignment. In the rebalance that
     /// follows, commits are refused, so what a node handles between the change
-    /// and its revocation is delivered again. Measured (BENCHMARKS.md,
-    /// redeliveries): 2,431 messages handled twice per drain + resume without
-    /// it, 1,769 when the others only committed first, 431 with the hold.
-    /// The change itself waits for their commits (`CommitBarrier`).
+    /// and its revocation is delivered again; a held node hands nothing new
+    /// to that window (BENCHMARKS.md, "Redeliveries from the swarm's own
+    /// membership changes"). The change itself waits for their commits
+    /// (`CommitBarrier`).
     /// `now`: part of a change already going out (a rolled node's
     /// replacement), so not deferred by the settle gate.
     private mutating func holdOthers(except changing: Set<Int>, now immediately: Bool = false) {
@@ -600,9 +600,8 @@ struct Swarm: Codable {
         for id in slots.keys.sorted() where !changing.contains(id) {
             guard let slot = slots[id], slot.state.phase == .running, let p = slot.process else { continue }
             effects.append(.tell(spawn: p.spawn, .hold))
-            // Cooperative: no wait. Its hold commit blocks until a rebalance in
-            // progress ends (3–5 s on the mock), and a barrier waiting for it
-            // measured worse than none (CommitBarrier).
+            // Cooperative: no wait; its hold commit blocks until a rebalance in
+            // progress ends (CommitBarrier says why).
             guard !config.kafka.cooperative else { continue }
             slots[id]?.state = slot.state.updatingProcess { $0.holdsSent = ($0.holdsSent ?? 0) + 1 }
             if barrier == nil { barrier = CommitBarrier(now: now) }
