@@ -659,6 +659,28 @@ final class SwarmCoreTests: XCTestCase {
         XCTAssertTrue(h.told.contains(.hold), "\(h.told)")
     }
 
+    /// Found by the churn benchmark: scale 2 → 3, then 4, 3 and 4 again
+    /// while the group settled, queued slot 3's spawn twice; both went out
+    /// together and two processes ran as slot 3, one of them unseen by the
+    /// core. Now a slot's spawn is queued once, and a process no slot waits
+    /// for is killed at once.
+    func testASpawnQueuedTwiceWhileTheGroupSettlesStartsOneProcess() {
+        var h = Harness(nodes: 2)
+        h.started()
+        _ = h.command(.scale(.absolute(3)))
+        XCTAssertEqual(h.spawns, [2])
+        for n in [4, 3, 4] { _ = h.command(.scale(.absolute(n))) }
+        h.settle()
+        var started = h.effects.filter { if case .spawn(3) = $0 { return true } else { return false } }.count
+        for _ in 0..<3 { h.settle(); started += h.effects.filter { if case .spawn(3) = $0 { return true } else { return false } }.count }
+        XCTAssertEqual(started, 1, "one process for slot 3")
+        XCTAssertEqual(h.swarm.slots.count, 4)
+        // A spawn answer no slot waits for (the shell started one anyway): killed, not left to consume unseen.
+        let stray = h.send(.spawned(slot: 3, spawn: 999, pid: 4242))
+        XCTAssertTrue(stray.contains(.signal(spawn: 999, .kill)), "\(stray)")
+        XCTAssertNotEqual(h.spawn(3), 999, "slot 3 keeps its own node")
+    }
+
     func testACrashReplacementNeverWaitsForTheGroupToSettle() {
         var h = Harness(nodes: 2)
         h.started()

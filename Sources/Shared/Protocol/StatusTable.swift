@@ -34,7 +34,7 @@ public enum StatusTable {
             out += line + "\n"
         }
         for n in s.nodes where n.health != .ok {
-            out += "slot \(n.slot): \(n.health)\(n.reason.map { ": \($0)" } ?? "")\n"
+            out += "slot \(n.slot): \(n.health.rawValue)\(n.reason.map { ": \($0)" } ?? "")\n"
         }
         if let unowned = s.unownedLag, !unowned.isEmpty {
             let total = unowned.reduce(Int64(0)) { $0.addingSaturating($1.lag) }

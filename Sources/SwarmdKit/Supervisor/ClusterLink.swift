@@ -132,7 +132,7 @@ public final class ClusterLink {
         lastLookAt = now
         producer.poll()
         let s = status()
-        let signature = s.nodes.map { "\($0.slot):\($0.state):\($0.health):\(($0.partitionLag ?? []).map { "\($0.topic)/\($0.partition)" })" }.joined(separator: ",") + s.state.rawValue
+        let signature = s.nodes.map { "\($0.slot):\($0.state.rawValue):\($0.health.rawValue):\(($0.partitionLag ?? []).map { "\($0.topic)/\($0.partition)" })" }.joined(separator: ",") + s.state.rawValue
         guard signature != lastSignature || now - lastPublishAt >= settings.publishInterval else { return }
         lastSignature = signature
         lastPublishAt = now

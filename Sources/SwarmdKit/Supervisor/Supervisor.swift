@@ -406,7 +406,7 @@ public final class Supervisor {
             let status = swarm.status(now: monotonicNow())
             var body = swarm.consuming ? "ready: all \(status.wanted) nodes consume\n" : "not ready: \(swarm.missing())\n"
             for n in status.nodes {
-                body += "slot \(n.slot): \(n.state), \(n.health)\(n.kafka.map { ", \($0)" } ?? "")\(n.reason.map { " (\($0))" } ?? "")\n"
+                body += "slot \(n.slot): \(n.state.rawValue), \(n.health.rawValue)\(n.kafka.map { ", \($0)" } ?? "")\(n.reason.map { " (\($0))" } ?? "")\n"
             }
             return .text(swarm.consuming ? 200 : 503, body)
         case "/metrics":
@@ -745,7 +745,7 @@ public final class Supervisor {
         logger.notice("status: \(swarm.statusLine())", metadata: ["state": "\(s.state.rawValue)", "wanted": "\(s.wanted)", "handled": "\(s.handled)", "malformed_reports": "\(s.malformedReports)"])
         for n in s.nodes {
             logger.notice("status: node", metadata: [
-                "slot": "\(n.slot)", "pid": "\(n.pid.map(String.init) ?? "-")", "state": "\(n.state)",
+                "slot": "\(n.slot)", "pid": "\(n.pid.map(String.init) ?? "-")", "state": "\(n.state.rawValue)",
                 "uptime_s": "\(n.uptimeS)", "restarts": "\(n.restarts)", "last_exit": "\(n.lastExit ?? "-")",
                 "rss": "\(n.pid.flatMap { memory[$0]?.rss }.map(String.init) ?? "-")",
                 "pss": "\(n.pid.flatMap { memory[$0]?.pss }.map(String.init) ?? "-")", "handled": "\(n.handled)", "failed": "\(n.failed)",

@@ -37,6 +37,12 @@ struct CommitBarrier: Equatable, Codable {
         openedAt = now
         deadline = now + Self.limit
     }
+
+    /// Holds a change back; a slot's spawn only once (each would start a process).
+    mutating func hold(_ step: GroupChange) {
+        if case .spawn = step, changes.contains(step) { return }
+        changes.append(step)
+    }
 }
 
 /// One thing that changes the group, as a barrier holds it back.

@@ -49,8 +49,12 @@ struct SettleGate: Codable, Equatable {
 
     var isEmpty: Bool { queued.isEmpty && !holdsAsked }
 
-    /// Queues a step, cancelling a drain and a resume of the same node that meet here.
+    /// Queues a step, cancelling a drain and a resume of the same node that
+    /// meet here. A slot's spawn is queued once: scale 2 → 4 → 3 → 4 while
+    /// the group settles asks for slot 3 twice, and both would go out
+    /// together, each starting a process.
     mutating func queue(_ step: GroupChange) {
+        if case .spawn = step, queued.contains(step) { return }
         if case .tell(let spawn, let command) = step, command == .drain || command == .resume {
             let opposite: NodeCommand = command == .drain ? .resume : .drain
             if let i = queued.lastIndex(of: .tell(spawn: spawn, opposite)) {

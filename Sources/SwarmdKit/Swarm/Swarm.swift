@@ -165,11 +165,18 @@ struct Swarm: Codable {
     /// group to settle; a replacement (crash, rolling step) does not.
     private mutating func requestSpawn(_ id: Int, decided: Bool = true) {
         slots[id]?.state = .backoff(respawnAt: nil)
-        if decided { change(.spawn(slot: id)) } else if barrier != nil { barrier!.changes.append(.spawn(slot: id)) } else { emit(.spawn(slot: id)) }
+        if decided { change(.spawn(slot: id)) } else if barrier != nil { barrier!.hold(.spawn(slot: id)) } else { emit(.spawn(slot: id)) }
     }
 
+    /// A process no slot waits for (the slot was asked to spawn twice, or
+    /// is gone) is nobody's node: it is killed at once, before it consumes
+    /// unseen under a slot's name. It has handled nothing yet.
     private mutating func spawned(_ id: Int, spawn: Int, pid: Int32) {
-        guard let slot = slots[id] else { return }
+        guard let slot = slots[id], slot.state.phase == .backoff else {
+            log(.error, "a node started that no slot waits for: killed", ["slot": "\(id)", "pid": "\(pid)", "spawn": "\(spawn)"])
+            effects.append(.signal(spawn: spawn, .kill))
+            return
+        }
         bySpawn[spawn] = id
         move(id, on: .spawned, to: .starting(NodeProcess(spawn: spawn, pid: pid, now: now)), "spawned pid \(pid)")
         if slot.want == .drained { effects.append(.tell(spawn: spawn, .drain)) }
@@ -631,7 +638,7 @@ struct Swarm: Codable {
             if gate!.isEmpty { log(.info, "group change waits for the previous one to settle", ["limit_s": "\(SettleGate.limit)"]) }
             gate!.queue(step)
         } else if barrier != nil {
-            barrier!.changes.append(step)
+            barrier!.hold(step)
         } else {
             emit(step)
             changedThisEvent = true

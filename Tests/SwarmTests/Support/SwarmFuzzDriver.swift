@@ -56,7 +56,14 @@ struct SwarmFuzzDriver {
             if ProcessInfo.processInfo.environment["SWARM_FUZZ_TRACE"] == "2" {
                 FileHandle.standardError.write("\(now) \(String(describing: e).prefix(300))\n".data(using: .utf8)!)
             }
-            for effect in swarm.handle(e, now: now) {
+            let effects = swarm.handle(e, now: now)
+            // A process the shell started is the core's node, or the core kills it:
+            // never one running unseen under a slot's name.
+            if case .spawned(let slot, let spawn, _) = e, swarm.slot(ofSpawn: spawn)?.process?.spawn != spawn,
+               !effects.contains(.signal(spawn: spawn, .kill)) {
+                throw FuzzFailure("spawn \(spawn) for slot \(slot) started, and the core neither tracks nor kills it")
+            }
+            for effect in effects {
                 if case .spawn(let slot) = effect {
                     // The shell answers a spawn at once, fails it, or (rarely) late.
                     switch Int.random(in: 0..<10, using: &rng) {
