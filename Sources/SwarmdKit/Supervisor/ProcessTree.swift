@@ -25,14 +25,23 @@ enum ProcessTree {
         var pss: Int64
     }
 
+    /// The numeric entries of a /proc directory (process or thread ids); nil if it cannot be opened.
+    private static func ids(in directory: String) -> [Int32]? {
+        guard let dir = opendir(directory) else { return nil }
+        defer { closedir(dir) }
+        var out: [Int32] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if let id = Int32(name) { out.append(id) }
+        }
+        return out
+    }
+
     /// The ppid and name of every process, from /proc/PID/stat.
     static func table() -> [Int32: (ppid: Int32, name: String)] {
         var out: [Int32: (ppid: Int32, name: String)] = [:]
-        guard let dir = opendir("/proc") else { return out }
-        defer { closedir(dir) }
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            guard let pid = Int32(name), let stat = try? readTextFile("/proc/\(pid)/stat"),
+        for pid in ids(in: "/proc") ?? [] {
+            guard let stat = try? readTextFile("/proc/\(pid)/stat"),
                   let open = stat.firstIndex(of: "("), let close = stat.lastIndex(of: ")") else { continue }
             // "pid (comm) state ppid …": comm may hold spaces and parentheses, so split after the last ')'.
             let rest = stat[stat.index(after: close)...].split(separator: " ")
@@ -48,12 +57,9 @@ enum ProcessTree {
     /// SIGCHLD, a node's death included). nil where the kernel does not
     /// offer the file (CONFIG_PROC_CHILDREN), so the caller falls back.
     static func children(of pid: Int32) -> [Int32]? {
-        guard let dir = opendir("/proc/\(pid)/task") else { return nil }
-        defer { closedir(dir) }
+        guard let threads = ids(in: "/proc/\(pid)/task") else { return nil }
         var out: [Int32] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            guard let tid = Int32(name) else { continue }
+        for tid in threads {
             guard let text = try? readTextFile("/proc/\(pid)/task/\(tid)/children") else { return nil }
             out += text.split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { Int32($0) }
         }

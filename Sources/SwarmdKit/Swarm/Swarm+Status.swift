@@ -4,11 +4,9 @@ import Shared
 /// rendered by swarmctl (table and JSON), `/metrics`, the page and the
 /// cluster record. Nothing here changes the swarm.
 extension Swarm {
-    /// One node's health, as status shows it: `ok` while it consumes or may
-    /// (consuming, idle, waiting, a rebalance in progress), `joining` before
-    /// its first assignment, `degraded` when Kafka is the problem
-    /// (disconnected, rebalancing too long: restarting would not help),
-    /// `unhealthy` when the process is (stalled, stuck: it is restarted).
+    /// One node's health from its last report (`NodeHealth` says what each
+    /// value means): Kafka's condition decides between ok, joining and
+    /// degraded; the process's own verdict, unhealthy, wins over it.
     static func health(of report: NodeReport?, alive: Bool) -> NodeHealth {
         guard let report else { return alive ? .unknown : .down }
         if report.health == .unhealthy { return .unhealthy }
