@@ -24,24 +24,28 @@ final class LagTests: XCTestCase {
         for (change, args) in [("scale up", ["scale", "3"]), ("scale down", ["scale", "2"]), ("drain", ["drain", "1"]),
                                ("resume", ["resume", "1"]), ("restart", ["restart"])] {
             XCTAssertEqual(try swarmctl(args, socket: swarmd.socket).status, 0, change)
-            // Watch every report through the rebalance: a lag shown must be the broker's (0); unknown is left out.
-            let until = Date().addingTimeInterval(9)
+            // Watch every report through the rebalance, for at least 9 s and until every partition's lag
+            // is known again: a lag shown must be the broker's (0); unknown is left out. (A fixed 9 s window
+            // failed on a slower CI machine: the restarted nodes had not reported a position yet.)
+            let start = Date()
             var seen = 0
-            while Date() < until {
-                for n in swarmd.status()?.nodes ?? [] {
+            var settled = false
+            while Date() < start.addingTimeInterval(60) {
+                let nodes = swarmd.status()?.nodes ?? []
+                for n in nodes {
                     for l in n.partitionLag ?? [] {
                         seen += 1
                         XCTAssertEqual(l.lag, 0, "\(change): slot \(n.slot) shows \(l.topic)/\(l.partition) \(l.lag) behind; the broker says 0")
                     }
                     if let total = n.lag { XCTAssertEqual(total, 0, "\(change): slot \(n.slot) shows lag \(total)") }
                 }
+                let lags = nodes.flatMap { $0.partitionLag ?? [] }
+                settled = Set(lags.map(\.partition)) == [0, 1, 2, 3] && lags.allSatisfy { $0.lag == 0 }
+                if settled && Date() > start.addingTimeInterval(9) { break }
                 usleep(100_000)
             }
             XCTAssertGreaterThan(seen, 0, "\(change): no lag reported at all")
-            eventually("\(change): every partition's lag known again and 0", timeout: 30) {
-                let lags = swarmd.status()?.nodes.flatMap { $0.partitionLag ?? [] } ?? []
-                return Set(lags.map(\.partition)) == [0, 1, 2, 3] && lags.allSatisfy { $0.lag == 0 }
-            }
+            XCTAssertTrue(settled, "\(change): every partition's lag known again and 0 within 60 s")
         }
         // And a real backlog reads as the broker says, partition by partition.
         _ = try swarmctl(["drain"], socket: swarmd.socket)

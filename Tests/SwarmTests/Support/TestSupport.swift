@@ -160,6 +160,12 @@ final class SwarmdUnderTest {
             process.waitUntilExit()
         }
         try? logHandle.close()
+        // SWARM_TEST_KEEP_LOGS=DIR keeps every swarmd's log there (a failed
+        // chaos run is read afterwards), named by its pid.
+        if let keep = ProcessInfo.processInfo.environment["SWARM_TEST_KEEP_LOGS"], !keep.isEmpty {
+            try? FileManager.default.createDirectory(atPath: keep, withIntermediateDirectories: true)
+            try? FileManager.default.copyItem(atPath: logPath, toPath: "\(keep)/swarmd-\(pid).log")
+        }
         try? FileManager.default.removeItem(at: dir)
     }
 }
