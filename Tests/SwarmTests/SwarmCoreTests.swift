@@ -931,6 +931,28 @@ final class SwarmCoreTests: XCTestCase {
         XCTAssertEqual(h.swarm.status(now: h.now).handled, 42)
     }
 
+    /// One timer table: what the shell waits for and what a tick fires are the same list.
+    func testTheTimerTableNamesEachDeadlineAndATickFiresOnlyTheDueOnes() {
+        var h = Harness(nodes: 2)
+        h.started()
+        var table = Dictionary(uniqueKeysWithValues: h.swarm.deadlines())
+        XCTAssertEqual(table[.report(slot: 0)], 10)
+        XCTAssertEqual(table[.report(slot: 1)], 10)
+        h.now = 9
+        h.report(1)
+        h.at(10)
+        XCTAssertEqual(h.signals(to: 0), [.term], "slot 0's report deadline was due: hung")
+        XCTAssertEqual(h.signals(to: 1), [], "slot 1's was not")
+        table = Dictionary(uniqueKeysWithValues: h.swarm.deadlines())
+        XCTAssertNil(table[.report(slot: 0)])
+        XCTAssertEqual(table[.kill(slot: 0)], 20, "a stopping node waits for its KILL, not its report")
+        XCTAssertEqual(table[.report(slot: 1)], 19)
+        XCTAssertEqual(h.swarm.nextDeadline(), table.values.min())
+        h.exit(0)
+        table = Dictionary(uniqueKeysWithValues: h.swarm.deadlines())
+        XCTAssertNil(table[.kill(slot: 0)], "it exited: nothing left to kill")
+    }
+
     func testTheNextDeadlineIsTheEarliestOfRespawnsKillsAndReports() {
         var h = Harness(nodes: 2)
         h.started()

@@ -363,58 +363,77 @@ struct Swarm: Codable {
     /// The spawn ids of nodes whose report deadline passed: the shell reads
     /// their pipes before the tick, so that none is called hung on a stale report.
     func hangSuspects(now: Double) -> [Int] {
-        slots.values.compactMap { s in
-            guard let p = s.process, s.state.phase != .stopping, now >= p.lastReportAt + settings.reportTimeout else { return nil }
-            return p.spawn
+        deadlines().compactMap { deadline, at in
+            guard case .report(let id) = deadline, now >= at else { return nil }
+            return slots[id]?.process?.spawn
         }.sorted()
     }
 
-    /// The earliest time the core has something to do, if any.
-    func nextDeadline() -> Double? {
-        var next: Double?
-        func consider(_ t: Double?) {
-            guard let t else { return }
-            if next == nil || t < next! { next = t }
-        }
-        for slot in slots.values {
-            switch slot.state {
-            // A stopping swarm respawns nothing: a due backoff would wake the loop
-            // at once, again and again, until the stop ends (found by SwarmFuzzTests).
-            case .backoff(let at): if !mode.isStopping { consider(at) }
-            case .stopping(_, let order): if !order.killed { consider(order.killAt) }
-            default: consider(slot.process.map { $0.lastReportAt + settings.reportTimeout })
-            }
-        }
-        consider(pauseDeadline)
-        consider(barrier?.deadline)
-        if let g = gate { consider(g.deadline); if !g.isEmpty && now < g.since + SettleGate.quiet { consider(g.since + SettleGate.quiet) } }
-        if !readySent && mode == .running { consider(startedAt + settings.readyTimeout) }
-        if rollCurrent != nil, let at = rollStartedAt { consider(at + settings.readyTimeout) }
-        return next
-    }
-
-    private mutating func checkDeadlines() {
+    /// The timer table: every armed deadline with its time, per-slot ones
+    /// in slot order (`Deadline` says what each one does when due).
+    func deadlines() -> [(Deadline, Double)] {
+        var table: [(Deadline, Double)] = []
         for id in slots.keys.sorted() {
             guard let slot = slots[id] else { continue }
             switch slot.state {
-            case .stopping(let p, var order):
-                guard !order.killed, now >= order.killAt else { continue }
+            // A stopping swarm respawns nothing: a due backoff would wake the loop
+            // at once, again and again, until the stop ends (found by SwarmFuzzTests).
+            case .backoff(let at?): if !mode.isStopping { table.append((.respawn(slot: id), at)) }
+            case .backoff(nil): break
+            case .stopping(_, let order): if !order.killed { table.append((.kill(slot: id), order.killAt)) }
+            default:
+                if let p = slot.process { table.append((.report(slot: id), p.lastReportAt + settings.reportTimeout)) }
+            }
+        }
+        return table + swarmWideDeadlines()
+    }
+
+    /// The table's swarm-wide part (the steps that own these read only this
+    /// part: no walk over every slot after every event).
+    private func swarmWideDeadlines() -> [(Deadline, Double)] {
+        var table: [(Deadline, Double)] = []
+        if let at = pauseDeadline { table.append((.pause, at)) }
+        if let b = barrier { table.append((.barrier, b.deadline)) }
+        if let g = gate {
+            table.append((.settleLimit, g.deadline))
+            if !g.isEmpty && now < g.since + SettleGate.quiet { table.append((.settleQuiet, g.since + SettleGate.quiet)) }
+        }
+        if !readySent && mode == .running { table.append((.ready, startedAt + settings.readyTimeout)) }
+        if rollCurrent != nil, let at = rollStartedAt { table.append((.rollReplacement, at + settings.readyTimeout)) }
+        return table
+    }
+
+    /// The earliest time the core has something to do, if any: the shell's one timer.
+    func nextDeadline() -> Double? {
+        deadlines().lazy.map(\.1).min()
+    }
+
+    /// True when a swarm-wide `deadline` is armed and its time has come, by
+    /// the same table the shell's timer comes from.
+    private func isDue(_ deadline: Deadline) -> Bool {
+        swarmWideDeadlines().contains { $0.0 == deadline && now >= $0.1 }
+    }
+
+    /// A tick: the per-slot deadlines that are due fire, in slot order. (The
+    /// swarm-wide ones fire in the steps that own them, after every event.)
+    private mutating func checkDeadlines() {
+        for (deadline, at) in deadlines() where now >= at {
+            switch deadline {
+            case .kill(let id):
+                guard let slot = slots[id], case .stopping(let p, var order) = slot.state else { continue }
                 log(.warning, "node did not stop in time: KILL", meta(slot))
                 order.killed = true
                 slots[id]?.state = .stopping(p, order)
                 if mode.isStopping { anyKilledWhileStopping = true }
                 effects.append(.signal(spawn: p.spawn, .kill))
-            case .backoff(let at?):
-                if now >= at && !mode.isStopping { requestSpawn(id, decided: false) }
-            case .backoff(nil):
-                continue
-            default:
-                // The same expression as `nextDeadline`: `now - a >= b` and `now >= a + b`
-                // can disagree in the last bit, and the shell would wake for a deadline
-                // this does not see as due (found by SwarmFuzzTests at 15 times its budget).
-                guard let p = slot.process, now >= p.lastReportAt + settings.reportTimeout else { continue }
+            case .respawn(let id):
+                requestSpawn(id, decided: false)
+            case .report(let id):
+                guard let slot = slots[id] else { continue }
                 log(.error, "node hung: no report for \(settings.reportTimeout) s", meta(slot))
                 stop(id, reason: .hung, signal: .term, grace: settings.killTimeout)
+            case .pause, .barrier, .settleQuiet, .settleLimit, .ready, .rollReplacement:
+                continue
             }
         }
     }
@@ -669,7 +688,7 @@ struct Swarm: Codable {
                 return (at: p.lastReportAt, settled: isSettled(slot), reassigned: reassigned)
             }
         let settled = g.settled(now: now, reports: reports)
-        guard settled || now >= g.deadline || mode.isStopping else { return }
+        guard settled || isDue(.settleLimit) || mode.isStopping else { return }
         gate = nil
         guard !g.isEmpty, !mode.isStopping else { return }
         if !settled {
@@ -707,7 +726,7 @@ struct Swarm: Codable {
     /// still there (a slot scaled away meanwhile is not spawned, an exited
     /// process not told).
     private mutating func advanceBarrier() {
-        guard let b = barrier, b.waiting.isEmpty || now >= b.deadline || mode.isStopping else { return }
+        guard let b = barrier, b.waiting.isEmpty || isDue(.barrier) || mode.isStopping else { return }
         barrier = nil
         if !b.waiting.isEmpty && !mode.isStopping {
             let late = b.waiting.compactMap { bySpawn[$0] }.sorted().map(String.init).joined(separator: ",")
@@ -755,7 +774,7 @@ struct Swarm: Codable {
         guard !mode.isStopping else { rollQueue.removeAll(); rollCurrent = nil; return }
         if let current = rollCurrent {
             if let slot = slots[current], !isSettled(slot) {
-                guard let at = rollStartedAt, now >= at + settings.readyTimeout else { return }
+                guard isDue(.rollReplacement) else { return }
                 // A replacement that cannot join (a broker outage) must not hold the roll forever.
                 log(.warning, "rolling on: the replacement did not consume within ready_timeout (\(settings.readyTimeout) s)",
                     meta(slot))
@@ -821,7 +840,7 @@ struct Swarm: Codable {
         guard mode == .pausing else { return }
         let live = slots.values.filter { $0.process != nil }
         let allPaused = live.allSatisfy { $0.state.phase == .stopping || $0.process?.lastReport?.state == .drained }
-        if allPaused || now >= (pauseDeadline ?? now) {
+        if allPaused || pauseDeadline == nil || isDue(.pause) {
             if !allPaused { log(.warning, "not every node paused in time; stopping them anyway") }
             terminateAll()
         }
@@ -850,7 +869,7 @@ struct Swarm: Codable {
             readySent = true
             log(.notice, "swarm ready: all \(wanted) nodes consume (joined the group and assigned)")
             effects.append(.notify(.ready))
-        } else if now >= startedAt + settings.readyTimeout {
+        } else if isDue(.ready) {
             readySent = true
             readyByTimeout = true
             log(.warning, "swarm ready by ready_timeout (\(settings.readyTimeout) s), not consuming: \(missing())")
