@@ -35,6 +35,13 @@ import XCTest
 /// - The mock takes about `session.timeout.ms` for every rebalance and
 ///   starts rebalances of its own; Tansu's first assignment of a group came
 ///   after about 20 s here.
+/// - The mock has no static membership: it keeps `group.instance.id` but
+///   finds members by member id only (`rd_kafka_mock_cgrp_classic_member_add`),
+///   so a node SIGKILLed and started again joins as a new member (one
+///   rebalance) and the dead one leaves at `session.timeout.ms` (a second,
+///   that nobody announced). Kafka gives the static member's identity and
+///   assignment to the new process without a rebalance. Figures with node
+///   kills on the mock count both.
 /// - Tansu 0.6's group coordinator departs from Kafka's twice, and both
 ///   bite swarm (`BrokerGroupTests` shows each with plain consumers):
 ///   a leader that leaves (LeaveGroup: a drain, a scale-down) while the
