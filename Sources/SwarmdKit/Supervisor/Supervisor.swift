@@ -575,10 +575,10 @@ public final class Supervisor {
     /// A control request: checked and mapped to a command, answered by the core.
     private func answer(_ request: ControlRequest, from peer: ControlServer.Peer) -> ControlResponse {
         let origin = CommandOrigin.control(uid: peer.uid, pid: peer.pid, comm: peer.comm)
-        if peer.access == .read && request.cmd != "status" && request.cmd != "metrics" {
-            logger.warning("control: \(request.cmd) refused: the peer may only look (socket_read_group)",
+        if let refusal = ControlPolicy.refusal(of: request.cmd, access: peer.access, uid: peer.uid) {
+            logger.warning("control: \(request.cmd.prefix(64)) refused: the peer may only look (socket_read_group)",
                            metadata: ["peer_uid": "\(peer.uid)", "peer_pid": "\(peer.pid)", "peer_comm": "\(peer.comm)"])
-            return .failure(.permissionDenied, "permission denied: uid \(peer.uid) may only use status and metrics here (socket_read_group); \(request.cmd) needs root, swarmd's user or socket_group")
+            return ControlResponse(ok: false, error: refusal)
         }
         let command: SwarmCommand
         switch ControlMapping.command(for: request) {
@@ -620,14 +620,11 @@ public final class Supervisor {
                 return .failure(e)
             }
         }
-        if next.usesEmbeddedBroker != swarm.config.usesEmbeddedBroker {
-            logger.error("reload refused: switching the embedded broker on or off needs a restart of swarmd")
-            return .failure(SwarmError(.config, "switching the embedded broker on or off needs a restart of swarmd"))
+        if let refusal = ControlPolicy.reloadRefusal(running: swarm.config, next: next) {
+            logger.error("reload refused: \(refusal.message)")
+            return .failure(refusal)
         }
-        if next.cluster != swarm.config.cluster {
-            // The link to the status topic is made at start: the rest of the file applies now.
-            logger.warning("[cluster] changed: it takes effect at swarmd's next start or swarmctl upgrade; everything else applies now")
-        }
+        if let deferred = ControlPolicy.reloadDeferred(running: swarm.config, next: next) { logger.warning("\(deferred)") }
         return .success(next)
     }
 
@@ -636,16 +633,15 @@ public final class Supervisor {
     /// Checks an upgrade and schedules it for the end of this turn (after the
     /// requester's reply went out), or refuses it while everything runs on.
     private func prepareUpgrade(binary: String, origin: String) -> ControlResponse {
-        let refuse = { (code: ControlErrorCode, why: String) -> ControlResponse in
-            self.logger.error("upgrade refused: \(why); swarmd keeps running", metadata: ["asked_by": "\(origin)"])
-            return .failure(code, why)
+        let refuse = { (failure: ControlFailure) -> ControlResponse in
+            self.logger.error("upgrade refused: \(failure.message); swarmd keeps running", metadata: ["asked_by": "\(origin)"])
+            return ControlResponse(ok: false, error: failure)
         }
-        if swarm.mode.isStopping { return refuse(.shuttingDown, "swarmd is stopping") }
-        if pendingUpgrade != nil { return refuse(.busy, "an upgrade is already under way") }
-        if broker != nil {
-            return refuse(.badArgument, "the embedded development broker lives inside swarmd and would not survive it; upgrade with an external broker (or swarmd broker), or restart")
+        if let refusal = ControlPolicy.upgradeRefusal(stopping: swarm.mode.isStopping, upgradePending: pendingUpgrade != nil,
+                                                      embeddedBroker: broker != nil) {
+            return refuse(refusal)
         }
-        if let problem = Handover.check(binary, configPath: configPath) { return refuse(.badArgument, problem) }
+        if let problem = Handover.check(binary, configPath: configPath) { return refuse(ControlFailure(.badArgument, problem)) }
         pendingUpgrade = binary
         logger.notice("upgrade checked: re-executing in place", metadata: ["binary": "\(binary)", "asked_by": "\(origin)", "from": "\(version)"])
         return ControlResponse(ok: true, message: "upgrading swarmd (pid \(getpid()), \(version)) to \(binary)")
