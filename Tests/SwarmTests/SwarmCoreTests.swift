@@ -887,16 +887,29 @@ final class SwarmCoreTests: XCTestCase {
 
     // MARK: The table and the bookkeeping
 
-    func testTheTransitionTableAllowsOnlyTheDrawnMoves() {
-        typealias P = NodeState.Phase
-        XCTAssertEqual(NodeState.next(.backoff, on: .spawned), .starting)
-        XCTAssertNil(NodeState.next(.backoff, on: .stop), "nothing to stop")
-        XCTAssertNil(NodeState.next(.backoff, on: .reportedRunning))
-        XCTAssertNil(NodeState.next(.stopping, on: .reportedRunning), "a stopping node stays stopping")
-        XCTAssertNil(NodeState.next(.running, on: .spawned))
-        XCTAssertEqual(NodeState.next(.stopping, on: .stop), .stopping, "TERM then QUIT")
-        let processPhases: [P] = [.starting, .running, .draining, .drained, .stopping]
-        for p in processPhases { XCTAssertEqual(NodeState.next(p, on: .exited), .backoff, "\(p)") }
+    func testTheTransitionTableAllowsOnlyTheDrawnMovesAndDecidesTheNextState() {
+        let p = NodeProcess(spawn: 1, pid: 10, now: 0)
+        let term = StopOrder(reason: .restart, killAt: 5)
+        let quit = StopOrder(reason: .quit, killAt: 3)
+        let idle = NodeState.backoff(respawnAt: nil)
+        XCTAssertEqual(idle.next(on: .spawned(p)), .starting(p))
+        XCTAssertNil(idle.next(on: .stop(term)), "nothing to stop")
+        XCTAssertNil(idle.next(on: .reportedRunning))
+        XCTAssertNil(idle.next(on: .killed), "nothing to kill")
+        XCTAssertNil(NodeState.stopping(p, term).next(on: .reportedRunning), "a stopping node stays stopping")
+        XCTAssertNil(NodeState.running(p).next(on: .spawned(p)))
+        XCTAssertNil(NodeState.running(p).next(on: .spawnAsked), "a slot with a process is never asked for another")
+        XCTAssertEqual(NodeState.stopping(p, term).next(on: .stop(quit)), .stopping(p, quit), "TERM then QUIT")
+        XCTAssertEqual(NodeState.stopping(p, term).next(on: .killed),
+                       .stopping(p, StopOrder(reason: .restart, killAt: 5, killed: true)), "the KILL is remembered, once")
+        XCTAssertEqual(NodeState.drained(p).next(on: .reportedRunning), .running(p), "resumed")
+        XCTAssertEqual(NodeState.draining(p).next(on: .resume), .running(p))
+        XCTAssertEqual(NodeState.backoff(respawnAt: 4).next(on: .spawnAsked), idle)
+        XCTAssertEqual(idle.next(on: .spawnFailed(retryAt: 2)), .backoff(respawnAt: 2))
+        for state: NodeState in [.starting(p), .running(p), .draining(p), .drained(p), .stopping(p, term)] {
+            XCTAssertEqual(state.next(on: .exited(respawnAt: 7)), .backoff(respawnAt: 7), "\(state.phase)")
+            XCTAssertEqual(state.next(on: .exited(respawnAt: 7))?.process, nil, "no process after an exit")
+        }
     }
 
     func testEventsOfAReplacedProcessAreIgnored() {

@@ -96,7 +96,7 @@ struct StopOrder: Equatable, Codable {
 ///        │                    └──── hung / unhealthy / over memory / restart / scale down ──▶ stopping
 ///        └─────────────────── exited (crash, or stopped to be replaced) ◀─────────────────────┘
 ///
-/// Every legal move is in `next(_:on:)`, beside this diagram; the core
+/// Every legal move is in `next(on:)`, beside this diagram; the core
 /// refuses (and logs) any other. A slot that is not wanted any more (scaled
 /// down, swarm stopping) is removed at its exit instead of going to backoff.
 enum NodeState: Equatable, Codable {
@@ -117,21 +117,62 @@ enum NodeState: Equatable, Codable {
         case backoff, starting, running, draining, drained, stopping
     }
 
-    /// What can happen to a slot.
+    /// What can happen to a slot, with what its next state needs.
     enum Event: Equatable {
-        case spawned, reportedRunning, reportedDrained, drain, resume, stop, exited
+        /// The shell started its process.
+        case spawned(NodeProcess)
+        case reportedRunning, reportedDrained, drain, resume
+        /// Told to stop, with the order that stands now (told again while
+        /// stopping: TERM, then QUIT, keeps the earlier KILL deadline).
+        case stop(StopOrder)
+        /// The KILL at the stop order's deadline went out.
+        case killed
+        /// Its process ended; a new one is due at `respawnAt`.
+        case exited(respawnAt: Double)
+        /// A spawn was asked of the shell (the backoff ended, or a new slot).
+        case spawnAsked
+        /// The shell could not start the process: tried again at `retryAt`.
+        case spawnFailed(retryAt: Double)
+
+        /// As logs name it (`event=`).
+        var name: String {
+            switch self {
+            case .spawned: return "spawned"
+            case .reportedRunning: return "reportedRunning"
+            case .reportedDrained: return "reportedDrained"
+            case .drain: return "drain"
+            case .resume: return "resume"
+            case .stop: return "stop"
+            case .killed: return "killed"
+            case .exited: return "exited"
+            case .spawnAsked: return "spawnAsked"
+            case .spawnFailed: return "spawnFailed"
+            }
+        }
     }
 
-    /// The transition table: the phase a slot moves to on an event, or nil
-    /// when that event is not a move from this phase.
-    static func next(_ phase: Phase, on event: Event) -> Phase? {
-        switch (phase, event) {
-        case (.backoff, .spawned): return .starting
-        case (.starting, .reportedRunning), (.drained, .reportedRunning), (.draining, .resume): return .running
-        case (.starting, .drain), (.running, .drain): return .draining
-        case (.starting, .reportedDrained), (.running, .reportedDrained), (.draining, .reportedDrained): return .drained
-        case (.starting, .stop), (.running, .stop), (.draining, .stop), (.drained, .stop), (.stopping, .stop): return .stopping
-        case (.starting, .exited), (.running, .exited), (.draining, .exited), (.drained, .exited), (.stopping, .exited): return .backoff
+    /// The transition table, beside the diagram: the state a slot moves to
+    /// on an event, or nil when the event is not a move from this state.
+    /// The next state is decided here, from this state and the event's
+    /// data; nothing else sets a slot's state (`updatingProcess` changes
+    /// only what its process carries, never the phase).
+    func next(on event: Event) -> NodeState? {
+        switch (self, event) {
+        case (.backoff, .spawned(let p)): return .starting(p)
+        case (.backoff, .spawnAsked): return .backoff(respawnAt: nil)
+        case (.backoff, .spawnFailed(let at)): return .backoff(respawnAt: at)
+        case (.starting(let p), .reportedRunning), (.drained(let p), .reportedRunning), (.draining(let p), .resume): return .running(p)
+        case (.starting(let p), .drain), (.running(let p), .drain): return .draining(p)
+        case (.starting(let p), .reportedDrained), (.running(let p), .reportedDrained), (.draining(let p), .reportedDrained): return .drained(p)
+        case (.starting(let p), .stop(let o)), (.running(let p), .stop(let o)), (.draining(let p), .stop(let o)), (.drained(let p), .stop(let o)),
+             (.stopping(let p, _), .stop(let o)):
+            return .stopping(p, o)
+        case (.stopping(let p, var o), .killed):
+            o.killed = true
+            return .stopping(p, o)
+        case (.starting, .exited(let at)), (.running, .exited(let at)), (.draining, .exited(let at)), (.drained, .exited(let at)),
+             (.stopping, .exited(let at)):
+            return .backoff(respawnAt: at)
         default: return nil
         }
     }
@@ -168,19 +209,6 @@ enum NodeState: Equatable, Codable {
         case .draining(var p): body(&p); return .draining(p)
         case .drained(var p): body(&p); return .drained(p)
         case .stopping(var p, let o): body(&p); return .stopping(p, o)
-        }
-    }
-
-    /// The state of `phase` with this state's process (for moves between process states).
-    func with(phase: Phase, order: StopOrder? = nil) -> NodeState? {
-        guard let p = process else { return nil }
-        switch phase {
-        case .starting: return .starting(p)
-        case .running: return .running(p)
-        case .draining: return .draining(p)
-        case .drained: return .drained(p)
-        case .stopping: return order.map { .stopping(p, $0) }
-        case .backoff: return nil
         }
     }
 }

@@ -141,21 +141,21 @@ struct Swarm: Codable {
     /// Moves a slot through the transition table; an illegal move is a
     /// programming error: refused and logged, never applied.
     @discardableResult
-    private mutating func move(_ id: Int, on event: NodeState.Event, to state: NodeState, _ reason: String) -> Bool {
+    private mutating func move(_ id: Int, on event: NodeState.Event, _ reason: String) -> Bool {
         guard var slot = slots[id] else { return false }
         let from = slot.state.phase
-        guard let next = NodeState.next(from, on: event), next == state.phase else {
-            log(.critical, "refused illegal node transition \(from.rawValue) -> \(state.phase.rawValue) on \(event)", meta(slot))
+        guard let next = slot.state.next(on: event) else {
+            log(.critical, "refused illegal node transition from \(from.rawValue) on \(event.name)", meta(slot))
             return false
         }
-        slot.state = state
+        slot.state = next
         slots[id] = slot
         var m = meta(slot)
         m["from"] = from.rawValue
-        m["to"] = next.rawValue
+        m["to"] = next.phase.rawValue
         m["reason"] = reason
-        m["event"] = "\(event)"
-        if from != next { log(.info, "node \(from.rawValue) -> \(next.rawValue)", m) }
+        m["event"] = event.name
+        if from != next.phase { log(.info, "node \(from.rawValue) -> \(next.phase.rawValue)", m) }
         return true
     }
 
@@ -164,7 +164,7 @@ struct Swarm: Codable {
     /// `decided`: a spawn swarmd decided (a scale up), which waits for the
     /// group to settle; a replacement (crash, rolling step) does not.
     private mutating func requestSpawn(_ id: Int, decided: Bool = true) {
-        slots[id]?.state = .backoff(respawnAt: nil)
+        move(id, on: .spawnAsked, "spawn asked")
         if decided { change(.spawn(slot: id)) } else if barrier != nil { barrier!.hold(.spawn(slot: id)) } else { emit(.spawn(slot: id)) }
     }
 
@@ -178,7 +178,7 @@ struct Swarm: Codable {
             return
         }
         bySpawn[spawn] = id
-        move(id, on: .spawned, to: .starting(NodeProcess(spawn: spawn, pid: pid, now: now)), "spawned pid \(pid)")
+        move(id, on: .spawned(NodeProcess(spawn: spawn, pid: pid, now: now)), "spawned pid \(pid)")
         if slot.want == .drained { effects.append(.tell(spawn: spawn, .drain)) }
     }
 
@@ -187,8 +187,8 @@ struct Swarm: Codable {
         slot.quickFailures += 1
         slot.lastExit = error
         let delay = max(0.5, Backoff(cap: settings.restartBackoffMax).delay(afterFailures: slot.quickFailures))
-        slot.state = .backoff(respawnAt: now + delay)
         slots[id] = slot
+        move(id, on: .spawnFailed(retryAt: now + delay), error)
         log(.error, "cannot spawn node: \(error); retrying in \(delay) s", meta(slot))
     }
 
@@ -236,10 +236,10 @@ struct Swarm: Codable {
         }
         if delay > 0 {
             let looping = slot.quickFailures >= settings.crashLoopAfter
-            move(id, on: .exited, to: .backoff(respawnAt: now + delay),
+            move(id, on: .exited(respawnAt: now + delay),
                  "\(cause); restart in \(delay) s\(looping ? " (crash-looping: \(slot.quickFailures) quick failures)" : "")")
         } else {
-            move(id, on: .exited, to: .backoff(respawnAt: now), "\(cause); restarting now")
+            move(id, on: .exited(respawnAt: now), "\(cause); restarting now")
             // A rolled node's replacement joins the group: the others commit first.
             if order?.reason == .restart { holdOthers(except: [id], now: true) }
             // Part of the change that stopped it (a rolled node's replacement), or no
@@ -260,7 +260,7 @@ struct Swarm: Codable {
         let delayed = membership ? max(0, (gate.map { $0.deadline + CommitBarrier.limit } ?? barrier?.deadline ?? now) - now) : 0
         let deadline = now + delayed + grace
         let order = StopOrder(reason: reason, killAt: min(previous?.killAt ?? deadline, deadline), killed: previous?.killed ?? false)
-        move(id, on: .stop, to: .stopping(p, order), reason.text)
+        move(id, on: .stop(order), reason.text)
         var steps: [GroupChange] = []
         if signal == .term && (reason == .scaleDown || reason == .shutdown) && settings.nodeCommand.isEmpty {
             // Nobody comes back for this slot's static membership: leave the group
@@ -309,7 +309,7 @@ struct Swarm: Codable {
             stop(id, reason: .unhealthy(report.reason), signal: .term, grace: settings.killTimeout)
             return
         }
-        let state = slots[id]!.state.updatingProcess { p in if p.healthySince == nil { p.healthySince = now } }
+        let state = updated.updatingProcess { p in if p.healthySince == nil { p.healthySince = now } }
         slots[id]?.state = state
         if slot.crashLooping == true, let since = state.process?.healthySince, now - since >= settings.restartResetAfter {
             slots[id]?.crashLooping = nil
@@ -320,11 +320,11 @@ struct Swarm: Codable {
         }
         switch (phase, report.state) {
         case (.starting, .drained), (.running, .drained), (.draining, .drained):
-            move(id, on: .reportedDrained, to: state.with(phase: .drained)!, phase == .starting ? "first report: drained" : "reports drained")
+            move(id, on: .reportedDrained, phase == .starting ? "first report: drained" : "reports drained")
         case (.starting, _):
-            move(id, on: .reportedRunning, to: state.with(phase: .running)!, "first healthy report")
+            move(id, on: .reportedRunning, "first healthy report")
         case (.drained, .running) where slot.want != .drained:
-            move(id, on: .reportedRunning, to: state.with(phase: .running)!, "resumed")
+            move(id, on: .reportedRunning, "resumed")
         default:
             break
         }
@@ -420,10 +420,9 @@ struct Swarm: Codable {
         for (deadline, at) in deadlines() where now >= at {
             switch deadline {
             case .kill(let id):
-                guard let slot = slots[id], case .stopping(let p, var order) = slot.state else { continue }
+                guard let slot = slots[id], case .stopping(let p, _) = slot.state else { continue }
                 log(.warning, "node did not stop in time: KILL", meta(slot))
-                order.killed = true
-                slots[id]?.state = .stopping(p, order)
+                move(id, on: .killed, "KILL at the stop deadline")
                 if mode.isStopping { anyKilledWhileStopping = true }
                 effects.append(.signal(spawn: p.spawn, .kill))
             case .respawn(let id):
@@ -748,7 +747,7 @@ struct Swarm: Codable {
             guard let slot = slots[id] else { continue }
             slots[id]?.want = .drained
             if slot.state.phase == .running || slot.state.phase == .starting {
-                move(id, on: .drain, to: slot.state.with(phase: .draining)!, "drain requested")
+                move(id, on: .drain, "drain requested")
             }
             if let p = slot.process { change(.tell(spawn: p.spawn, .drain)) }
         }
@@ -760,7 +759,7 @@ struct Swarm: Codable {
             guard let slot = slots[id] else { continue }
             if slot.want == .drained { slots[id]?.want = .up }
             if slot.state.phase == .draining {
-                move(id, on: .resume, to: slot.state.with(phase: .running)!, "resume requested")
+                move(id, on: .resume, "resume requested")
             }
             if let p = slot.process { change(.tell(spawn: p.spawn, .resume)) }
         }
