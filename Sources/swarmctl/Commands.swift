@@ -29,7 +29,7 @@ extension SwarmCtl {
                     // Passed on as swarmd wrote it (sorted keys, snake case); the exit status
                     // needs a look at it: parsed here only as far as health goes.
                     text = String(decoding: raw, as: UTF8.self) + "\n"
-                    healthy = (try? ControlProtocol.decoder.decode(SwarmStatus.self, from: raw)).map(StatusTable.allHealthy) ?? false
+                    healthy = (try? JSONValue.parse(raw)).map { StatusTable.allHealthy(json: $0) } ?? false
                 } else {
                     let status = try connection.send(ControlRequest(cmd: .status)).status!
                     text = json ? try ControlProtocol.encoder.encode(status).text + "\n" : StatusTable.render(status)

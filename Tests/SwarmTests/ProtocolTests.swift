@@ -5,6 +5,26 @@ import SwarmKafka
 import XCTest
 
 final class ProtocolTests: XCTestCase {
+    /// swarmctl status --json decides its exit status from the JSON alone:
+    /// the same answer as from the decoded status, for statuses of every shape.
+    func testHealthReadFromStatusJSONIsHealthReadFromTheStatus() throws {
+        var rng = SeededRandom(seed: 27)
+        for round in 0..<500 {
+            let wanted = Int.random(in: 0...6, using: &rng)
+            let nodes = (0..<Int.random(in: 0...8, using: &rng)).map { slot in
+                NodeStatus(slot: slot, pid: 100 + Int32(slot), state: NodeStatusState.allCases.randomElement(using: &rng)!, uptimeS: 1,
+                           restarts: 0, lastExit: nil, rssBytes: nil, handled: 0, failed: 0, rate: 0, partitions: 1, lag: nil,
+                           reportAgeMs: nil, health: Bool.random(using: &rng) ? .ok : NodeHealth.allCases.randomElement(using: &rng)!)
+            }
+            let status = SwarmStatus(pid: 1, state: .running, wanted: wanted, running: nodes.count, healthy: 0, uptimeS: 1, restarts: 0,
+                                     handled: 0, failed: 0, rate: 0, malformedReports: 0, nodes: nodes)
+            let json = try JSONValue.parse(StatusJSON.document(status))
+            XCTAssertEqual(StatusTable.allHealthy(json: json), StatusTable.allHealthy(status), "round \(round): \(json.text)")
+        }
+        XCTAssertFalse(StatusTable.allHealthy(json: .object([:])), "not a status: not healthy")
+        XCTAssertFalse(StatusTable.allHealthy(json: try JSONValue.parse("{\"wanted\":1,\"nodes\":[{\"slot\":0}]}")), "no health: not healthy")
+    }
+
     func testReportCountersAndTheBatchHistogramRoundTrip() throws {
         var r = NodeReport()
         r.kafka = .waiting

@@ -51,6 +51,22 @@ public enum StatusTable {
         s.nodes.count >= s.wanted && s.nodes.filter { $0.slot < s.wanted }.allSatisfy { $0.health == .ok }
     }
 
+    /// The same answer read from status JSON as swarmd writes it, looking
+    /// only at `wanted` and each node's `slot` and `health`: `swarmctl status
+    /// --json` passes the JSON on as it came, and decoding all of it just
+    /// for its exit status took 11 of its 19 ms at 256 nodes (BENCHMARKS.md,
+    /// "Large swarms"). Anything unexpected reads as not healthy.
+    public static func allHealthy(json: JSONValue) -> Bool {
+        guard case .number(let w)? = json["wanted"], let wanted = Int(w), case .array(let nodes)? = json["nodes"],
+              nodes.count >= wanted else { return false }
+        return nodes.allSatisfy { node in
+            guard case .number(let s)? = node["slot"], let slot = Int(s) else { return false }
+            guard slot < wanted else { return true }
+            guard case .string(let health)? = node["health"] else { return false }
+            return health == NodeHealth.ok.rawValue
+        }
+    }
+
     static func duration(_ seconds: Double) -> String {
         let s = Int(saturating: seconds)
         if s < 120 { return "\(s)s" }
