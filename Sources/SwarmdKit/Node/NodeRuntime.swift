@@ -29,7 +29,8 @@ public final class NodeRuntime {
     private var consumer: KafkaConsumer?
     private var handler: MessageHandler
     private var deadLetters: KafkaProducer?
-    private var mode = Mode.active
+    /// Active, paused, drained or held: the node's own state machine, pure (`NodeMode`).
+    private var mode = NodeMode()
     /// Set when the node leaves because a message could not be settled.
     private var unsettledExit = false
     /// Told `leave`: this node goes away for good, so it leaves the group explicitly when it stops.
@@ -47,47 +48,32 @@ public final class NodeRuntime {
     /// that could not be settled: the main loop leaves at its next turn.
     private var mustLeave = false
 
-    enum Mode { case active, paused, drained, held }
-
-    /// The longest a node holds still waiting for a rebalance that may not
-    /// reach it (with cooperative assignment, nodes that keep their
-    /// partitions get no callback): a mock or eager rebalance takes about
-    /// `session.timeout.ms`; 10 s bounds the pause of a node the change did
-    /// not concern.
-    static let holdLimit = 10.0
     /// How long after an assignment the node commits after every batch (see `finish`).
     static let unsettledWindow = 15.0
     /// When the group last gave this node an assignment (monotonic seconds).
     private var lastAssignmentAt: Double?
-    /// When a hold ends at the latest.
-    private var heldUntil = 0.0
-    /// True once a revocation reached this node since its latest hold. With
-    /// eager assignment every rebalance begins with one, so an assignment
-    /// without it concludes a rebalance that began before the hold (an
-    /// earlier change of the group still settling), not the change this
-    /// hold is for: ending the hold there let the nodes handle through the
-    /// next rebalance, whose commits the broker refused. Measured (handover
-    /// benchmark, eager, drain + resume 2 s apart): 1,492 messages handled
-    /// twice per pair before this rule.
-    private var revokedSinceHold = false
 
-    /// Enters (or renews) a hold, the consumer paused by the caller: it ends
-    /// at the next assignment that follows a revocation, or at `holdLimit`.
-    private func startHold() {
-        mode = .held
-        // A node holding no partition (more nodes than partitions) has nothing to
-        // revoke, and librdkafka may call no revocation for it: any assignment will do.
-        revokedSinceHold = (consumer?.assignedCount ?? 0) == 0
-        heldUntil = monotonicNow() + Self.holdLimit
-    }
-
-    /// Ends a hold: fetching goes on (paused retry partitions stay paused).
-    private func endHold(_ why: String) {
-        guard mode == .held, let consumer else { return }
-        consumer.resume()
-        for p in ordered.pausedPartitions { consumer.pause(topic: p.topic, partition: p.partition) }
-        mode = .active
-        logger.info("hold over: \(why)")
+    /// Carries out what `NodeMode` decided, in order, against the consumer.
+    private func perform(_ actions: [NodeMode.Action]) {
+        guard let consumer else { return }
+        for action in actions {
+            switch action {
+            case .commit(let why): commit(why)
+            case .pause: consumer.pause()
+            case .resume(let keepRetriesPaused):
+                consumer.resume()
+                if keepRetriesPaused { for p in ordered.pausedPartitions { consumer.pause(topic: p.topic, partition: p.partition) } }
+            case .unsubscribe: consumer.unsubscribe()
+            case .subscribe: try? consumer.subscribe(config.kafka.topics)
+            case .report(let state):
+                reporter.update { $0.state = state }
+                reporter.reportNow()
+            case .countHold:
+                reporter.update { $0.holds += 1 }
+                reporter.reportNow()
+            case .log(let text): logger.info("\(text)")
+            }
+        }
     }
 
     public init(config: SwarmConfig, environment: [String: String], logger: Logger) throws {
@@ -183,7 +169,7 @@ public final class NodeRuntime {
         if props["log_level"] == nil { props["log_level"] = "3" }
         let consumer = try KafkaConsumer(properties: props)
         consumer.onRevoke = { [unowned self] in
-            self.revokedSinceHold = true
+            self.mode.revoked()
             // What is in flight is settled before the commit that hands the partitions over.
             if !self.settleInFlight() { self.mustLeave = true }
             self.commit("partitions revoked")
@@ -193,7 +179,7 @@ public final class NodeRuntime {
             self.lastAssignmentAt = monotonicNow()
             self.reporter.update { $0.joined = true; $0.unassignedSince = nil; $0.brokersDownSince = nil; $0.rebalances += 1 }
             // Cooperative rebalances revoke only what moves: any assignment ends a hold there.
-            if self.revokedSinceHold || self.consumer?.isCooperative == true { self.endHold("the group's new assignment arrived") }
+            self.perform(self.mode.assigned(cooperative: self.consumer?.isCooperative == true))
         }
         consumer.onAssignmentChange = { [unowned self] count in
             self.logger.info("assignment changed", metadata: ["partitions": "\(count)"])
@@ -260,21 +246,14 @@ public final class NodeRuntime {
             if !commands.isEmpty && !settleInFlight() { mustLeave = true }
             if mustLeave { return leaveUnsettled() }
             for command in commands { apply(command) }
-            if mode == .held && monotonicNow() >= heldUntil {
-                endHold(revokedSinceHold ? "the group's rebalance did not end within \(Self.holdLimit) s"
-                                         : "no rebalance reached this node within \(Self.holdLimit) s")
-            }
+            perform(mode.tick(now: monotonicNow()))
 
-            if let sign = consumer.takeRebalanceSign(), mode == .active, !consumer.isCooperative, !config.kafka.usesConsumerProtocol {
-                // The broker refused a commit: the group rebalances, and this node may not
-                // hear of it (its revocation) for up to a heartbeat interval. What it handles
-                // meanwhile would be refused too: it holds, as if swarmd had said so.
+            if let sign = consumer.takeRebalanceSign(), mode.phase == .active, !consumer.isCooperative, !config.kafka.usesConsumerProtocol {
+                // What it handles until it hears of the rebalance would be refused too (NodeMode).
                 if !settleInFlight() { return leaveUnsettled() }
-                consumer.pause()
-                startHold()
-                logger.info("holding: the broker refused a commit (\(sign)); not handling until the group's next assignment")
+                perform(mode.brokerRefusedCommit(sign, now: monotonicNow(), assigned: consumer.assignedCount))
             }
-            if config.handler.ordering == .partition && mode == .active {
+            if config.handler.ordering == .partition && mode.phase == .active {
                 for p in ordered.due(now: monotonicNow()) { consumer.resume(topic: p.topic, partition: p.partition) }
             }
             // With batches in flight the poll does not wait: the handler's answers are due.
@@ -306,7 +285,7 @@ public final class NodeRuntime {
                 // does not answer counts as down (`disconnected` after disconnected_after).
                 var revoked = false
                 reporter.update { revoked = $0.unassignedSince != nil }
-                if mode == .active && revoked && consumer.assignedCount == 0 && !consumer.brokersDown {
+                if mode.phase == .active && revoked && consumer.assignedCount == 0 && !consumer.brokersDown {
                     if consumer.probeBrokers(timeoutMs: 500) {
                         if silentSince != nil { logger.notice("a broker answers again") }
                         silentSince = nil
@@ -320,7 +299,7 @@ public final class NodeRuntime {
                 // Nothing assigned for a while: ask whether the topics exist. A broker
                 // started again empty, or a topic deleted, assigns nothing and says
                 // nothing; the answer names the problem (unknown-topic).
-                if mode == .active && consumer.assignedCount == 0 && !consumer.brokersDown && now - lastTopicCheck >= Self.topicCheckInterval {
+                if mode.phase == .active && consumer.assignedCount == 0 && !consumer.brokersDown && now - lastTopicCheck >= Self.topicCheckInterval {
                     lastTopicCheck = now
                     let before = consumer.missingTopic
                     _ = consumer.missingTopics(config.kafka.topics.filter { !$0.hasPrefix("^") }, timeoutMs: 500)
@@ -352,7 +331,7 @@ public final class NodeRuntime {
                 }
                 if consumer.assignedCount > 0 { rejoinsLeft = 0; staleGroupViewSince = nil }
                 // Paused partitions are not fetched, so their cached watermarks go stale: ask the broker.
-                let paused: Set<TopicPartitionKey> = mode == .paused
+                let paused: Set<TopicPartitionKey> = mode.phase == .paused
                     ? Set(consumer.assignment.map { TopicPartitionKey(topic: $0.topic, partition: $0.partition) })
                     : Set(ordered.pausedPartitions.map { TopicPartitionKey(topic: $0.topic, partition: $0.partition) })
                 let lags = consumer.lags(refreshing: paused)
@@ -368,7 +347,7 @@ public final class NodeRuntime {
                 if quitPending() { return true }
                 return leaveUnsettled()
             }
-            if mode == .drained && consumer.assignedCount == 0 {
+            if mode.phase == .drained && consumer.assignedCount == 0 {
                 reporter.update { if $0.state != .drained { $0.state = .drained } }
             }
         }
@@ -396,7 +375,7 @@ public final class NodeRuntime {
     /// isolated), and only while the node is active: a failure, a command, a
     /// revocation and a stop first settle what is in flight.
     private func dispatch(_ batch: [KafkaMessage]) -> Bool {
-        if let pipelinedHandler, !batch.isEmpty, mode == .active,
+        if let pipelinedHandler, !batch.isEmpty, mode.phase == .active,
            config.handler.ordering == .none || ordered.isCalm {
             pipelinedHandler.submit(batch)
             inFlight.append((batch, monotonicNow()))
@@ -443,55 +422,8 @@ public final class NodeRuntime {
 
     private func apply(_ command: NodeCommand) {
         guard let consumer else { return }
-        switch command {
-        case .pause where mode == .active || mode == .held:
-            consumer.pause()
-            commit("pause")
-            mode = .paused
-            reporter.update { $0.state = .drained }
-            reporter.reportNow()
-            logger.info("paused: not fetching, everything handled is committed")
-        case .drain where mode != .drained:
-            if mode == .held || mode == .paused { consumer.resume() }  // what it is assigned when it comes back is fetched
-            commit("drain")
-            consumer.unsubscribe()
-            mode = .drained
-            logger.info("draining: committed; leaving the subscription so the others take the partitions")
-        case .leave:
-            leaving = true
-        case .hold:
-            if mode == .active || mode == .held {
-                // Held already (an earlier change still settling): the new change's
-                // rebalance is the one to wait for, with a limit of its own.
-                if mode == .active {
-                    commit("hold: the group is about to change")
-                    consumer.pause()
-                    logger.info("holding: committed, not handling until the group's next assignment")
-                }
-                startHold()
-            }
-            // The answer swarmd's commit barrier waits for (held, paused or drained
-            // already: nothing handled since the last commit).
-            reporter.update { $0.holds += 1 }
-            reporter.reportNow()
-        case .release:
-            endHold("the change is over: the rolled node's replacement consumes")
-        case .resume where mode != .active:
-            if mode == .paused || mode == .held {
-                // Partitions given to it while paused go on from their committed offsets
-                // (KafkaConsumer.resume), not from a position librdkafka kept from an earlier assignment.
-                consumer.resume()
-                // Partitions waiting out a retry backoff stay paused until it is over.
-                for p in ordered.pausedPartitions { consumer.pause(topic: p.topic, partition: p.partition) }
-            }
-            if mode == .drained { try? consumer.subscribe(config.kafka.topics) }
-            mode = .active
-            reporter.update { $0.state = .running }
-            reporter.reportNow()
-            logger.info("resumed")
-        default:
-            break
-        }
+        if command == .leave { leaving = true }
+        perform(mode.apply(command, now: monotonicNow(), assigned: consumer.assignedCount))
     }
 
     /// Drops messages of stopped partitions fetched before their rewind
