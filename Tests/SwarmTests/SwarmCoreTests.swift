@@ -787,6 +787,23 @@ final class SwarmCoreTests: XCTestCase {
         XCTAssertEqual(h.swarm.config.supervisor.killTimeout, 3)
     }
 
+    /// The upgrade handover (format 2) carries a roll in progress under the
+    /// keys its fields had as `Swarm`'s own: a build of the same format reads it.
+    func testARollInProgressSurvivesTheHandoverUnderTheKeysOfFormatTwo() throws {
+        var h = Harness(nodes: 3)
+        h.started()
+        h.allReport()
+        _ = h.command(.restart(slots: nil))
+        XCTAssertEqual(h.swarm.roll.current, 0)
+        XCTAssertEqual(h.swarm.roll.queue.map(\.slot), [1, 2])
+        let json = try JSONValueEncoder().encode(h.swarm)
+        for key in ["rollQueue", "rollCurrent", "rollStartedAt"] { XCTAssertNotNil(json[key], key) }
+        XCTAssertNil(json["roll"])
+        let back = try JSONValueDecoder().decode(Swarm.self, from: json)
+        XCTAssertEqual(back.roll, h.swarm.roll)
+        XCTAssertEqual(try JSONValueEncoder().encode(back), json, "nothing lost or added on the way")
+    }
+
     func testARuntimeScaleSurvivesAReloadUnlessTheFilesNodesChanged() {
         var h = Harness(nodes: 2)
         h.started()
@@ -796,7 +813,7 @@ final class SwarmCoreTests: XCTestCase {
         next.handler.batchSize = 9
         _ = h.command(.reload(next))
         XCTAssertEqual(h.swarm.wanted, 3, "the file's nodes did not change: swarmctl scale 3 stands")
-        XCTAssertEqual(h.swarm.rollQueue.count + (h.swarm.rollCurrent == nil ? 0 : 1), 3, "all three roll onto the new handler settings")
+        XCTAssertEqual(h.swarm.roll.queue.count + (h.swarm.roll.current == nil ? 0 : 1), 3, "all three roll onto the new handler settings")
         next.supervisor.nodes = 4
         _ = h.command(.reload(next))
         XCTAssertEqual(h.swarm.wanted, 4, "the file's nodes changed: the file wins")

@@ -32,12 +32,6 @@ struct Swarm: Codable {
         var isStopping: Bool { self == .pausing || self == .stopping || self == .quitting }
     }
 
-    /// One slot to restart in a rolling restart, and why.
-    struct RollStep: Equatable, Codable {
-        var slot: Int
-        var reason: StopReason
-    }
-
     private(set) var config: SwarmConfig
     /// swarmd's own pid, for the status.
     let pid: Int32
@@ -46,12 +40,8 @@ struct Swarm: Codable {
     private(set) var wanted: Int
     let startedAt: Double
     private(set) var readySent = false
-    /// Slots still to restart one at a time (rolling restart, reload, memory).
-    private(set) var rollQueue: [RollStep] = []
-    /// The slot being rolled now: the next waits until its replacement consumes.
-    private(set) var rollCurrent: Int?
-    /// When the current rolling step began (its replacement gets `ready_timeout` to be assigned).
-    private var rollStartedAt: Double?
+    /// Slots to restart one at a time (rolling restart, reload, memory).
+    private(set) var roll = RollingRestart()
     /// True once READY went out because `ready_timeout` passed, not because every node consumed.
     private(set) var readyByTimeout: Bool?
     private var stopDeadline: Double?
@@ -75,11 +65,66 @@ struct Swarm: Codable {
     /// handled, so the steps of one command (a scale by 2) go out together.
     private var changedThisEvent = false
 
-    /// What an upgrade hands to the new swarmd: everything but the effects being built.
+    /// What an upgrade hands to the new swarmd: everything but the effects
+    /// being built. The keys are handover format 2's (`Handover`): the
+    /// rolling restart's fields keep the names they had as `Swarm`'s own, so
+    /// an upgrade between builds of that format touches no node.
     private enum CodingKeys: String, CodingKey {
         case config, pid, mode, slots, wanted, startedAt, readySent, rollQueue, rollCurrent, stopDeadline, pauseDeadline
         case anyKilledWhileStopping, malformedReports, totalRestarts, bySpawn, now, upgrades, rollStartedAt, readyByTimeout, autoscaler
         case barrier, gate
+    }
+
+    init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        config = try c.decode(SwarmConfig.self, forKey: .config)
+        pid = try c.decode(Int32.self, forKey: .pid)
+        mode = try c.decode(Mode.self, forKey: .mode)
+        slots = try c.decode([Int: Slot].self, forKey: .slots)
+        wanted = try c.decode(Int.self, forKey: .wanted)
+        startedAt = try c.decode(Double.self, forKey: .startedAt)
+        readySent = try c.decode(Bool.self, forKey: .readySent)
+        roll = RollingRestart(queue: try c.decode([RollingRestart.Step].self, forKey: .rollQueue),
+                              current: try c.decodeIfPresent(Int.self, forKey: .rollCurrent),
+                              startedAt: try c.decodeIfPresent(Double.self, forKey: .rollStartedAt))
+        stopDeadline = try c.decodeIfPresent(Double.self, forKey: .stopDeadline)
+        pauseDeadline = try c.decodeIfPresent(Double.self, forKey: .pauseDeadline)
+        anyKilledWhileStopping = try c.decode(Bool.self, forKey: .anyKilledWhileStopping)
+        malformedReports = try c.decode(Int.self, forKey: .malformedReports)
+        totalRestarts = try c.decode(Int.self, forKey: .totalRestarts)
+        bySpawn = try c.decode([Int: Int].self, forKey: .bySpawn)
+        now = try c.decode(Double.self, forKey: .now)
+        upgrades = try c.decode(Int.self, forKey: .upgrades)
+        readyByTimeout = try c.decodeIfPresent(Bool.self, forKey: .readyByTimeout)
+        autoscaler = try c.decodeIfPresent(Autoscaler.self, forKey: .autoscaler)
+        barrier = try c.decodeIfPresent(CommitBarrier.self, forKey: .barrier)
+        gate = try c.decodeIfPresent(SettleGate.self, forKey: .gate)
+    }
+
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(config, forKey: .config)
+        try c.encode(pid, forKey: .pid)
+        try c.encode(mode, forKey: .mode)
+        try c.encode(slots, forKey: .slots)
+        try c.encode(wanted, forKey: .wanted)
+        try c.encode(startedAt, forKey: .startedAt)
+        try c.encode(readySent, forKey: .readySent)
+        try c.encode(roll.queue, forKey: .rollQueue)
+        try c.encodeIfPresent(roll.current, forKey: .rollCurrent)
+        try c.encodeIfPresent(roll.startedAt, forKey: .rollStartedAt)
+        try c.encodeIfPresent(stopDeadline, forKey: .stopDeadline)
+        try c.encodeIfPresent(pauseDeadline, forKey: .pauseDeadline)
+        try c.encode(anyKilledWhileStopping, forKey: .anyKilledWhileStopping)
+        try c.encode(malformedReports, forKey: .malformedReports)
+        try c.encode(totalRestarts, forKey: .totalRestarts)
+        try c.encode(bySpawn, forKey: .bySpawn)
+        try c.encode(now, forKey: .now)
+        try c.encode(upgrades, forKey: .upgrades)
+        try c.encodeIfPresent(readyByTimeout, forKey: .readyByTimeout)
+        try c.encodeIfPresent(autoscaler, forKey: .autoscaler)
+        try c.encodeIfPresent(barrier, forKey: .barrier)
+        try c.encodeIfPresent(gate, forKey: .gate)
     }
 
     init(config: SwarmConfig, pid: Int32 = 0, now: Double) {
@@ -337,10 +382,10 @@ struct Swarm: Codable {
         slots[id]?.state = slot.state.updatingProcess { $0.memory = memory }
         let limit = settings.memoryLimit
         guard limit > 0, memory.charged > limit, slot.state.phase != .stopping,
-              !rollQueue.contains(where: { $0.slot == id }), rollCurrent != id else { return }
+              !roll.includes(id) else { return }
         let detail = "\(memory.largest); the limit is \(NodeMemory.text(limit))"
         log(.warning, "node over memory limit: \(detail); restarting it gracefully", meta(slot))
-        rollQueue.append(RollStep(slot: id, reason: .overMemory(detail)))
+        roll.enqueue(id, reason: .overMemory(detail))
     }
 
     /// True while the supervisor waits on this node's next report to move on
@@ -399,7 +444,7 @@ struct Swarm: Codable {
             if !g.isEmpty && now < g.since + SettleGate.quiet { table.append((.settleQuiet, g.since + SettleGate.quiet)) }
         }
         if !readySent && mode == .running { table.append((.ready, startedAt + settings.readyTimeout)) }
-        if rollCurrent != nil, let at = rollStartedAt { table.append((.rollReplacement, at + settings.readyTimeout)) }
+        if let at = roll.deadline(readyTimeout: settings.readyTimeout) { table.append((.rollReplacement, at)) }
         return table
     }
 
@@ -495,7 +540,7 @@ struct Swarm: Codable {
                 resume(targets)
                 message = "resuming \(targets.count) node(s)"
             default:
-                for id in targets where !rollQueue.contains(where: { $0.slot == id }) { rollQueue.append(RollStep(slot: id, reason: .restart)) }
+                for id in targets { roll.enqueue(id, reason: .restart) }
                 message = "restarting \(targets.count) node(s), one at a time"
             }
             reply(ControlResponse(ok: true, message: message), to: origin)
@@ -539,11 +584,9 @@ struct Swarm: Codable {
         }
         effects.append(.notify(.reloading))
         mode = .reloading
-        for id in slots.keys.sorted() where !rollQueue.contains(where: { $0.slot == id }) && slots[id]?.want != .gone {
-            rollQueue.append(RollStep(slot: id, reason: .restart))
-        }
+        for id in slots.keys.sorted() where slots[id]?.want != .gone { roll.enqueue(id, reason: .restart) }
         log(.notice, "configuration reloaded; replacing nodes one at a time", ["nodes": "\(wanted)"])
-        reply(ControlResponse(ok: true, message: "reloading: replacing \(rollQueue.count) node(s) one at a time"), to: origin)
+        reply(ControlResponse(ok: true, message: "reloading: replacing \(roll.queue.count) node(s) one at a time"), to: origin)
     }
 
     /// Asks the autoscaler what the size should be, from the reports the
@@ -551,7 +594,7 @@ struct Swarm: Codable {
     private mutating func autoscale() {
         guard config.autoscale.enabled else { return }
         if autoscaler == nil { autoscaler = Autoscaler() }
-        let steady = mode == .running && rollQueue.isEmpty && rollCurrent == nil && slots.count == wanted && consuming
+        let steady = mode == .running && roll.isIdle && slots.count == wanted && consuming
         autoscaler!.note(steady: steady, now: now)
         // Every report is an event: the observation is built only when the autoscaler will look.
         guard autoscaler!.due(now: now, settings: config.autoscale) else { return }
@@ -601,7 +644,7 @@ struct Swarm: Codable {
                 stop(id, reason: .scaleDown, signal: .term, grace: settings.killTimeout, membership: true)
             }
         }
-        rollQueue.removeAll { $0.slot >= n }
+        roll.dropSlots(from: n)
     }
 
     /// Before swarmd itself changes the group (a node joins, leaves, drains or
@@ -770,27 +813,22 @@ struct Swarm: Codable {
     /// Restarts queued slots one at a time: the next goes only once the
     /// previous one's replacement reports healthy, so capacity never drops by more than one node.
     private mutating func advanceRoll() {
-        guard !mode.isStopping else { rollQueue.removeAll(); rollCurrent = nil; return }
-        if let current = rollCurrent {
+        guard !mode.isStopping else { roll.cancel(); return }
+        if let current = roll.current {
             if let slot = slots[current], !isSettled(slot) {
                 guard isDue(.rollReplacement) else { return }
                 // A replacement that cannot join (a broker outage) must not hold the roll forever.
                 log(.warning, "rolling on: the replacement did not consume within ready_timeout (\(settings.readyTimeout) s)",
                     meta(slot))
             }
-            rollCurrent = nil
-            rollStartedAt = nil
+            _ = roll.finishCurrent()
             releaseHolds(except: current)
         }
-        while rollCurrent == nil, !rollQueue.isEmpty {
-            let step = rollQueue.removeFirst()
-            guard let slot = slots[step.slot], slot.process != nil, slot.state.phase != .stopping else { continue }
-            rollCurrent = step.slot
-            rollStartedAt = now
+        if let step = roll.next(now: now, rollable: { [slots] in slots[$0].map { $0.process != nil && $0.state.phase != .stopping } ?? false }) {
             holdOthers(except: [step.slot])
             stop(step.slot, reason: step.reason, signal: .term, grace: settings.killTimeout, membership: true)
         }
-        if rollCurrent == nil, rollQueue.isEmpty, mode == .reloading {
+        if roll.isIdle, mode == .reloading {
             mode = .running
             log(.notice, "reload complete: every node runs the new configuration")
             effects.append(.notify(.ready))

@@ -95,7 +95,7 @@ struct SwarmFuzzDriver {
         }
         if case .tick = event, let next = s.nextDeadline(), next <= now, !s.finished {
             throw FuzzFailure("after a tick at \(now) the next deadline is \(next), not in the future: the shell would spin; mode \(s.mode), "
-                          + "barrier \(String(describing: s.barrier)), gate \(String(describing: s.gate)), roll \(String(describing: s.rollCurrent)), "
+                          + "barrier \(String(describing: s.barrier)), gate \(String(describing: s.gate)), roll \(String(describing: s.roll.current)), "
                           + "ready \(s.readySent), slots \(s.slots.values.map { "\($0.id): \($0.state)" })")
         }
         // Every view renders, from any state: after every 20th event (each
