@@ -804,6 +804,34 @@ final class SwarmCoreTests: XCTestCase {
         XCTAssertEqual(try JSONValueEncoder().encode(back), json, "nothing lost or added on the way")
     }
 
+    /// A graceful stop's pause carries its two deadlines in `Mode`; the
+    /// handover writes them under format 2's keys (`mode` as the payload-free
+    /// name, `pauseDeadline`, `stopDeadline`), and the new swarmd keeps both.
+    func testAPauseInProgressSurvivesTheHandoverWithItsDeadlines() throws {
+        var h = Harness(nodes: 1)
+        h.started()
+        h.now = 5
+        _ = h.command(.stop(now: false))
+        XCTAssertEqual(h.swarm.mode, .pausing(until: 15, stopBy: 35))
+        h.now = 6
+        h.report(0)  // still working, not paused
+        let json = try JSONValueEncoder().encode(h.swarm)
+        func number(_ key: String) -> Double? { if case .number(let n)? = json[key] { return Double(n) } else { return nil } }
+        XCTAssertEqual(number("pauseDeadline"), 15)
+        XCTAssertEqual(number("stopDeadline"), 35)
+        XCTAssertEqual(json["mode"], .object(["pausing": .object([:])]), "the payload-free enum format 2 wrote")
+        var back = try JSONValueDecoder().decode(Swarm.self, from: json)
+        XCTAssertEqual(back.mode, h.swarm.mode)
+        XCTAssertEqual(back.nextDeadline(), 15)
+        h.swarm = back
+        h.at(15)
+        XCTAssertEqual(h.signals, [.term], "the pause ended at its deadline after the handover")
+        h.at(35)
+        XCTAssertEqual(h.signals, [.kill], "and KILL at the stop's")
+        back = try JSONValueDecoder().decode(Swarm.self, from: try JSONValueEncoder().encode(h.swarm))
+        XCTAssertEqual(back.mode, .stopping)
+    }
+
     func testARuntimeScaleSurvivesAReloadUnlessTheFilesNodesChanged() {
         var h = Harness(nodes: 2)
         h.started()

@@ -92,7 +92,8 @@ enum Metrics {
             out.sample("swarm_handler_batch_seconds_count", [("slot", "\(n.slot)")], Double(cumulative))
         }
 
-        if let a = swarm.autoscaler, swarm.config.autoscale.enabled {
+        if swarm.config.autoscale.enabled {
+            let a = swarm.autoscaler
             out.family("swarm_autoscale_active", .gauge, "1 while swarmd sizes the swarm (not suspended by a manual scale).")
             out.sample("swarm_autoscale_active", [], a.suspended ? 0 : 1)
             out.family("swarm_autoscale_decisions_total", .counter, "Size changes the autoscaler made, by direction.")

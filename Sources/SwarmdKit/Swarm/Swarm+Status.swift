@@ -61,9 +61,9 @@ extension Swarm {
             autoscale: autoscaleStatus(now: now), nodes: nodes)
     }
 
-    private func autoscaleStatus(now: Double) -> AutoscaleStatus? {
+    func autoscaleStatus(now: Double) -> AutoscaleStatus? {
         guard config.autoscale.enabled else { return nil }
-        let a = autoscaler ?? Autoscaler()
+        let a = autoscaler
         let s = config.autoscale
         return AutoscaleStatus(active: !a.suspended, min: s.min, max: s.max, lastDecision: a.lastDecision, reason: a.lastReason,
                                nextChangeInS: max(0, a.nextChangeAllowed(s) - now).rounded(toPlaces: 1))
@@ -76,5 +76,63 @@ extension Swarm {
         let word = mode == .running ? "" : "\(mode.status.rawValue): "
         let rest = consuming < wanted ? " (\(missing()))" : ""
         return "\(word)\(consuming)/\(wanted) nodes consuming\(rest), \(Int(saturating: rate.rounded())) msg/s, \(totalRestarts) restarts"
+    }
+}
+
+/// Readiness: when READY goes out, and what keeps the swarm from consuming.
+extension Swarm {
+    // MARK: Readiness and status
+
+    /// True when a slot's node consumes: it runs (or is drained on purpose)
+    /// and its group assignment is settled. A node that says nothing of
+    /// Kafka (a custom `node_command`) is settled once it reports running.
+    func isSettled(_ slot: Slot) -> Bool {
+        switch slot.state.phase {
+        case .drained: return true
+        case .running: return slot.process?.lastReport?.kafka.map(\.isSettled) ?? true
+        default: return false
+        }
+    }
+
+    /// READY=1 once every wanted node consumes — joined, assigned (nodes
+    /// beyond the partition count `waiting`) — or once `ready_timeout`
+    /// passed, with STATUS saying what is missing: a broker outage at boot
+    /// must not make systemd kill a swarm that will consume once it is back.
+    mutating func checkReady() {
+        guard !readySent, mode == .running else { return }
+        if consuming {
+            readySent = true
+            log(.notice, "swarm ready: all \(wanted) nodes consume (joined the group and assigned)")
+            effects.append(.notify(.ready))
+        } else if isDue(.ready) {
+            readySent = true
+            readyByTimeout = true
+            log(.warning, "swarm ready by ready_timeout (\(settings.readyTimeout) s), not consuming: \(missing())")
+            effects.append(.notify(.ready))
+        }
+    }
+
+    /// True while every wanted node consumes (what READY means, now): `/readyz`.
+    var consuming: Bool {
+        let wantedSlots = slots.values.filter { $0.id < wanted }
+        return wantedSlots.count == wanted && wantedSlots.allSatisfy(isSettled)
+    }
+
+    /// What keeps the swarm from consuming, in a few words ("2 joining, 1 disconnected").
+    func missing() -> String {
+        var counts: [String: Int] = [:]
+        for slot in slots.values where slot.id < wanted && !isSettled(slot) {
+            let word = slot.process?.lastReport?.kafka?.rawValue ?? slot.state.phase.rawValue
+            counts[word, default: 0] += 1
+        }
+        return counts.isEmpty ? "nothing" : counts.keys.sorted().map { "\(counts[$0]!) \($0)" }.joined(separator: ", ")
+    }
+}
+
+extension Double {
+    func rounded(toPlaces places: Int) -> Double {
+        var scale = 1.0
+        for _ in 0..<places { scale *= 10 }
+        return (self * scale).rounded() / scale
     }
 }

@@ -77,3 +77,10 @@ enum SwarmEffect: Equatable {
 enum SystemdMessage: Equatable {
     case ready, reloading, stopping
 }
+
+extension CommandOrigin {
+    var signalName: String {
+        if case .signal(let name) = self { return name }
+        return "swarmctl"
+    }
+}

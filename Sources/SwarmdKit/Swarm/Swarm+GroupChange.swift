@@ -1,0 +1,168 @@
+import Logging
+import Shared
+
+/// swarmd's own changes of the group, behind the settle gate and the commit
+/// barrier. The protocol end to end, both processes: ARCHITECTURE.md, "A
+/// change of the group, end to end (the hold protocol)".
+extension Swarm {
+    /// Before swarmd itself changes the group (a node joins, leaves, drains or
+    /// resumes), every other built-in node holds: it commits what it handled
+    /// and stops handling until its next assignment. In the rebalance that
+    /// follows, commits are refused, so what a node handles between the change
+    /// and its revocation is delivered again; a held node hands nothing new
+    /// to that window (BENCHMARKS.md, "Redeliveries from the swarm's own
+    /// membership changes"). The change itself waits for their commits
+    /// (`CommitBarrier`).
+    /// `now`: part of a change already going out (a rolled node's
+    /// replacement), so not deferred by the settle gate.
+    mutating func holdOthers(except changing: Set<Int>, now immediately: Bool = false) {
+        guard settings.nodeCommand.isEmpty, !mode.isStopping, !config.kafka.usesConsumerProtocol else { return }
+        if gate != nil && !immediately {
+            // The previous change still settles: the holds go out with this one, later.
+            gate!.changing.formUnion(changing)
+            gate!.holdsAsked = true
+            return
+        }
+        for id in slots.keys.sorted() where !changing.contains(id) {
+            guard let slot = slots[id], slot.state.phase == .running, let p = slot.process else { continue }
+            effects.append(.tell(spawn: p.spawn, .hold))
+            // Cooperative: no wait; its hold commit blocks until a rebalance in
+            // progress ends (CommitBarrier says why).
+            guard !config.kafka.cooperative else { continue }
+            slots[id]?.state = slot.state.updatingProcess { $0.holdsSent = ($0.holdsSent ?? 0) + 1 }
+            if barrier == nil { barrier = CommitBarrier(now: now) }
+            barrier!.waiting.insert(p.spawn)
+        }
+    }
+
+    /// Ends the others' holds once a rolled node's replacement consumes. On
+    /// the mock, and on a real broker whenever the group rebalances, their
+    /// own assignment has ended them already; on a real broker a replacement
+    /// that rejoins under the same static member id within
+    /// `session.timeout.ms` gets its partitions back without any rebalance,
+    /// so no assignment would reach the held nodes, and each would sit idle
+    /// for its 10 s hold limit, every rolling step.
+    mutating func releaseHolds(except rolled: Int) {
+        guard settings.nodeCommand.isEmpty else { return }
+        for id in slots.keys.sorted() where id != rolled {
+            guard let slot = slots[id], slot.state.phase == .running, let p = slot.process else { continue }
+            emit(.tell(spawn: p.spawn, .release))
+        }
+    }
+
+    /// A change of the group: queued while the previous one settles
+    /// (`SettleGate`), behind the barrier while one is open, now otherwise.
+    mutating func change(_ step: GroupChange) {
+        if gate != nil {
+            if gate!.isEmpty { log(.info, "group change waits for the previous one to settle", ["limit_s": "\(SettleGate.limit)"]) }
+            gate!.queue(step)
+        } else if barrier != nil {
+            barrier!.hold(step)
+        } else {
+            emit(step)
+            changedThisEvent = true
+        }
+    }
+
+    /// Starts the settling after a change went out (built-in nodes only:
+    /// they say where they stand with Kafka).
+    mutating func openGate() {
+        guard settings.nodeCommand.isEmpty, !mode.isStopping else { return }
+        gate = SettleGate(now: now)
+        guard !config.kafka.cooperative && !config.kafka.usesConsumerProtocol else { return }
+        for slot in slots.values {
+            guard let p = slot.process, slot.state.phase == .running, slot.want == .up, let r = p.lastReport else { continue }
+            gate!.assignmentsBefore[p.spawn] = r.rebalances
+        }
+    }
+
+    /// Lets the queued changes out once the group settled (or at the limit):
+    /// the holds first, then the changes, behind one barrier.
+    mutating func advanceGate() {
+        guard let g = gate else { return }
+        // Nodes that run: a slot whose spawn waits in the queue has nothing to say yet.
+        let reports = slots.values.filter { $0.id < wanted && $0.want == .up && $0.process != nil && $0.state.phase != .stopping }
+            .map { slot -> (at: Double, settled: Bool, reassigned: Bool) in
+                let p = slot.process!
+                let reassigned = g.assignmentsBefore[p.spawn].map { (p.lastReport?.rebalances ?? 0) > $0 } ?? true
+                return (at: p.lastReportAt, settled: isSettled(slot), reassigned: reassigned)
+            }
+        let settled = g.settled(now: now, reports: reports)
+        guard settled || isDue(.settleLimit) || mode.isStopping else { return }
+        gate = nil
+        guard !g.isEmpty, !mode.isStopping else { return }
+        if !settled {
+            log(.warning, "group changes go out before the group settled: it still rebalances after \(Autoscaler.seconds(SettleGate.limit)) (\(missing()))")
+        } else {
+            log(.info, "group settled: \(g.queued.count) queued change(s) go out together", ["waited_ms": "\(Int(saturating: ((now - g.since) * 1000).rounded()))"])
+        }
+        if g.holdsAsked { holdOthers(except: g.changing) }
+        for step in g.queued where stillApplies(step) { change(step) }
+    }
+
+    /// A queued step whose target is gone (a slot scaled away meanwhile, an exited process) is dropped.
+    func stillApplies(_ step: GroupChange) -> Bool {
+        switch step {
+        case .spawn(let id):
+            return !mode.isStopping && slots[id]?.state == .backoff(respawnAt: nil)
+        case .tell(let spawn, let command):
+            // A stopping swarm pauses its nodes: a drain or resume decided before must not undo that.
+            return bySpawn[spawn] != nil && !(mode.isStopping && (command == .drain || command == .resume))
+        case .signal(let spawn, _):
+            return bySpawn[spawn] != nil
+        }
+    }
+
+    mutating func emit(_ step: GroupChange) {
+        switch step {
+        case .spawn(let slot): effects.append(.spawn(slot: slot))
+        case .tell(let spawn, let command): effects.append(.tell(spawn: spawn, command))
+        case .signal(let spawn, let signal): effects.append(.signal(spawn: spawn, signal))
+        }
+    }
+
+    /// Lets the held-back changes out once every held node committed, or at
+    /// the barrier's deadline; each still applies only if its target is
+    /// still there (a slot scaled away meanwhile is not spawned, an exited
+    /// process not told).
+    mutating func advanceBarrier() {
+        guard let b = barrier, b.waiting.isEmpty || isDue(.barrier) || mode.isStopping else { return }
+        barrier = nil
+        if !b.waiting.isEmpty && !mode.isStopping {
+            let late = b.waiting.compactMap { bySpawn[$0] }.sorted().map(String.init).joined(separator: ",")
+            log(.warning, "changing the group without every commit: slot(s) \(late) did not confirm theirs within \(Autoscaler.seconds(CommitBarrier.limit)); what they handle meanwhile may be delivered again")
+        } else if !b.changes.isEmpty {
+            log(.info, "commit barrier passed: the group changes now", ["waited_ms": "\(Int(saturating: ((now - b.openedAt) * 1000).rounded()))"])
+        }
+        var emitted = false
+        for step in b.changes where stillApplies(step) {
+            emit(step)
+            emitted = true
+        }
+        if emitted { changedThisEvent = true }
+    }
+
+    mutating func drain(_ targets: [Int]) {
+        holdOthers(except: Set(targets))
+        for id in targets {
+            guard let slot = slots[id] else { continue }
+            slots[id]?.want = .drained
+            if slot.state.phase == .running || slot.state.phase == .starting {
+                move(id, on: .drain, "drain requested")
+            }
+            if let p = slot.process { change(.tell(spawn: p.spawn, .drain)) }
+        }
+    }
+
+    mutating func resume(_ targets: [Int]) {
+        holdOthers(except: Set(targets))
+        for id in targets {
+            guard let slot = slots[id] else { continue }
+            if slot.want == .drained { slots[id]?.want = .up }
+            if slot.state.phase == .draining {
+                move(id, on: .resume, "resume requested")
+            }
+            if let p = slot.process { change(.tell(spawn: p.spawn, .resume)) }
+        }
+    }
+}
