@@ -29,31 +29,26 @@ final class SwarmCoreTests: XCTestCase {
             swarm = Swarm(config: config, pid: 42, now: 0)
         }
 
+        /// Feeds one event through `SwarmDriver`, swarmd's own loop, playing
+        /// the shell's part: a spawn succeeds (or fails), a hold is answered.
         @discardableResult
         mutating func send(_ event: SwarmEvent) -> [SwarmEffect] {
-            var out: [SwarmEffect] = []
-            var pending = swarm.handle(event, now: now)
-            while !pending.isEmpty {
-                let effect = pending.removeFirst()
-                out.append(effect)
+            let now = self.now
+            effects = SwarmDriver.feed(event, handle: { swarm.handle($0, now: now) }) { effect in
                 if case .tell(let spawn, .hold) = effect, answerHolds, let slot = swarm.slot(ofSpawn: spawn) {
                     holdsAnswered[spawn, default: 0] += 1
                     var r = slot.process?.lastReport ?? NodeReport()
                     r.holds = holdsAnswered[spawn]!
-                    pending += swarm.handle(.report(spawn: spawn, r), now: now)
+                    return [.report(spawn: spawn, r)]
                 }
                 if case .spawn(let slot) = effect {
-                    if failSpawns {
-                        pending += swarm.handle(.spawnFailed(slot: slot, error: "cannot start /x: No such file"), now: now)
-                    } else {
-                        let s = nextSpawn
-                        nextSpawn += 1
-                        pending += swarm.handle(.spawned(slot: slot, spawn: s, pid: Int32(1000 + s)), now: now)
-                    }
+                    if failSpawns { return [.spawnFailed(slot: slot, error: "cannot start /x: No such file")] }
+                    nextSpawn += 1
+                    return [.spawned(slot: slot, spawn: nextSpawn - 1, pid: Int32(1000 + nextSpawn - 1))]
                 }
+                return []
             }
-            effects = out
-            return out
+            return effects
         }
 
         @discardableResult

@@ -302,51 +302,54 @@ public final class Supervisor {
 
     // MARK: Events in, effects out
 
-    /// Hands one event to the core and carries out what it decides.
+    /// Hands one event to the core and carries out what it decides, in
+    /// `SwarmDriver`'s order.
     private func feed(_ event: SwarmEvent) {
-        var pending = swarm.handle(event, now: monotonicNow())
-        while !pending.isEmpty {
-            let effect = pending.removeFirst()
-            switch effect {
-            case .spawn(let slot):
-                pending += swarm.handle(spawn(slot), now: monotonicNow())
-            case .signal(let spawn, let signal):
-                guard let fds = nodes[spawn] else { continue }
-                let number = signal == .term ? SIGTERM : signal == .quit ? SIGQUIT : SIGKILL
-                // A node is its whole tree: a KILLed node's handler dies with it (found before the
-                // node goes, while it is still the handler's parent).
-                let below = signal == .kill ? ProcessTree.descendants(of: fds.pid, in: ProcessTree.table()) : []
-                if swarm_pidfd_send_signal(fds.pidfd, number) != 0 && errno != ESRCH {
-                    logger.error("cannot signal node: \(errnoText())", metadata: ["spawn": "\(spawn)"])
-                }
-                for pid in below { kill(pid, SIGKILL) }
-            case .tell(let spawn, let command):
-                // Never blocks: a node that does not read its commands cannot stall the supervisor.
-                guard let fds = nodes[spawn], fds.controlFd >= 0 else { continue }
-                if !writeAll(fds.controlFd, command.line) && errno != EPIPE {
-                    logger.warning("cannot send '\(command.rawValue)' to node: \(errnoText())", metadata: ["spawn": "\(spawn)"])
-                }
-            case .notify(let message):
-                switch message {
-                case .ready: notifier.ready()
-                case .reloading: notifier.reloading()
-                case .stopping: notifier.stopping()
-                }
-            case .reply(var response):
-                if let status = response.status { response.status = enriched(status) }
-                replyTo?(response)
-            case .log(let level, let message, let meta):
-                logger.log(level: level, "\(message)", metadata: meta.mapValues { .string($0) })
-            case .useConfig(let config):
-                let c = reachable(config)
-                // A reload that changes the group, topics or brokers: lag is read for the new ones.
-                if let lag = groupLag, lag.kafka != c.kafka {
-                    lag.stop()
-                    groupLag = GroupLag(config: c, logger: logger)
-                }
-                spawner = Spawner(config: c, environment: environment)
+        SwarmDriver.feed(event, handle: { swarm.handle($0, now: monotonicNow()) }, carryOut: carryOut)
+    }
+
+    /// One effect as system calls; a spawn is answered with its outcome.
+    private func carryOut(_ effect: SwarmEffect) -> [SwarmEvent] {
+        switch effect {
+        case .spawn(let slot):
+            return [spawn(slot)]
+        case .signal(let spawn, let signal):
+            guard let fds = nodes[spawn] else { return [] }
+            let number = signal == .term ? SIGTERM : signal == .quit ? SIGQUIT : SIGKILL
+            // A node is its whole tree: a KILLed node's handler dies with it (found before the
+            // node goes, while it is still the handler's parent).
+            let below = signal == .kill ? ProcessTree.descendants(of: fds.pid, in: ProcessTree.table()) : []
+            if swarm_pidfd_send_signal(fds.pidfd, number) != 0 && errno != ESRCH {
+                logger.error("cannot signal node: \(errnoText())", metadata: ["spawn": "\(spawn)"])
             }
+            for pid in below { kill(pid, SIGKILL) }
+        case .tell(let spawn, let command):
+            // Never blocks: a node that does not read its commands cannot stall the supervisor.
+            guard let fds = nodes[spawn], fds.controlFd >= 0 else { return [] }
+            if !writeAll(fds.controlFd, command.line) && errno != EPIPE {
+                logger.warning("cannot send '\(command.rawValue)' to node: \(errnoText())", metadata: ["spawn": "\(spawn)"])
+            }
+        case .notify(let message):
+            switch message {
+            case .ready: notifier.ready()
+            case .reloading: notifier.reloading()
+            case .stopping: notifier.stopping()
+            }
+        case .reply(var response):
+            if let status = response.status { response.status = enriched(status) }
+            replyTo?(response)
+        case .log(let level, let message, let meta):
+            logger.log(level: level, "\(message)", metadata: meta.mapValues { .string($0) })
+        case .useConfig(let config):
+            let c = reachable(config)
+            // A reload that changes the group, topics or brokers: lag is read for the new ones.
+            if let lag = groupLag, lag.kafka != c.kafka {
+                lag.stop()
+                groupLag = GroupLag(config: c, logger: logger)
+            }
+            spawner = Spawner(config: c, environment: environment)
         }
+        return []
     }
 
     /// `config` as swarmd's own Kafka clients and its nodes use it: with the

@@ -48,35 +48,38 @@ struct SwarmFuzzDriver {
     var pendingSpawns: [Int] = []
     var events = 0
 
+    /// Feeds one event through `SwarmDriver`, swarmd's own loop, and checks
+    /// the invariants after each event it handles; the shell's answer to a
+    /// spawn is drawn from `rng`.
     mutating func send(_ event: SwarmEvent, _ rng: inout some RandomNumberGenerator) throws {
-        var queue = [event]
-        while !queue.isEmpty {
-            let e = queue.removeFirst()
+        var failure: Error?
+        let trace = ProcessInfo.processInfo.environment["SWARM_FUZZ_TRACE"] == "2"
+        let now = self.now
+        SwarmDriver.feed(event, handle: { e in
             events += 1
-            if ProcessInfo.processInfo.environment["SWARM_FUZZ_TRACE"] == "2" {
-                FileHandle.standardError.write("\(now) \(String(describing: e).prefix(300))\n".data(using: .utf8)!)
-            }
+            if trace { FileHandle.standardError.write("\(now) \(String(describing: e).prefix(300))\n".data(using: .utf8)!) }
             let effects = swarm.handle(e, now: now)
+            guard failure == nil else { return [] }
             // A process the shell started is the core's node, or the core kills it:
             // never one running unseen under a slot's name.
             if case .spawned(let slot, let spawn, _) = e, swarm.slot(ofSpawn: spawn)?.process?.spawn != spawn,
                !effects.contains(.signal(spawn: spawn, .kill)) {
-                throw FuzzFailure("spawn \(spawn) for slot \(slot) started, and the core neither tracks nor kills it")
+                failure = FuzzFailure("spawn \(spawn) for slot \(slot) started, and the core neither tracks nor kills it")
             }
-            for effect in effects {
-                if case .spawn(let slot) = effect {
-                    // The shell answers a spawn at once, fails it, or (rarely) late.
-                    switch Int.random(in: 0..<10, using: &rng) {
-                    case 0: queue.append(.spawnFailed(slot: slot, error: "cannot start: fuzz"))
-                    case 1: pendingSpawns.append(slot)
-                    default:
-                        queue.append(.spawned(slot: slot, spawn: nextSpawn, pid: Int32(1000 + nextSpawn)))
-                        nextSpawn += 1
-                    }
-                }
+            do { try checkInvariants(after: e) } catch { failure = failure ?? error }
+            return effects
+        }, carryOut: { effect in
+            guard case .spawn(let slot) = effect else { return [] }
+            // The shell answers a spawn at once, fails it, or (rarely) late.
+            switch Int.random(in: 0..<10, using: &rng) {
+            case 0: return [.spawnFailed(slot: slot, error: "cannot start: fuzz")]
+            case 1: pendingSpawns.append(slot); return []
+            default:
+                nextSpawn += 1
+                return [.spawned(slot: slot, spawn: nextSpawn - 1, pid: Int32(1000 + nextSpawn - 1))]
             }
-            try checkInvariants(after: e)
-        }
+        })
+        if let failure { throw failure }
     }
 
     func checkInvariants(after event: SwarmEvent) throws {
