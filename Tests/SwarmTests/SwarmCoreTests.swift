@@ -96,9 +96,10 @@ final class SwarmCoreTests: XCTestCase {
         }
         var told: [NodeCommand] { effects.compactMap { if case .tell(_, let c) = $0 { return c } else { return nil } } }
         var notified: [SystemdMessage] { effects.compactMap { if case .notify(let m) = $0 { return m } else { return nil } } }
-        var logs: [String] { effects.compactMap { if case .log(_, let m, _) = $0 { return m } else { return nil } } }
-        /// Log messages with their reasons (`reason=` metadata), as one text.
-        var reasons: [String] { effects.compactMap { if case .log(_, _, let meta) = $0 { return meta["reason"] } else { return nil } } }
+        /// What the core logged during the last event, typed (`SwarmLog`).
+        var logged: [SwarmLog] { effects.compactMap { if case .log(let event) = $0 { return event } else { return nil } } }
+        /// The kind of each, for a test that need not pin its payload.
+        var kinds: [String] { logged.map(\.kind) }
 
         /// Lets the group settle after a change (`SettleGate`): time passes
         /// and every live node reports; the effects of all those reports.
@@ -192,7 +193,7 @@ final class SwarmCoreTests: XCTestCase {
             if case .backoff(let at?) = h.swarm.slots[0]!.state, i < 2 { h.at(at) }
         }
         XCTAssertEqual(h.swarm.status(now: h.now).nodes[0].state, .crashLooping)
-        XCTAssertTrue(h.reasons.contains { $0.contains("crash-looping: 3 quick failures") }, "\(h.reasons)")
+        XCTAssertTrue(h.logged.contains { if case .crashLooping(_, failures: 3, _, _) = $0 { return true } else { return false } }, "\(h.kinds)")
     }
 
     /// One line when a slot starts crash-looping (not one per failure), one when it recovers.
@@ -201,14 +202,14 @@ final class SwarmCoreTests: XCTestCase {
         h.send(.start)
         var said: [String] = []
         func events() -> [String] {
-            h.effects.compactMap { if case .log(_, let message, let meta) = $0, meta["event"]?.hasPrefix("crash-loop") == true { return message } else { return nil } }
+            h.kinds.filter { $0 == "crashLooping" || $0 == "recovered" }
         }
         for _ in 0..<5 {
             h.exit(0)
             said += events()
             if case .backoff(let at?) = h.swarm.slots[0]!.state { h.at(at) }
         }
-        XCTAssertEqual(said, ["slot 0 is crash-looping: 3 failures without 10 s of health; last: exited with status 1"])
+        XCTAssertEqual(said, ["crashLooping"])
         let start = h.now
         h.report(0)
         h.at(start + 5)
@@ -216,7 +217,7 @@ final class SwarmCoreTests: XCTestCase {
         XCTAssertEqual(events(), [], "not yet: restart_reset_after is 10 s")
         h.at(start + 10)
         h.report(0)
-        XCTAssertEqual(events(), ["slot 0 recovered: healthy for 10 s after crash-looping"])
+        XCTAssertEqual(events(), ["recovered"])
         h.at(start + 11)
         h.report(0)
         XCTAssertEqual(events(), [])
@@ -243,7 +244,7 @@ final class SwarmCoreTests: XCTestCase {
         h.send(.start)
         guard case .backoff(let at?) = h.swarm.slots[0]!.state else { return XCTFail("not in backoff") }
         XCTAssertEqual(at, 0.5)
-        XCTAssertTrue(h.logs.contains { $0.hasPrefix("cannot spawn node: cannot start /x") })
+        XCTAssertTrue(h.logged.contains { if case .spawnFailed(_, let error, _) = $0 { return error.hasPrefix("cannot start /x") } else { return false } })
         h.failSpawns = false
         h.at(0.5)
         XCTAssertEqual(h.phase(0), .starting)
@@ -299,7 +300,8 @@ final class SwarmCoreTests: XCTestCase {
         h.started()
         h.send(.memory(spawn: h.spawn(0)!, Self.memory(node: 1001, nodePSS: 2 << 20, handlerPSS: 200 << 20)))
         XCTAssertEqual(h.signals(to: 0), [.term])
-        XCTAssertTrue(h.logs.contains("node over memory limit: handler pid 1002 (python3) uses 200.0 MiB of 202.0 MiB; the limit is 100.0 MiB; restarting it gracefully"), "\(h.logs)")
+        XCTAssertEqual(h.logged.filter { $0.kind == "overMemory" },
+                       [.overMemory(.init(slot: 0, pid: 1001), detail: "handler pid 1002 (python3) uses 200.0 MiB of 202.0 MiB; the limit is 100.0 MiB")])
         h.send(.memory(spawn: h.spawn(1)!, Self.memory(node: 1002, nodePSS: 2 << 20, handlerPSS: 200 << 20)))
         XCTAssertEqual(h.signals, [], "one at a time")
         h.exit(0, .exited(0))
@@ -337,7 +339,7 @@ final class SwarmCoreTests: XCTestCase {
         var h = Harness(nodes: 1)
         h.started()
         _ = h.command(.scale(.relative(-1)), signal: "TTOU")
-        XCTAssertTrue(h.logs.contains { $0.hasPrefix("TTOU ignored: the swarm size must be between 1 and 1024, not 0") }, "\(h.logs)")
+        XCTAssertTrue(h.logged.contains { if case .commandIgnored("TTOU", let why) = $0 { return why.hasPrefix("the swarm size must be between 1 and 1024, not 0") } else { return false } }, "\(h.logged)")
         XCTAssertEqual(h.command(.scale(.absolute(0)))?.error?.code, "bad-argument")
         XCTAssertEqual(h.command(.scale(.absolute(1025)))?.error?.code, "bad-argument")
         XCTAssertEqual(h.swarm.wanted, 1)
@@ -442,7 +444,7 @@ final class SwarmCoreTests: XCTestCase {
             h.report(slot)
         }
         XCTAssertEqual(h.notified, [.ready])
-        XCTAssertTrue(h.logs.contains("reload complete: every node runs the new configuration"))
+        XCTAssertTrue(h.logged.contains(.reloadComplete))
         XCTAssertEqual(h.swarm.mode, .running)
     }
 
@@ -478,7 +480,7 @@ final class SwarmCoreTests: XCTestCase {
         h.at(20)
         XCTAssertEqual(h.signals, [], "nobody is restarted for it")
         XCTAssertEqual(h.notified, [.ready], "systemd must not kill a swarm waiting for its broker")
-        XCTAssertTrue(h.logs.contains { $0.contains("ready by ready_timeout") && $0.contains("1 disconnected") }, "\(h.logs)")
+        XCTAssertTrue(h.logged.contains { if case .readyByTimeout(20, let missing) = $0 { return missing.contains("1 disconnected") } else { return false } }, "\(h.logged)")
         XCTAssertEqual(h.swarm.readyByTimeout, true)
     }
 
@@ -524,7 +526,7 @@ final class SwarmCoreTests: XCTestCase {
         h.exit(1, .exited(0))
         h.report(1, kafka: .joining)
         h.at(40)
-        XCTAssertTrue(h.logs.contains { $0.contains("rolling on: the replacement did not consume within ready_timeout") })
+        XCTAssertTrue(h.kinds.contains("rollingOn"), "\(h.kinds)")
     }
 
     /// On a real broker a replacement back under the same static member id
@@ -581,7 +583,7 @@ final class SwarmCoreTests: XCTestCase {
         h.report(2)
         XCTAssertEqual(h.spawns, [3], "every node committed: now the group changes")
         XCTAssertFalse(h.swarm.awaitsReport(h.swarm.slots[0]!), "back to the sweep")
-        XCTAssertTrue(h.logs.contains("commit barrier passed: the group changes now"))
+        XCTAssertTrue(h.kinds.contains("barrierPassed"), "\(h.kinds)")
     }
 
     func testWithCooperativeAssignmentTheOthersHoldButTheChangeDoesNotWaitForThem() {
@@ -614,7 +616,7 @@ final class SwarmCoreTests: XCTestCase {
         h.assignments[h.spawn(2)!] = 1
         h.report(2, kafka: .consuming)
         XCTAssertEqual(h.told, [.hold, .drain], "assigned again and settled: slot 2 holds (slot 0 drained, slot 1 drains), then the drain")
-        XCTAssertTrue(h.logs.contains("group settled: 1 queued change(s) go out together"), "\(h.logs)")
+        XCTAssertTrue(h.logged.contains { if case .groupSettled(queued: 1, _) = $0 { return true } else { return false } }, "\(h.logged)")
     }
 
     func testTheStepsOfOneCommandGoOutTogetherAndASpawnWaitingInTheQueueIsNotWaitedFor() {
@@ -650,7 +652,7 @@ final class SwarmCoreTests: XCTestCase {
         for id in [0, 1, 2] { h.report(id, kafka: .joining) }
         XCTAssertFalse(h.told.contains(.drain))
         h.at(SettleGate.limit)
-        XCTAssertTrue(h.logs.contains { $0.hasPrefix("group changes go out before the group settled") }, "\(h.logs)")
+        XCTAssertTrue(h.kinds.contains("changesUnsettled"), "\(h.kinds)")
         XCTAssertTrue(h.told.contains(.hold), "\(h.told)")
     }
 
@@ -699,7 +701,7 @@ final class SwarmCoreTests: XCTestCase {
         XCTAssertEqual(h.told, [])
         h.at(CommitBarrier.limit)
         XCTAssertEqual(h.told, [.drain])
-        XCTAssertTrue(h.logs.contains { $0.contains("slot(s) 2 did not confirm theirs within 5 s") }, "\(h.logs)")
+        XCTAssertTrue(h.logged.contains(.barrierLate(slots: [2])), "\(h.logged)")
     }
 
     func testANodeThatExitsOrStopsIsNotWaitedFor() {
@@ -842,6 +844,31 @@ final class SwarmCoreTests: XCTestCase {
         XCTAssertEqual(h.swarm.wanted, 4, "the file's nodes changed: the file wins")
     }
 
+    // MARK: The log
+
+    /// The shell renders each typed event to one line: the level follows
+    /// what happened (an exit swarmd ordered is info, any other an error),
+    /// and the metadata keys log pipelines filter on (`slot`, `pid`,
+    /// `reason`, `event`, `uptime_s`, `waited_ms`) are there.
+    func testLogEventsRenderToTheLinesOperatorsRead() {
+        let node = SwarmLog.Node(slot: 3, pid: 4242)
+        let crash = SwarmLog.crashLooping(node, failures: 3, healthyAfter: 10, last: "exited with status 1")
+        XCTAssertEqual(crash.level, .error)
+        XCTAssertEqual(crash.message, "slot 3 is crash-looping: 3 failures without 10 s of health; last: exited with status 1")
+        XCTAssertEqual(crash.metadata, ["slot": "3", "pid": "4242", "event": "crash-loop", "failures": "3"])
+        XCTAssertEqual(SwarmLog.exited(node, cause: "killed by KILL", ordered: false, uptime: 7).level, .error)
+        XCTAssertEqual(SwarmLog.exited(node, cause: "exited with status 0 after stop: scaled down", ordered: true, uptime: 7).level, .info)
+        XCTAssertEqual(SwarmLog.exited(node, cause: "x", ordered: true, uptime: 7).metadata["uptime_s"], "7")
+        let moved = SwarmLog.moved(.init(slot: 0, pid: nil), from: .running, to: .stopping, reason: "hung", event: "stop")
+        XCTAssertEqual(moved.message, "node running -> stopping")
+        XCTAssertEqual(moved.metadata, ["slot": "0", "from": "running", "to": "stopping", "reason": "hung", "event": "stop"])
+        XCTAssertEqual(SwarmLog.barrierLate(slots: [1, 2]).message,
+                       "changing the group without every commit: slot(s) 1,2 did not confirm theirs within 5 s; what they handle meanwhile may be delivered again")
+        XCTAssertEqual(SwarmLog.groupSettled(queued: 2, waitedMs: 1500).metadata, ["waited_ms": "1500"])
+        XCTAssertEqual(SwarmLog.control(command: "scale", uid: 0, pid: 9, comm: "").metadata, ["peer_uid": "0", "peer_pid": "9"])
+        XCTAssertEqual(SwarmLog.illegalMove(node, from: .backoff, event: "drain").level, .critical)
+    }
+
     // MARK: Stopping
 
     func testAGracefulStopPausesEveryBuiltInNodeBeforeAnyTerm() {
@@ -869,7 +896,7 @@ final class SwarmCoreTests: XCTestCase {
         h.report(0)  // still working, not paused
         XCTAssertEqual(h.swarm.nextDeadline(), 10, "pause deadline: min(shutdown/2, 10)")
         h.at(10)
-        XCTAssertTrue(h.logs.contains("not every node paused in time; stopping them anyway"))
+        XCTAssertTrue(h.logged.contains(.notPausedInTime))
         XCTAssertEqual(h.signals, [.term])
         h.at(30)
         XCTAssertEqual(h.signals, [.kill], "KILL at the shutdown deadline")
@@ -891,7 +918,7 @@ final class SwarmCoreTests: XCTestCase {
         h.started()
         _ = h.command(.stop(now: false), signal: "TERM")
         _ = h.command(.stop(now: false), signal: "TERM")
-        XCTAssertTrue(h.logs.contains("second stop signal: stopping now"))
+        XCTAssertTrue(h.logged.contains(.secondStopSignal))
         XCTAssertEqual(h.signals, [.quit])
         XCTAssertEqual(h.swarm.mode, .quitting)
     }
@@ -969,7 +996,7 @@ final class SwarmCoreTests: XCTestCase {
         var logged = 0
         for _ in 0..<100 {
             h.send(.malformedReport(spawn: h.spawn(0)!, why: "garbage"))
-            logged += h.logs.filter { $0.hasPrefix("malformed report ignored") }.count
+            logged += h.kinds.filter { $0 == "malformedReport" }.count
         }
         XCTAssertEqual(h.swarm.malformedReports, 100)
         XCTAssertEqual(logged, 20)
@@ -1015,3 +1042,9 @@ final class SwarmCoreTests: XCTestCase {
         XCTAssertEqual(h.swarm.nextDeadline(), 0.5, "a respawn")
     }
 }
+
+extension SwarmLog {
+    /// The event's case name: what a test matches when the payload is not its point.
+    var kind: String { Mirror(reflecting: self).children.first?.label ?? "\(self)" }
+}
+

@@ -338,8 +338,8 @@ public final class Supervisor {
         case .reply(var response):
             if let status = response.status { response.status = enriched(status) }
             replyTo?(response)
-        case .log(let level, let message, let meta):
-            logger.log(level: level, "\(message)", metadata: meta.mapValues { .string($0) })
+        case .log(let event):
+            logger.log(level: event.level, "\(event.message)", metadata: event.metadata.mapValues { .string($0) })
         case .useConfig(let config):
             let c = reachable(config)
             // A reload that changes the group, topics or brokers: lag is read for the new ones.

@@ -10,19 +10,17 @@ extension Swarm {
         if origin.isControl {
             effects.append(.reply(response))
         } else if let e = response.error {
-            log(.warning, "\(origin.signalName) ignored: \(e.message)")
+            log(.commandIgnored(signal: origin.signalName, why: e.message))
         }
     }
 
     mutating func run(_ command: SwarmCommand, from origin: CommandOrigin) {
         if case .control(let uid, let pid, let comm) = origin, command != .status {
-            var m = ["peer_uid": "\(uid)", "peer_pid": "\(pid)"]
-            if !comm.isEmpty { m["peer_comm"] = comm }
-            log(.notice, "control: \(command.name)", m)
+            log(.control(command: command.name, uid: uid, pid: pid, comm: comm))
         }
         if mode.isStopping && command != .status {
             if case .stop = command, !origin.isControl {
-                log(.notice, "second stop signal: stopping now")
+                log(.secondStopSignal)
                 beginQuit()
                 return
             }
@@ -44,7 +42,7 @@ extension Swarm {
                 // The operator's hand wins until they give it back.
                 autoscaler.suspended = true
                 note = "; autoscaling suspended (swarmctl autoscale on resumes it)"
-                log(.notice, "autoscaling suspended by a manual scale", ["nodes": "\(n)"])
+                log(.autoscaleSuspended(nodes: n))
             }
             reply(ControlResponse(ok: true, message: "scaling to \(n) nodes" + note), to: origin)
         case .drain(let ids), .resume(let ids), .restart(let ids):
@@ -75,7 +73,7 @@ extension Swarm {
             }
             autoscaler.suspended = !on
             if on { autoscaler.sizeChanged(now: now - config.autoscale.cooldownUp) }  // may act at its next look
-            log(.notice, on ? "autoscaling resumed" : "autoscaling turned off by the operator")
+            log(.autoscaleSwitched(on: on))
             reply(ControlResponse(ok: true, message: on ? "autoscaling on" : "autoscaling off: the swarm stays at \(wanted) nodes"), to: origin)
         case .stop(let immediately):
             if immediately { beginQuit() } else { beginStop() }
@@ -90,7 +88,7 @@ extension Swarm {
     /// scale` survives a reload that is about something else.
     mutating func reload(_ next: SwarmConfig, from origin: CommandOrigin) {
         guard next != config else {
-            log(.notice, "configuration reloaded: unchanged, nothing to do")
+            log(.reloadUnchanged)
             reply(ControlResponse(ok: true, message: "configuration unchanged: nothing to do"), to: origin)
             return
         }
@@ -100,14 +98,14 @@ extension Swarm {
         config = next
         if resize { scale(to: next.supervisor.nodes, reason: "reload") }
         guard rollNodes else {
-            log(.notice, "configuration reloaded: only swarmd's own settings changed; no node replaced", ["nodes": "\(wanted)"])
+            log(.reloadedInPlace(nodes: wanted))
             reply(ControlResponse(ok: true, message: "reloaded: swarmd's own settings applied; no node replaced" + (resize ? "; scaling to \(wanted) nodes" : "")), to: origin)
             return
         }
         effects.append(.notify(.reloading))
         mode = .reloading
         for id in slots.keys.sorted() where slots[id]?.want != .gone { roll.enqueue(id, reason: .restart) }
-        log(.notice, "configuration reloaded; replacing nodes one at a time", ["nodes": "\(wanted)"])
+        log(.reloadRolling(nodes: wanted))
         reply(ControlResponse(ok: true, message: "reloading: replacing \(roll.queue.count) node(s) one at a time"), to: origin)
     }
 
@@ -133,7 +131,7 @@ extension Swarm {
         }
         let observation = Autoscaler.Observation(wanted: wanted, steady: steady, lag: lag, stuck: stuck, rate: rate, busy: busy)
         guard let decision = autoscaler.evaluate(observation, settings: config.autoscale, now: now) else { return }
-        log(.notice, "autoscale \(wanted) -> \(decision.size): \(decision.reason)")
+        log(.autoscaled(from: wanted, to: decision.size, reason: decision.reason))
         scale(to: decision.size, reason: "autoscale")
     }
 
@@ -145,7 +143,7 @@ extension Swarm {
         if n != previous { holdOthers(except: []) }
         wanted = n
         if previous != n || slots.isEmpty {
-            log(.notice, "swarm size \(previous) -> \(n)", ["reason": reason])
+            log(.sizeChanged(from: previous, to: n, reason: reason))
         }
         for id in 0..<n {
             if slots[id] == nil {
@@ -160,7 +158,7 @@ extension Swarm {
             slots[id]?.want = .gone
             if slots[id]?.process == nil {
                 slots[id] = nil
-                log(.info, "node slot removed", ["slot": "\(id)", "reason": "scaled down"])
+                log(.slotRemoved(slot: id, swarmStopping: false))
             } else {
                 stop(id, reason: .scaleDown, signal: .term, grace: settings.killTimeout, membership: true)
             }

@@ -67,7 +67,7 @@ extension Swarm {
             switch deadline {
             case .kill(let id):
                 guard let slot = slots[id], case .stopping(let p, _) = slot.state else { continue }
-                log(.warning, "node did not stop in time: KILL", meta(slot))
+                log(.killedAtDeadline(node(slot)))
                 move(id, on: .killed, "KILL at the stop deadline")
                 if mode.isStopping { anyKilledWhileStopping = true }
                 effects.append(.signal(spawn: p.spawn, .kill))
@@ -75,7 +75,7 @@ extension Swarm {
                 requestSpawn(id, decided: false)
             case .report(let id):
                 guard let slot = slots[id] else { continue }
-                log(.error, "node hung: no report for \(settings.reportTimeout) s", meta(slot))
+                log(.hung(node(slot), after: settings.reportTimeout))
                 stop(id, reason: .hung, signal: .term, grace: settings.killTimeout)
             case .pause, .barrier, .settleQuiet, .settleLimit, .ready, .rollReplacement:
                 continue

@@ -54,7 +54,7 @@ extension Swarm {
     /// (`SettleGate`), behind the barrier while one is open, now otherwise.
     mutating func change(_ step: GroupChange) {
         if gate != nil {
-            if gate!.isEmpty { log(.info, "group change waits for the previous one to settle", ["limit_s": "\(SettleGate.limit)"]) }
+            if gate!.isEmpty { log(.changeWaits) }
             gate!.queue(step)
         } else if barrier != nil {
             barrier!.hold(step)
@@ -92,9 +92,9 @@ extension Swarm {
         gate = nil
         guard !g.isEmpty, !mode.isStopping else { return }
         if !settled {
-            log(.warning, "group changes go out before the group settled: it still rebalances after \(Autoscaler.seconds(SettleGate.limit)) (\(missing()))")
+            log(.changesUnsettled(missing: missing()))
         } else {
-            log(.info, "group settled: \(g.queued.count) queued change(s) go out together", ["waited_ms": "\(Int(saturating: ((now - g.since) * 1000).rounded()))"])
+            log(.groupSettled(queued: g.queued.count, waitedMs: Int(saturating: ((now - g.since) * 1000).rounded())))
         }
         if g.holdsAsked { holdOthers(except: g.changing) }
         for step in g.queued where stillApplies(step) { change(step) }
@@ -129,10 +129,9 @@ extension Swarm {
         guard let b = barrier, b.waiting.isEmpty || isDue(.barrier) || mode.isStopping else { return }
         barrier = nil
         if !b.waiting.isEmpty && !mode.isStopping {
-            let late = b.waiting.compactMap { bySpawn[$0] }.sorted().map(String.init).joined(separator: ",")
-            log(.warning, "changing the group without every commit: slot(s) \(late) did not confirm theirs within \(Autoscaler.seconds(CommitBarrier.limit)); what they handle meanwhile may be delivered again")
+            log(.barrierLate(slots: b.waiting.compactMap { bySpawn[$0] }.sorted()))
         } else if !b.changes.isEmpty {
-            log(.info, "commit barrier passed: the group changes now", ["waited_ms": "\(Int(saturating: ((now - b.openedAt) * 1000).rounded()))"])
+            log(.barrierPassed(waitedMs: Int(saturating: ((now - b.openedAt) * 1000).rounded())))
         }
         var emitted = false
         for step in b.changes where stillApplies(step) {

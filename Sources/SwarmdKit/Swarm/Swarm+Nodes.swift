@@ -19,7 +19,7 @@ extension Swarm {
     /// unseen under a slot's name. It has handled nothing yet.
     mutating func spawned(_ id: Int, spawn: Int, pid: Int32) {
         guard let slot = slots[id], slot.state.phase == .backoff else {
-            log(.error, "a node started that no slot waits for: killed", ["slot": "\(id)", "pid": "\(pid)", "spawn": "\(spawn)"])
+            log(.strangerKilled(slot: id, pid: pid, spawn: spawn))
             effects.append(.signal(spawn: spawn, .kill))
             return
         }
@@ -35,7 +35,7 @@ extension Swarm {
         let delay = max(0.5, Backoff(cap: settings.restartBackoffMax).delay(afterFailures: slot.quickFailures))
         slots[id] = slot
         move(id, on: .spawnFailed(retryAt: now + delay), error)
-        log(.error, "cannot spawn node: \(error); retrying in \(delay) s", meta(slot))
+        log(.spawnFailed(node(slot), error: error, retryIn: delay))
     }
 
     mutating func exited(_ spawn: Int, _ exit: ExitCause) {
@@ -44,9 +44,7 @@ extension Swarm {
         let order = slot.state.stopOrder
         var cause = exit.text
         if let order { cause += " after stop: \(order.reason.text)" }
-        var m = meta(slot)
-        m["uptime_s"] = "\(Int(saturating: now - p.startedAt))"
-        log(order == nil ? .error : .info, "node exited: \(cause)", m)
+        log(.exited(node(slot), cause: cause, ordered: order != nil, uptime: Int(saturating: now - p.startedAt)))
         slot.handledBefore = slot.handledBefore.addingSaturating(p.lastReport?.handled ?? 0)
         slot.failedBefore = slot.failedBefore.addingSaturating(p.lastReport?.failed ?? 0)
         var before = slot.countersBefore ?? [:]
@@ -59,7 +57,7 @@ extension Swarm {
         slots[id] = slot
         if mode.isStopping || slot.want == .gone {
             slots[id] = nil
-            log(.info, "node slot removed", ["slot": "\(id)", "reason": mode.isStopping ? "swarm stopping" : "scaled down"])
+            log(.slotRemoved(slot: id, swarmStopping: mode.isStopping))
             return
         }
         var delay = 0.0
@@ -75,10 +73,7 @@ extension Swarm {
         slots[id] = slot
         if slot.quickFailures >= settings.crashLoopAfter && slot.crashLooping != true {
             slots[id]?.crashLooping = true
-            var m = meta(slot)
-            m["event"] = "crash-loop"
-            m["failures"] = "\(slot.quickFailures)"
-            log(.error, "slot \(id) is crash-looping: \(slot.quickFailures) failures without \(Autoscaler.seconds(settings.restartResetAfter)) of health; last: \(cause)", m)
+            log(.crashLooping(node(slot), failures: slot.quickFailures, healthyAfter: settings.restartResetAfter, last: cause))
         }
         if delay > 0 {
             let looping = slot.quickFailures >= settings.crashLoopAfter
@@ -125,9 +120,7 @@ extension Swarm {
         malformedReports += 1
         // A node that writes garbage in a loop must not flood the log.
         guard malformedReports <= 20 || malformedReports % 1000 == 0 else { return }
-        var m = slot(ofSpawn: spawn).map(meta) ?? [:]
-        m["count"] = "\(malformedReports)"
-        log(.warning, "malformed report ignored: \(why)", m)
+        log(.malformedReport(slot(ofSpawn: spawn).map(node), why: why, count: malformedReports))
     }
 
     mutating func accept(_ report: NodeReport, spawn: Int) {
@@ -151,7 +144,7 @@ extension Swarm {
         let phase = slot.state.phase
         guard phase != .stopping else { return }
         if report.health == .unhealthy {
-            log(.error, "node reports itself unhealthy: \(UnhealthyReason.describe(report.reason))\(report.detail.isEmpty ? "" : " (\(report.detail))")", meta(slot))
+            log(.unhealthy(node(slot), reason: report.reason, detail: report.detail))
             stop(id, reason: .unhealthy(report.reason), signal: .term, grace: settings.killTimeout)
             return
         }
@@ -160,9 +153,7 @@ extension Swarm {
         if slot.crashLooping == true, let since = state.process?.healthySince, now - since >= settings.restartResetAfter {
             slots[id]?.crashLooping = nil
             slots[id]?.quickFailures = 0
-            var m = meta(slot)
-            m["event"] = "crash-loop-recovered"
-            log(.notice, "slot \(id) recovered: healthy for \(Autoscaler.seconds(now - since)) after crash-looping", m)
+            log(.recovered(node(slot), healthyFor: now - since))
         }
         switch (phase, report.state) {
         case (.starting, .drained), (.running, .drained), (.draining, .drained):
@@ -185,7 +176,7 @@ extension Swarm {
         guard limit > 0, memory.charged > limit, slot.state.phase != .stopping,
               !roll.includes(id) else { return }
         let detail = "\(memory.largest); the limit is \(NodeMemory.text(limit))"
-        log(.warning, "node over memory limit: \(detail); restarting it gracefully", meta(slot))
+        log(.overMemory(node(slot), detail: detail))
         roll.enqueue(id, reason: .overMemory(detail))
     }
 

@@ -102,12 +102,12 @@ extension Swarm {
         guard !readySent, mode == .running else { return }
         if consuming {
             readySent = true
-            log(.notice, "swarm ready: all \(wanted) nodes consume (joined the group and assigned)")
+            log(.ready(nodes: wanted))
             effects.append(.notify(.ready))
         } else if isDue(.ready) {
             readySent = true
             readyByTimeout = true
-            log(.warning, "swarm ready by ready_timeout (\(settings.readyTimeout) s), not consuming: \(missing())")
+            log(.readyByTimeout(readyTimeout: settings.readyTimeout, missing: missing()))
             effects.append(.notify(.ready))
         }
     }

@@ -14,8 +14,7 @@ extension Swarm {
             if let slot = slots[current], !isSettled(slot) {
                 guard isDue(.rollReplacement) else { return }
                 // A replacement that cannot join (a broker outage) must not hold the roll forever.
-                log(.warning, "rolling on: the replacement did not consume within ready_timeout (\(settings.readyTimeout) s)",
-                    meta(slot))
+                log(.rollingOn(node(slot), readyTimeout: settings.readyTimeout))
             }
             _ = roll.finishCurrent()
             releaseHolds(except: current)
@@ -26,7 +25,7 @@ extension Swarm {
         }
         if roll.isIdle, mode == .reloading {
             mode = .running
-            log(.notice, "reload complete: every node runs the new configuration")
+            log(.reloadComplete)
             effects.append(.notify(.ready))
         }
     }
@@ -49,7 +48,7 @@ extension Swarm {
                     effects.append(.tell(spawn: p.spawn, .pause))
                 }
             }
-            log(.info, "stopping: pausing every node so all commit before any leaves the group")
+            log(.pausing)
         } else {
             terminateAll(stopBy: stopBy)
         }
@@ -75,7 +74,7 @@ extension Swarm {
         let live = slots.values.filter { $0.process != nil }
         let allPaused = live.allSatisfy { $0.state.phase == .stopping || $0.process?.lastReport?.state == .drained }
         if allPaused || isDue(.pause) {
-            if !allPaused { log(.warning, "not every node paused in time; stopping them anyway") }
+            if !allPaused { log(.notPausedInTime) }
             terminateAll(stopBy: stopBy)
         }
     }

@@ -98,14 +98,13 @@ struct Swarm {
 
     // MARK: Effects
 
-    mutating func log(_ level: Logger.Level, _ message: String, _ meta: [String: String] = [:]) {
-        effects.append(.log(level, message, meta))
+    mutating func log(_ event: SwarmLog) {
+        effects.append(.log(event))
     }
 
-    func meta(_ slot: Slot) -> [String: String] {
-        var m = ["slot": "\(slot.id)"]
-        if let p = slot.process { m["pid"] = "\(p.pid)" }
-        return m
+    /// A slot as the log names it.
+    func node(_ slot: Slot) -> SwarmLog.Node {
+        SwarmLog.Node(slot: slot.id, pid: slot.process?.pid)
     }
 
     /// Moves a slot through the transition table; an illegal move is a
@@ -115,17 +114,12 @@ struct Swarm {
         guard var slot = slots[id] else { return false }
         let from = slot.state.phase
         guard let next = slot.state.next(on: event) else {
-            log(.critical, "refused illegal node transition from \(from.rawValue) on \(event.name)", meta(slot))
+            log(.illegalMove(node(slot), from: from, event: event.name))
             return false
         }
         slot.state = next
         slots[id] = slot
-        var m = meta(slot)
-        m["from"] = from.rawValue
-        m["to"] = next.phase.rawValue
-        m["reason"] = reason
-        m["event"] = event.name
-        if from != next.phase { log(.info, "node \(from.rawValue) -> \(next.phase.rawValue)", m) }
+        if from != next.phase { log(.moved(node(slot), from: from, to: next.phase, reason: reason, event: event.name)) }
         return true
     }
 }

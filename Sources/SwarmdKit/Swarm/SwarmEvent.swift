@@ -68,7 +68,8 @@ enum SwarmEffect: Equatable {
     case notify(SystemdMessage)
     /// The answer to the command being handled (control socket only).
     case reply(ControlResponse)
-    case log(Logger.Level, String, [String: String])
+    /// Something for the log, typed (`SwarmLog`); the shell renders it to a line.
+    case log(SwarmLog)
     /// Spawn nodes with this configuration from now on.
     case useConfig(SwarmConfig)
 }
