@@ -3,7 +3,10 @@ import Shared
 import XCTest
 
 /// swarmd supervising real node processes (the shell node in Fixtures),
-/// with real signals.
+/// with real signals: one test per path through the shell's system calls
+/// (spawn, pidfd reap, signalfd, report pipes, /proc, the timer). What the
+/// core decides on those paths (backoff, crash-looping, a second TERM, an
+/// unhealthy report) is proved in `SwarmCoreTests`, with a fake clock.
 final class SupervisionTests: XCTestCase {
     func testSpawnsNodesThatReportWithStableSlots() throws {
         let swarmd = try SwarmdUnderTest(config: testNodeConfig(nodes: 3))
@@ -92,18 +95,6 @@ final class SupervisionTests: XCTestCase {
         XCTAssertTrue(swarmd.log.contains("after stop: hung (no report)"))
     }
 
-    func testNodeThatDiesAtOnceBacksOffAndShowsAsCrashLooping() throws {
-        let swarmd = try SwarmdUnderTest(config: testNodeConfig(nodes: 1, extra: "crash_loop_after = 3"),
-                                         environment: ["TEST_NODE_MODE": "exit"])
-        eventually("the node to show as crash-looping") { swarmd.status()?.nodes.first?.state == .crashLooping }
-        swarmd.waitForLog("restart in 0.5 s")
-        swarmd.waitForLog("restart in 1.0 s")
-        XCTAssertTrue(swarmd.log.contains("exited with status 3"))
-        // The first failure restarts at once, then the delays double up to the cap (2 s here).
-        swarmd.waitForLog("restart in 2.0 s", timeout: 30)
-        XCTAssertFalse(swarmd.log.contains("restart in 4.0 s"), "the backoff is capped by restart_backoff_max")
-    }
-
     func testTTINAddsANodeAndTTOURemovesTheHighestButNeverTheLast() throws {
         let swarmd = try SwarmdUnderTest(config: testNodeConfig(nodes: 2))
         swarmd.waitForHealthy(2)
@@ -137,18 +128,6 @@ final class SupervisionTests: XCTestCase {
         swarmd.signal(SIGTERM)
         XCTAssertEqual(swarmd.waitForExit(), 1)
         XCTAssertTrue(swarmd.log.contains("node did not stop in time: KILL"))
-    }
-
-    func testSecondTermMakesTheStopImmediate() throws {
-        let swarmd = try SwarmdUnderTest(config: testNodeConfig(nodes: 1, extra: "shutdown_timeout = 60\nquit_timeout = 0.5"),
-                                         environment: ["TEST_NODE_MODE": "stubborn"])
-        swarmd.waitForHealthy(1)
-        swarmd.signal(SIGTERM)
-        swarmd.waitForLog("graceful stop requested")
-        swarmd.signal(SIGTERM)
-        swarmd.waitForLog("second stop signal: stopping now")
-        // QUIT's default action ends the shell node even though it ignores TERM.
-        XCTAssertNotNil(swarmd.waitForExit(timeout: 10))
     }
 
     func testQuitStopsAtOnce() throws {
@@ -196,13 +175,6 @@ final class SupervisionTests: XCTestCase {
         eventually("malformed reports to be counted") { (swarmd.status()?.malformedReports ?? 0) >= 3 }
         XCTAssertTrue(swarmd.log.contains("malformed report ignored"))
         XCTAssertEqual(swarmd.status()?.nodes.first?.restarts, 0)
-    }
-
-    func testNodeReportingItselfUnhealthyIsRestartedGracefully() throws {
-        let swarmd = try SwarmdUnderTest(config: testNodeConfig(nodes: 1), environment: ["TEST_NODE_MODE": "unhealthy"])
-        swarmd.waitForLog("node reports itself unhealthy: handler stuck on one batch")
-        swarmd.waitForLog("after stop: unhealthy: handler stuck on one batch")
-        eventually("a restart") { (swarmd.status()?.nodes.first?.restarts ?? 0) >= 1 }
     }
 
     func testNodeOverTheMemoryLimitIsRestartedGracefully() throws {

@@ -4,15 +4,10 @@
 # EOF on fd 4 = the supervisor is gone.
 # TEST_NODE_MODE:
 #   exit       exits at once with status 3 (a crash loop)
-#   silent     never reports (a hung node)
 #   garbage    writes malformed reports between good ones
-#   unhealthy  reports health=unhealthy reason=2 after its first report
 #   stubborn   ignores TERM (only KILL or QUIT end it)
-#   slowstart  waits 1.5 s before its first report
 case "$TEST_NODE_MODE" in
   exit) exit 3 ;;
-  silent) while :; do sleep 1; done ;;
-  slowstart) sleep 1.5 ;;
 esac
 n=0
 state=running
@@ -23,11 +18,7 @@ else
 fi
 while :; do
   n=$((n + 1))
-  if [ "$TEST_NODE_MODE" = unhealthy ] && [ $n -gt 1 ]; then
-    echo "v=1 health=unhealthy reason=2 handled=$n" >&3
-  else
-    echo "v=1 health=ok state=$state handled=$n slot=$SWARM_SLOT" >&3
-  fi
+  echo "v=1 health=ok state=$state handled=$n slot=$SWARM_SLOT" >&3
   [ "$TEST_NODE_MODE" = garbage ] && echo "this is not a report" >&3
   if read -r -t 0.2 command <&4; then
     case "$command" in
