@@ -77,7 +77,7 @@ let package = Package(
         // alone cost it 8 ms of its 10 ms budget.
         .target(
             name: "SwarmKafka",
-            dependencies: ["CRdKafka"]
+            dependencies: ["CRdKafka", "Shared"]
         ),
         // The supervisor (its pure core in Swarm/, its I/O shell in
         // Supervisor/), the node runtime, its handlers and the embedded broker.

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CRdKafka
+import Shared
 
 /// A librdkafka high-level consumer in one consumer group, for one node.
 ///
@@ -33,7 +34,7 @@ public final class KafkaConsumer {
     private var lastTopic: (handle: OpaquePointer, name: String)?
     private let consumerQueue: OpaquePointer
     private var batchBuffer: [UnsafeMutablePointer<rd_kafka_message_t>?] = []
-    private var assigned: [(topic: String, partition: Int32)] = []
+    private var assigned: [TopicPartition] = []
     /// Assigned partitions none of whose messages were handed out since they
     /// were assigned. librdkafka 2.0 keeps a partition's last application
     /// position across its revocation, and pausing a partition saves that
@@ -41,14 +42,14 @@ public final class KafkaConsumer {
     /// is stale — a position from an earlier assignment, ahead of what the
     /// group committed when this consumer dropped fetched messages at that
     /// revocation, or another member handled less in between.
-    private var unfetched: Set<TopicPartitionKey> = []
+    private var unfetched: Set<TopicPartition> = []
     /// Unfetched partitions paused since: resuming seeks them to the
     /// committed offset (see `rewindDue`) instead of trusting the saved one.
-    private var pausedUnfetched: Set<TopicPartitionKey> = []
+    private var pausedUnfetched: Set<TopicPartition> = []
     /// Resumed partitions waiting for that seek: the next `pollBatch` does it,
     /// outside any rebalance callback, and hands out none of their messages
     /// until it is done (see `rewind`).
-    private var rewindDue: Set<TopicPartitionKey> = []
+    private var rewindDue: Set<TopicPartition> = []
     /// When a failed rewind is tried again (monotonic ms).
     private var nextRewindAt: Int64 = 0
     /// Where a partition without a committed offset starts (the logical
@@ -143,13 +144,13 @@ public final class KafkaConsumer {
             }
         }
         if !messages.isEmpty { brokersDown = false; refusal = nil; missingTopic = nil }
-        if !stale.isEmpty { messages.removeAll { stale.contains(TopicPartitionKey(topic: $0.topic, partition: $0.partition)) } }
+        if !stale.isEmpty { messages.removeAll { stale.contains($0.topicPartition) } }
         if !unfetched.isEmpty {
             // A batch runs in few partitions, and a partition without traffic keeps this
             // set non-empty for good: hash once per run of a partition, not per message.
             var last: KafkaMessage?
             for m in messages where m.partition != last?.partition || m.topic != last?.topic {
-                unfetched.remove(TopicPartitionKey(topic: m.topic, partition: m.partition))
+                unfetched.remove(m.topicPartition)
                 last = m
             }
         }
@@ -252,12 +253,12 @@ public final class KafkaConsumer {
     }
 
     /// Stores, for each partition, the offset after the highest handled message.
-    public func store(_ handled: [(topic: String, partition: Int32, offset: Int64)]) {
+    public func store(_ handled: [(partition: TopicPartition, offset: Int64)]) {
         guard !handled.isEmpty else { return }
         // A batch spans few partitions: a linear scan beats hashing strings.
-        var highest: [(topic: String, partition: Int32, offset: Int64)] = []
+        var highest: [(partition: TopicPartition, offset: Int64)] = []
         for h in handled {
-            if let i = highest.firstIndex(where: { $0.partition == h.partition && $0.topic == h.topic }) {
+            if let i = highest.firstIndex(where: { $0.partition.partition == h.partition.partition && $0.partition.topic == h.partition.topic }) {
                 if highest[i].offset < h.offset { highest[i].offset = h.offset }
             } else {
                 highest.append(h)
@@ -265,8 +266,8 @@ public final class KafkaConsumer {
         }
         let list = rd_kafka_topic_partition_list_new(Int32(highest.count))!
         defer { rd_kafka_topic_partition_list_destroy(list) }
-        for (topic, partition, offset) in highest {
-            let tp = rd_kafka_topic_partition_list_add(list, topic, partition)!
+        for (p, offset) in highest {
+            let tp = rd_kafka_topic_partition_list_add(list, p.topic, p.partition)!
             tp.pointee.offset = offset + 1
         }
         // Fails only for partitions no longer assigned: their messages will be redelivered to
@@ -309,8 +310,8 @@ public final class KafkaConsumer {
     /// `refreshing` partitions (paused ones, whose cached watermark no fetch
     /// updates) ask the broker instead, within `budgetMs` for all of them:
     /// the lag of a paused partition keeps growing while nothing fetches it.
-    public func lags(refreshing: Set<TopicPartitionKey> = [], budgetMs: Int32 = 500) -> [(topic: String, partition: Int32, lag: Int64)] {
-        guard !assigned.isEmpty else { return [] }
+    public func lags(refreshing: Set<TopicPartition> = [], budgetMs: Int32 = 500) -> [TopicPartition: Int64] {
+        guard !assigned.isEmpty else { return [:] }
         var budget = budgetMs
         func spend(_ body: (Int32) -> Void) {
             let started = monotonicMilliseconds()
@@ -320,25 +321,25 @@ public final class KafkaConsumer {
         let list = rd_kafka_topic_partition_list_new(Int32(assigned.count))!
         defer { rd_kafka_topic_partition_list_destroy(list) }
         for a in assigned { rd_kafka_topic_partition_list_add(list, a.topic, a.partition) }
-        guard rd_kafka_position(handle, list) == RD_KAFKA_RESP_ERR_NO_ERROR else { return [] }
-        var unknown: [TopicPartitionKey] = []
+        guard rd_kafka_position(handle, list) == RD_KAFKA_RESP_ERR_NO_ERROR else { return [:] }
+        var unknown: [TopicPartition] = []
         for i in 0..<Int(list.pointee.cnt) where list.pointee.elems[i].offset < 0 {
-            let key = TopicPartitionKey(topic: String(cString: list.pointee.elems[i].topic), partition: list.pointee.elems[i].partition)
+            let key = TopicPartition(topic: String(cString: list.pointee.elems[i].topic), partition: list.pointee.elems[i].partition)
             if committedAtAssignment[key] == nil { unknown.append(key) }
         }
         if !unknown.isEmpty && budget > 0 { spend { learnCommitted(unknown, timeoutMs: $0) } }
-        var out: [(topic: String, partition: Int32, lag: Int64)] = []
+        var out: [TopicPartition: Int64] = [:]
         for i in 0..<Int(list.pointee.cnt) {
             let tp = list.pointee.elems[i]
             var low: Int64 = 0, high: Int64 = -1
-            let key = TopicPartitionKey(topic: String(cString: tp.topic), partition: tp.partition)
+            let key = TopicPartition(topic: String(cString: tp.topic), partition: tp.partition)
             if budget > 0, refreshing.contains(key) {
                 spend { _ = rd_kafka_query_watermark_offsets(handle, tp.topic, tp.partition, &low, &high, $0) }
             }
             if high < 0 {
                 guard rd_kafka_get_watermark_offsets(handle, tp.topic, tp.partition, &low, &high) == RD_KAFKA_RESP_ERR_NO_ERROR,
                       high >= 0 else {
-                    out.append((key.topic, key.partition, -1))
+                    out[key] = -1
                     continue
                 }
             }
@@ -349,10 +350,10 @@ public final class KafkaConsumer {
                 // A logical offset: where auto.offset.reset starts a group with no commit.
                 position = committed >= 0 ? committed : (committed == Int64(RD_KAFKA_OFFSET_END) ? high : low)
             } else {
-                out.append((key.topic, key.partition, -1))
+                out[key] = -1
                 continue
             }
-            out.append((key.topic, key.partition, max(0, high - position)))
+            out[key] = max(0, high - position)
         }
         return out
     }
@@ -360,16 +361,16 @@ public final class KafkaConsumer {
     /// The group's committed offset of partitions this consumer has no
     /// position for (see `lags`): where their consumption will start.
     /// Forgotten when the partition is revoked.
-    private var committedAtAssignment: [TopicPartitionKey: Int64] = [:]
+    private var committedAtAssignment: [TopicPartition: Int64] = [:]
 
-    private func learnCommitted(_ keys: [TopicPartitionKey], timeoutMs: Int32) {
+    private func learnCommitted(_ keys: [TopicPartition], timeoutMs: Int32) {
         let list = rd_kafka_topic_partition_list_new(Int32(keys.count))!
         defer { rd_kafka_topic_partition_list_destroy(list) }
         for key in keys { rd_kafka_topic_partition_list_add(list, key.topic, key.partition) }
         guard rd_kafka_committed(handle, list, timeoutMs) == RD_KAFKA_RESP_ERR_NO_ERROR else { return }
         for i in 0..<Int(list.pointee.cnt) where list.pointee.elems[i].err == RD_KAFKA_RESP_ERR_NO_ERROR {
             let tp = list.pointee.elems[i]
-            let key = TopicPartitionKey(topic: String(cString: tp.topic), partition: tp.partition)
+            let key = TopicPartition(topic: String(cString: tp.topic), partition: tp.partition)
             // No commit yet: the group starts where auto.offset.reset says (nil: "error", unknown).
             if tp.offset >= 0 { committedAtAssignment[key] = tp.offset } else if let reset = resetOffset { committedAtAssignment[key] = reset }
         }
@@ -385,11 +386,11 @@ public final class KafkaConsumer {
 
     fileprivate func rebalance(_ err: rd_kafka_resp_err_t, _ partitions: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?) {
         let cooperative = isCooperative
-        var list: [(String, Int32)] = []
+        var list: [TopicPartition] = []
         if let partitions {
             for i in 0..<Int(partitions.pointee.cnt) {
                 let tp = partitions.pointee.elems[i]
-                list.append((String(cString: tp.topic), tp.partition))
+                list.append(TopicPartition(topic: String(cString: tp.topic), partition: tp.partition))
             }
         }
         if err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS {
@@ -397,7 +398,6 @@ public final class KafkaConsumer {
             refusal = nil
             if !list.isEmpty { missingTopic = nil }
             rebalanceSign = nil  // the rebalance a refused commit announced is over
-            let keys = list.map { TopicPartitionKey(topic: $0.0, partition: $0.1) }
             if cooperative {
                 if let e = rd_kafka_incremental_assign(handle, partitions) { rd_kafka_error_destroy(e) }
                 assigned += list
@@ -409,7 +409,7 @@ public final class KafkaConsumer {
                 pausedUnfetched = []
                 rewindDue = []
             }
-            unfetched.formUnion(keys)
+            unfetched.formUnion(list)
             // The node first (a hold ends here), then the new partitions' pause.
             onAssigned?()
             // Every assignment states its pause explicitly: librdkafka keeps a
@@ -421,7 +421,7 @@ public final class KafkaConsumer {
             if let partitions {
                 if paused {
                     rd_kafka_pause_partitions(handle, partitions)
-                    pausedUnfetched.formUnion(keys)
+                    pausedUnfetched.formUnion(list)
                 } else {
                     rd_kafka_resume_partitions(handle, partitions)
                 }
@@ -430,12 +430,12 @@ public final class KafkaConsumer {
             onRevoke?()
             if cooperative {
                 if let e = rd_kafka_incremental_unassign(handle, partitions) { rd_kafka_error_destroy(e) }
-                assigned.removeAll { a in list.contains { $0.0 == a.topic && $0.1 == a.partition } }
-                for (topic, partition) in list {
-                    committedAtAssignment[TopicPartitionKey(topic: topic, partition: partition)] = nil
-                    unfetched.remove(TopicPartitionKey(topic: topic, partition: partition))
-                    pausedUnfetched.remove(TopicPartitionKey(topic: topic, partition: partition))
-                    rewindDue.remove(TopicPartitionKey(topic: topic, partition: partition))
+                assigned.removeAll(where: list.contains)
+                for p in list {
+                    committedAtAssignment[p] = nil
+                    unfetched.remove(p)
+                    pausedUnfetched.remove(p)
+                    rewindDue.remove(p)
                 }
             } else {
                 rd_kafka_assign(handle, nil)
@@ -447,16 +447,6 @@ public final class KafkaConsumer {
             }
         }
         onAssignmentChange?(assignedCount)
-    }
-}
-
-/// A partition as a key (SwarmKafka does not depend on Shared's `TopicPartition`).
-public struct TopicPartitionKey: Hashable, Sendable {
-    public var topic: String
-    public var partition: Int32
-    public init(topic: String, partition: Int32) {
-        self.topic = topic
-        self.partition = partition
     }
 }
 
@@ -519,21 +509,19 @@ extension KafkaConsumer {
     }
 
     /// The partitions assigned to this consumer now.
-    public var assignment: [(topic: String, partition: Int32)] { assigned }
+    public var assignment: [TopicPartition] { assigned }
 
     /// Stops fetching one partition (the others go on), dropping what was
     /// fetched for it and not yet handed out.
-    public func pause(topic: String, partition: Int32) {
-        let key = TopicPartitionKey(topic: topic, partition: partition)
+    public func pause(_ key: TopicPartition) {
         if unfetched.contains(key) { pausedUnfetched.insert(key) }
-        withPartition(topic, partition) { rd_kafka_pause_partitions(handle, $0) }
+        withPartition(key.topic, key.partition) { rd_kafka_pause_partitions(handle, $0) }
     }
 
     /// Fetches one partition again (unless the whole consumer is paused).
-    public func resume(topic: String, partition: Int32) {
+    public func resume(_ key: TopicPartition) {
         guard !paused else { return }
-        withPartition(topic, partition) { rd_kafka_resume_partitions(handle, $0) }
-        let key = TopicPartitionKey(topic: topic, partition: partition)
+        withPartition(key.topic, key.partition) { rd_kafka_resume_partitions(handle, $0) }
         if pausedUnfetched.remove(key) != nil && unfetched.contains(key) { rewindDue.insert(key) }
     }
 
@@ -541,17 +529,17 @@ extension KafkaConsumer {
     /// failed message, for a retry in order). Anything fetched past it
     /// before the seek is discarded by librdkafka.
     @discardableResult
-    public func seek(topic: String, partition: Int32, offset: Int64) -> KafkaError? {
+    public func seek(_ p: TopicPartition, offset: Int64) -> KafkaError? {
         let list = rd_kafka_topic_partition_list_new(1)!
         defer { rd_kafka_topic_partition_list_destroy(list) }
-        rd_kafka_topic_partition_list_add(list, topic, partition).pointee.offset = offset
+        rd_kafka_topic_partition_list_add(list, p.topic, p.partition).pointee.offset = offset
         if let error = rd_kafka_seek_partitions(handle, list, 5000) {
             let code = rd_kafka_error_code(error)
             rd_kafka_error_destroy(error)
-            return KafkaError(code, context: "seeking \(topic)/\(partition) to \(offset)")
+            return KafkaError(code, context: "seeking \(p.topic)/\(p.partition) to \(offset)")
         }
         let err = list.pointee.elems[0].err
-        return err == RD_KAFKA_RESP_ERR_NO_ERROR ? nil : KafkaError(err, context: "seeking \(topic)/\(partition) to \(offset)")
+        return err == RD_KAFKA_RESP_ERR_NO_ERROR ? nil : KafkaError(err, context: "seeking \(p.topic)/\(p.partition) to \(offset)")
     }
 
     /// Seeks the partitions in `rewindDue` to their committed offsets (to

@@ -1,4 +1,5 @@
 import CRdKafka
+import Shared
 
 /// One consumed message. A message from the consumer keeps librdkafka's own
 /// copy alive (one small allocation) instead of copying key, value and
@@ -10,6 +11,9 @@ public struct KafkaMessage: @unchecked Sendable {
     public let offset: Int64
     public let timestamp: Int64
     private let storage: Storage
+
+    /// The partition it came from, as a value.
+    public var topicPartition: TopicPartition { TopicPartition(topic: topic, partition: partition) }
 
     private enum Storage {
         case librdkafka(MessageHandle)

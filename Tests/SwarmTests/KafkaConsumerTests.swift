@@ -43,7 +43,7 @@ final class KafkaConsumerTests: XCTestCase {
             handedToB += b!.pollBatch(max: 100, timeoutMs: 100).messages.filter { $0.partition == moved }
             return handedToB.count >= 20
         })
-        b!.store(handedToB.prefix(20).map { ($0.topic, $0.partition, $0.offset) })
+        b!.store(handedToB.prefix(20).map { ($0.topicPartition, $0.offset) })
         XCTAssertNil(b!.commit())
         // B leaves; the partition comes back to A, still holding; then A goes on.
         b!.close()

@@ -7,7 +7,7 @@ import XCTest
 /// Kafka's semantics through the handler: a failure never reorders its
 /// partition, and a tombstone stays a tombstone.
 final class OrderingTests: XCTestCase {
-    typealias P = OrderedRetries.Partition
+    typealias P = TopicPartition
     let p0 = P(topic: "t", partition: 0)
     let p1 = P(topic: "t", partition: 1)
 

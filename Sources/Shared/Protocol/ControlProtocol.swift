@@ -238,6 +238,9 @@ public struct PartitionLag: Codable, Equatable, Sendable {
     public var partition: Int32
     public var lag: Int64
 
+    /// The partition, as a value.
+    public var topicPartition: TopicPartition { TopicPartition(topic: topic, partition: partition) }
+
     public init(topic: String, partition: Int32, lag: Int64) {
         self.topic = topic
         self.partition = partition

@@ -62,7 +62,7 @@ public final class NodeRuntime {
             case .pause: consumer.pause()
             case .resume(let keepRetriesPaused):
                 consumer.resume()
-                if keepRetriesPaused { for p in ordered.pausedPartitions { consumer.pause(topic: p.topic, partition: p.partition) } }
+                if keepRetriesPaused { for p in ordered.pausedPartitions { consumer.pause(p) } }
             case .unsubscribe: consumer.unsubscribe()
             case .subscribe: try? consumer.subscribe(config.kafka.topics)
             case .report(let state):
@@ -184,7 +184,7 @@ public final class NodeRuntime {
         consumer.onAssignmentChange = { [unowned self] count in
             self.logger.info("assignment changed", metadata: ["partitions": "\(count)"])
             self.reporter.update { $0.partitions = count }
-            self.ordered.keep(only: Set(self.consumer?.assignment.map { OrderedRetries.Partition(topic: $0.topic, partition: $0.partition) } ?? []))
+            self.ordered.keep(only: Set(self.consumer?.assignment ?? []))
         }
         try consumer.subscribe(config.kafka.topics)
         self.consumer = consumer
@@ -254,7 +254,7 @@ public final class NodeRuntime {
                 perform(mode.brokerRefusedCommit(sign, now: monotonicNow(), assigned: consumer.assignedCount))
             }
             if config.handler.ordering == .partition && mode.phase == .active {
-                for p in ordered.due(now: monotonicNow()) { consumer.resume(topic: p.topic, partition: p.partition) }
+                for p in ordered.due(now: monotonicNow()) { consumer.resume(p) }
             }
             // With batches in flight the poll does not wait: the handler's answers are due.
             var (batch, errors) = consumer.pollBatch(max: config.handler.batchSize, timeoutMs: inFlight.isEmpty ? 100 : 0)
@@ -331,14 +331,12 @@ public final class NodeRuntime {
                 }
                 if consumer.assignedCount > 0 { rejoinsLeft = 0; staleGroupViewSince = nil }
                 // Paused partitions are not fetched, so their cached watermarks go stale: ask the broker.
-                let paused: Set<TopicPartitionKey> = mode.phase == .paused
-                    ? Set(consumer.assignment.map { TopicPartitionKey(topic: $0.topic, partition: $0.partition) })
-                    : Set(ordered.pausedPartitions.map { TopicPartitionKey(topic: $0.topic, partition: $0.partition) })
+                let paused = Set(mode.phase == .paused ? consumer.assignment : ordered.pausedPartitions)
                 let lags = consumer.lags(refreshing: paused)
-                let stuck = Set(ordered.stops.keys.map { TopicPartition(topic: $0.topic, partition: $0.partition) })
+                let stuck = Set(ordered.stops.keys)
                 reporter.update { c in
                     c.stuck = stuck
-                    c.partitionLag = Dictionary(lags.map { (TopicPartition(topic: $0.topic, partition: $0.partition), $0.lag) }) { a, _ in a }
+                    c.partitionLag = lags
                 }
                 lastLag = now
             }
@@ -429,11 +427,11 @@ public final class NodeRuntime {
     /// Drops messages of stopped partitions fetched before their rewind
     /// took effect; they come again, in order, after the failed message.
     private func admitted(_ batch: [KafkaMessage]) -> [KafkaMessage] {
-        let (keep, rewind) = ordered.admit(batch.map { (OrderedRetries.Partition(topic: $0.topic, partition: $0.partition), $0.offset) })
+        let (keep, rewind) = ordered.admit(batch.map { ($0.topicPartition, $0.offset) })
         for (p, offset) in rewind {
             logger.warning("a rewind to a failed message did not take effect: rewinding again",
                            metadata: ["topic": "\(p.topic)", "partition": "\(p.partition)", "offset": "\(offset)"])
-            consumer?.seek(topic: p.topic, partition: p.partition, offset: offset)
+            consumer?.seek(p, offset: offset)
         }
         return zip(batch, keep).filter(\.1).map(\.0)
     }
@@ -468,7 +466,7 @@ public final class NodeRuntime {
         if ordered.isCalm { return handleInOrder(batch) }
         var parts: [[KafkaMessage]] = [[]]
         for m in batch {
-            if ordered.isIsolated(OrderedRetries.Partition(topic: m.topic, partition: m.partition), offset: m.offset) {
+            if ordered.isIsolated(m.topicPartition, offset: m.offset) {
                 parts += [[m], []]
             } else {
                 parts[parts.count - 1].append(m)
@@ -476,7 +474,7 @@ public final class NodeRuntime {
         }
         for part in parts where !part.isEmpty {
             // A partition stopped by an earlier part waits: its messages come again.
-            let live = part.filter { !ordered.isStopped(OrderedRetries.Partition(topic: $0.topic, partition: $0.partition)) }
+            let live = part.filter { !ordered.isStopped($0.topicPartition) }
             guard !live.isEmpty else { continue }
             if !handleInOrder(live) { return false }
         }
@@ -492,24 +490,24 @@ public final class NodeRuntime {
     private func settleInOrder(_ batch: [KafkaMessage], answers: [HandleOutcome]) -> Bool {
         if ordered.isCalm && answers.count == batch.count && answers.allSatisfy({ $0 == .ok }) {
             // What `decide` would say, without its per-partition bookkeeping per message.
-            finish(batch.map { ($0.topic, $0.partition, $0.offset) }, ok: Int64(batch.count), failed: 0)
+            finish(batch.map { ($0.topicPartition, $0.offset) }, ok: Int64(batch.count), failed: 0)
             return true
         }
-        let decisions = ordered.decide(batch.map { (OrderedRetries.Partition(topic: $0.topic, partition: $0.partition), $0.offset) },
+        let decisions = ordered.decide(batch.map { ($0.topicPartition, $0.offset) },
                                        answers: answers, now: monotonicNow())
-        var settled: [(topic: String, partition: Int32, offset: Int64)] = []
+        var settled: [(partition: TopicPartition, offset: Int64)] = []
         var ok: Int64 = 0, failed: Int64 = 0
         var complete = true
-        var unsettled: Set<OrderedRetries.Partition> = []
+        var unsettled: Set<TopicPartition> = []
         for (message, decision) in zip(batch, decisions) {
-            let p = OrderedRetries.Partition(topic: message.topic, partition: message.partition)
+            let p = message.topicPartition
             if !unsettled.isEmpty && unsettled.contains(p) { continue }
             // Built only for the lines that need it: a dictionary per message was 11 % of a node's time.
             var where_: Logger.Metadata { ["topic": "\(message.topic)", "partition": "\(message.partition)", "offset": "\(message.offset)"] }
             switch decision {
             case .handled:
                 ok += 1
-                settled.append((message.topic, message.partition, message.offset))
+                settled.append((message.topicPartition, message.offset))
             case .redelivered:
                 continue
             case .unanswered:
@@ -531,7 +529,7 @@ public final class NodeRuntime {
                     continue
                 }
                 failed += 1
-                settled.append((message.topic, message.partition, message.offset))
+                settled.append((message.topicPartition, message.offset))
             }
         }
         finish(settled, ok: ok, failed: failed)
@@ -539,7 +537,7 @@ public final class NodeRuntime {
     }
 
     /// Stores the offsets of what was settled and counts it.
-    private func finish(_ settled: [(topic: String, partition: Int32, offset: Int64)], ok: Int64, failed: Int64) {
+    private func finish(_ settled: [(partition: TopicPartition, offset: Int64)], ok: Int64, failed: Int64) {
         consumer?.store(settled)
         // Right after a rebalance another one often follows (a second member
         // joining or leaving, the broker's own), and the broker refuses the
@@ -559,8 +557,8 @@ public final class NodeRuntime {
     /// Stops a partition at a message and makes it the next one fetched.
     private func rewind(_ message: KafkaMessage) {
         guard let consumer else { return }
-        consumer.pause(topic: message.topic, partition: message.partition)
-        if let error = consumer.seek(topic: message.topic, partition: message.partition, offset: message.offset) {
+        consumer.pause(message.topicPartition)
+        if let error = consumer.seek(message.topicPartition, offset: message.offset) {
             // The admission check rewinds again if a later message shows up first.
             logger.warning("cannot rewind to the failed message: \(error)")
         }
@@ -581,7 +579,7 @@ public final class NodeRuntime {
     /// Retries what failed, applies the failure policy, stores and counts
     /// (`ordering = "none"`); false when a message could not be settled.
     private func settleOutOfLine(_ batch: [KafkaMessage], outcomes: [HandleOutcome]) -> Bool {
-        var settled: [(topic: String, partition: Int32, offset: Int64)] = []
+        var settled: [(partition: TopicPartition, offset: Int64)] = []
         var ok: Int64 = 0, failed: Int64 = 0
         var complete = true
         for (i, message) in batch.enumerated() {
@@ -598,7 +596,7 @@ public final class NodeRuntime {
             } else {
                 ok += 1
             }
-            settled.append((message.topic, message.partition, message.offset))
+            settled.append((message.topicPartition, message.offset))
         }
         finish(settled, ok: ok, failed: failed)
         return complete

@@ -1,3 +1,4 @@
+import Shared
 /// Kafka's per-partition order under failures (`ordering = "partition"`).
 ///
 /// When the handler fails a message, its partition stops there: nothing at
@@ -13,11 +14,6 @@
 /// Pure: the node feeds it batches, answers and the time, and does the
 /// Kafka calls (pause, seek, resume, store) it decides on.
 struct OrderedRetries {
-    struct Partition: Hashable {
-        var topic: String
-        var partition: Int32
-    }
-
     /// A partition stopped at a message that failed (or was deferred).
     struct Stop: Equatable {
         var offset: Int64
@@ -47,11 +43,11 @@ struct OrderedRetries {
 
     let retries: Int
     let backoff: Double
-    private(set) var stops: [Partition: Stop] = [:]
+    private(set) var stops: [TopicPartition: Stop] = [:]
     /// After a handler died in a batch, its partitions' unanswered messages
     /// up to this offset go to the handler one at a time, so that the one
     /// that kills it is found and only it uses up retries.
-    private(set) var isolated: [Partition: Int64] = [:]
+    private(set) var isolated: [TopicPartition: Int64] = [:]
 
     init(retries: Int, backoff: Double) {
         self.retries = retries
@@ -63,10 +59,10 @@ struct OrderedRetries {
     /// rewind took effect; they come again), and once it is fetched again
     /// they must start at the failed message: anything past it before it
     /// means the rewind was lost, so the partition is rewound again.
-    func admit(_ batch: [(partition: Partition, offset: Int64)]) -> (keep: [Bool], rewind: [Partition: Int64]) {
+    func admit(_ batch: [(partition: TopicPartition, offset: Int64)]) -> (keep: [Bool], rewind: [TopicPartition: Int64]) {
         var keep = [Bool](repeating: true, count: batch.count)
-        var rewind: [Partition: Int64] = [:]
-        var reached: Set<Partition> = []
+        var rewind: [TopicPartition: Int64] = [:]
+        var reached: Set<TopicPartition> = []
         for (i, m) in batch.enumerated() {
             guard let stop = stops[m.partition], !reached.contains(m.partition) else { continue }
             if stop.paused {
@@ -86,16 +82,16 @@ struct OrderedRetries {
     var isCalm: Bool { stops.isEmpty && isolated.isEmpty }
 
     /// True when a message must go to the handler on its own (see `isolated`).
-    func isIsolated(_ p: Partition, offset: Int64) -> Bool {
+    func isIsolated(_ p: TopicPartition, offset: Int64) -> Bool {
         isolated[p].map { offset <= $0 } ?? false
     }
 
     /// True when the message's partition was stopped earlier in the batch
     /// being handled: it must not go to the handler, it comes again.
-    func isStopped(_ p: Partition) -> Bool { stops[p]?.paused == true }
+    func isStopped(_ p: TopicPartition) -> Bool { stops[p]?.paused == true }
 
     /// Decides on every message of (a part of) a batch, given the handler's answers in order.
-    mutating func decide(_ batch: [(partition: Partition, offset: Int64)], answers: [HandleOutcome], now: Double) -> [Decision] {
+    mutating func decide(_ batch: [(partition: TopicPartition, offset: Int64)], answers: [HandleOutcome], now: Double) -> [Decision] {
         var out: [Decision] = []
         out.reserveCapacity(batch.count)
         for (i, m) in batch.enumerated() {
@@ -151,8 +147,8 @@ struct OrderedRetries {
     }
 
     /// Paused partitions whose backoff is over: the node resumes them.
-    mutating func due(now: Double) -> [Partition] {
-        var out: [Partition] = []
+    mutating func due(now: Double) -> [TopicPartition] {
+        var out: [TopicPartition] = []
         for (p, stop) in stops where stop.paused && stop.resumeAt <= now {
             stops[p]?.paused = false
             out.append(p)
@@ -161,11 +157,11 @@ struct OrderedRetries {
     }
 
     /// Partitions still waiting out their backoff (to pause again after the node resumes everything).
-    var pausedPartitions: [Partition] { stops.filter(\.value.paused).map(\.key) }
+    var pausedPartitions: [TopicPartition] { stops.filter(\.value.paused).map(\.key) }
 
     /// Forgets partitions this node no longer owns: their new owner starts
     /// from the committed offset, which is at or before the failed message.
-    mutating func keep(only assigned: Set<Partition>) {
+    mutating func keep(only assigned: Set<TopicPartition>) {
         stops = stops.filter { assigned.contains($0.key) }
         isolated = isolated.filter { assigned.contains($0.key) }
     }

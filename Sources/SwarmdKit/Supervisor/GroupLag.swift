@@ -88,9 +88,9 @@ final class GroupLag {
     /// The lag of the partitions in the latest reading that no node reports.
     func unowned(by nodes: [NodeStatus]) -> [PartitionLag]? {
         guard let reading = shared.latest.withLock({ $0 }) else { return nil }
-        var owned: Set<TopicPartitionKey> = []
-        for n in nodes { for l in n.partitionLag ?? [] { owned.insert(TopicPartitionKey(topic: l.topic, partition: l.partition)) } }
-        let lags = reading.filter { !owned.contains(TopicPartitionKey(topic: $0.topic, partition: $0.partition)) }
+        var owned: Set<TopicPartition> = []
+        for n in nodes { owned.formUnion((n.partitionLag ?? []).map(\.topicPartition)) }
+        let lags = reading.filter { !owned.contains($0.topicPartition) }
         return lags.isEmpty ? nil : lags
     }
 
