@@ -21,15 +21,33 @@ struct NodeProcess: Equatable, Codable {
     /// What its process tree uses, when the shell read it (only with a memory limit).
     var memory: NodeMemory?
     /// Holds sent to it: it has committed for all of them once its report's
-    /// `holds` reaches this (see `CommitBarrier`). Optional: a handover from
-    /// an older swarmd has none.
-    var holdsSent: Int64?
+    /// `holds` reaches this (see `CommitBarrier`).
+    var holdsSent: Int64 = 0
 
     init(spawn: Int, pid: Int32, now: Double) {
         self.spawn = spawn
         self.pid = pid
         self.startedAt = now
         self.lastReportAt = now
+    }
+
+    /// Reads what any build of handover format 2 wrote: a process that was
+    /// never held was written without `holdsSent`.
+    init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        spawn = try c.decode(Int.self, forKey: .spawn)
+        pid = try c.decode(Int32.self, forKey: .pid)
+        startedAt = try c.decode(Double.self, forKey: .startedAt)
+        lastReportAt = try c.decode(Double.self, forKey: .lastReportAt)
+        lastReport = try c.decodeIfPresent(NodeReport.self, forKey: .lastReport)
+        healthySince = try c.decodeIfPresent(Double.self, forKey: .healthySince)
+        rate = try c.decode(Double.self, forKey: .rate)
+        rateSampleAt = try c.decodeIfPresent(Double.self, forKey: .rateSampleAt)
+        rateSampleHandled = try c.decode(Int64.self, forKey: .rateSampleHandled)
+        busy = try c.decode(Double.self, forKey: .busy)
+        busySampleMs = try c.decode(Int64.self, forKey: .busySampleMs)
+        memory = try c.decodeIfPresent(NodeMemory.self, forKey: .memory)
+        holdsSent = try c.decodeIfPresent(Int64.self, forKey: .holdsSent) ?? 0
     }
 }
 
@@ -233,22 +251,37 @@ struct Slot: Equatable, Codable {
     var restarts = 0
     /// Failures in a row without a healthy stretch of `restart_reset_after`.
     var quickFailures = 0
-    /// Said crash-looping in the log (once), until a healthy stretch says it
-    /// recovered; optional so that a handover from an older swarmd reads.
-    var crashLooping: Bool?
+    /// Said crash-looping in the log (once), until a healthy stretch says it recovered.
+    var crashLooping = false
     var lastExit: String?
     /// Totals of earlier processes of this slot, so counters never go backwards.
     var handledBefore: Int64 = 0
     var failedBefore: Int64 = 0
-    /// The same for the counters metrics show (retried, dead-lettered,
-    /// rebalances); optional so that a handover from an older swarmd reads.
-    var countersBefore: [String: Int64]?
+    /// The same for the counters metrics show (retried, dead-lettered, rebalances).
+    var countersBefore: [String: Int64] = [:]
     /// Restarts by why (`crashed`, `hung`, `unhealthy`, `memory`, `requested`), for metrics.
-    var restartReasons: [String: Int]?
+    var restartReasons: [String: Int] = [:]
 
     init(id: Int) {
         self.id = id
         self.state = .backoff(respawnAt: nil)
+    }
+
+    /// Reads what any build of handover format 2 wrote: `crashLooping`,
+    /// `countersBefore` and `restartReasons` were written only when set.
+    init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        id = try c.decode(Int.self, forKey: .id)
+        state = try c.decode(NodeState.self, forKey: .state)
+        want = try c.decode(Want.self, forKey: .want)
+        restarts = try c.decode(Int.self, forKey: .restarts)
+        quickFailures = try c.decode(Int.self, forKey: .quickFailures)
+        crashLooping = try c.decodeIfPresent(Bool.self, forKey: .crashLooping) ?? false
+        lastExit = try c.decodeIfPresent(String.self, forKey: .lastExit)
+        handledBefore = try c.decode(Int64.self, forKey: .handledBefore)
+        failedBefore = try c.decode(Int64.self, forKey: .failedBefore)
+        countersBefore = try c.decodeIfPresent([String: Int64].self, forKey: .countersBefore) ?? [:]
+        restartReasons = try c.decodeIfPresent([String: Int].self, forKey: .restartReasons) ?? [:]
     }
 
     var process: NodeProcess? { state.process }
@@ -259,14 +292,14 @@ struct Slot: Equatable, Codable {
     var batchTimes: (buckets: [Int64], sumMs: Int64) {
         let current = process?.lastReport
         let buckets = (0...NodeReport.batchBucketsMs.count).map { i in
-            (countersBefore?["batch_b\(i)"] ?? 0).addingSaturating(current?.batchBuckets.indices.contains(i) == true ? current!.batchBuckets[i] : 0)
+            (countersBefore["batch_b\(i)"] ?? 0).addingSaturating(current?.batchBuckets.indices.contains(i) == true ? current!.batchBuckets[i] : 0)
         }
-        return (buckets, (countersBefore?["batch_sum_ms"] ?? 0).addingSaturating(current?.batchSumMs ?? 0))
+        return (buckets, (countersBefore["batch_sum_ms"] ?? 0).addingSaturating(current?.batchSumMs ?? 0))
     }
 
     /// A counter over every process this slot had.
     func total(_ counter: NodeReport.Counter) -> Int64 {
-        (countersBefore?[counter.rawValue] ?? 0).addingSaturating(process?.lastReport?[counter] ?? 0)
+        (countersBefore[counter.rawValue] ?? 0).addingSaturating(process?.lastReport?[counter] ?? 0)
     }
 }
 

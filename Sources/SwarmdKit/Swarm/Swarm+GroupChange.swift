@@ -29,7 +29,7 @@ extension Swarm {
             // Cooperative: no wait; its hold commit blocks until a rebalance in
             // progress ends (CommitBarrier says why).
             guard !config.kafka.cooperative else { continue }
-            slots[id]?.state = slot.state.updatingProcess { $0.holdsSent = ($0.holdsSent ?? 0) + 1 }
+            slots[id]?.state = slot.state.updatingProcess { $0.holdsSent += 1 }
             if barrier == nil { barrier = CommitBarrier(now: now) }
             barrier!.waiting.insert(p.spawn)
         }

@@ -12,7 +12,7 @@ extension Swarm: Codable {
     /// an upgrade between builds of that format touches no node.
     private enum CodingKeys: String, CodingKey {
         case config, pid, mode, slots, wanted, startedAt, readySent, rollQueue, rollCurrent, stopDeadline, pauseDeadline
-        case anyKilledWhileStopping, malformedReports, totalRestarts, bySpawn, now, upgrades, rollStartedAt, readyByTimeout, autoscaler
+        case anyKilledWhileStopping, malformedReports, totalRestarts, bySpawn, now, upgrades, rollStartedAt, autoscaler
         case barrier, gate
     }
 
@@ -46,7 +46,6 @@ extension Swarm: Codable {
         bySpawn = try c.decode([Int: Int].self, forKey: .bySpawn)
         now = try c.decode(Double.self, forKey: .now)
         upgrades = try c.decode(Int.self, forKey: .upgrades)
-        readyByTimeout = try c.decodeIfPresent(Bool.self, forKey: .readyByTimeout)
         // Absent from a swarm that never autoscaled, in builds before the autoscaler was always there.
         autoscaler = try c.decodeIfPresent(Autoscaler.self, forKey: .autoscaler) ?? Autoscaler()
         barrier = try c.decodeIfPresent(CommitBarrier.self, forKey: .barrier)
@@ -75,7 +74,6 @@ extension Swarm: Codable {
         try c.encode(bySpawn, forKey: .bySpawn)
         try c.encode(now, forKey: .now)
         try c.encode(upgrades, forKey: .upgrades)
-        try c.encodeIfPresent(readyByTimeout, forKey: .readyByTimeout)
         try c.encode(autoscaler, forKey: .autoscaler)
         try c.encodeIfPresent(barrier, forKey: .barrier)
         try c.encodeIfPresent(gate, forKey: .gate)

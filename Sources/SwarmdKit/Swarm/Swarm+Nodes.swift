@@ -47,7 +47,7 @@ extension Swarm {
         log(.exited(node(slot), cause: cause, ordered: order != nil, uptime: Int(saturating: now - p.startedAt)))
         slot.handledBefore = slot.handledBefore.addingSaturating(p.lastReport?.handled ?? 0)
         slot.failedBefore = slot.failedBefore.addingSaturating(p.lastReport?.failed ?? 0)
-        var before = slot.countersBefore ?? [:]
+        var before = slot.countersBefore
         func add(_ key: String, _ v: Int64) { before[key] = (before[key] ?? 0).addingSaturating(v) }
         for counter in NodeReport.Counter.allCases { add(counter.rawValue, p.lastReport?[counter] ?? 0) }
         for (i, count) in (p.lastReport?.batchBuckets ?? []).enumerated() { add("batch_b\(i)", count) }
@@ -67,11 +67,10 @@ extension Swarm {
             delay = Backoff(cap: settings.restartBackoffMax).delay(afterFailures: slot.quickFailures)
         }
         slot.restarts += 1
-        slot.restartReasons = slot.restartReasons ?? [:]
-        slot.restartReasons![order?.reason.metricName ?? "crashed", default: 0] += 1
+        slot.restartReasons[order?.reason.metricName ?? "crashed", default: 0] += 1
         totalRestarts += 1
         slots[id] = slot
-        if slot.quickFailures >= settings.crashLoopAfter && slot.crashLooping != true {
+        if slot.quickFailures >= settings.crashLoopAfter && !slot.crashLooping {
             slots[id]?.crashLooping = true
             log(.crashLooping(node(slot), failures: slot.quickFailures, healthyAfter: settings.restartResetAfter, last: cause))
         }
@@ -150,8 +149,8 @@ extension Swarm {
         }
         let state = updated.updatingProcess { p in if p.healthySince == nil { p.healthySince = now } }
         slots[id]?.state = state
-        if slot.crashLooping == true, let since = state.process?.healthySince, now - since >= settings.restartResetAfter {
-            slots[id]?.crashLooping = nil
+        if slot.crashLooping, let since = state.process?.healthySince, now - since >= settings.restartResetAfter {
+            slots[id]?.crashLooping = false
             slots[id]?.quickFailures = 0
             log(.recovered(node(slot), healthyFor: now - since))
         }

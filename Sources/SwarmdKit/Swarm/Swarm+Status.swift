@@ -106,7 +106,6 @@ extension Swarm {
             effects.append(.notify(.ready))
         } else if isDue(.ready) {
             readySent = true
-            readyByTimeout = true
             log(.readyByTimeout(readyTimeout: settings.readyTimeout, missing: missing()))
             effects.append(.notify(.ready))
         }

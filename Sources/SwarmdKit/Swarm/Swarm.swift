@@ -31,8 +31,6 @@ struct Swarm {
     var readySent = false
     /// Slots to restart one at a time (rolling restart, reload, memory).
     var roll = RollingRestart()
-    /// True once READY went out because `ready_timeout` passed, not because every node consumed.
-    var readyByTimeout: Bool?
     var anyKilledWhileStopping = false
     var malformedReports = 0
     var totalRestarts = 0
