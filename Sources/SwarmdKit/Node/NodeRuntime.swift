@@ -41,9 +41,9 @@ public final class NodeRuntime {
     private let pipelinedHandler: PipelinedHandler?
     /// Batches handed to `pipelinedHandler` and not yet settled, oldest first.
     private var inFlight: [(batch: [KafkaMessage], started: Double)] = []
-    /// When a broker stopped answering while its connections stayed open
-    /// (a frozen broker): librdkafka does not call that down; the node does.
-    private var silentSince: Double?
+    /// The once-a-second checks of the brokers and topics (a frozen broker,
+    /// a topic gone and back), decided apart from the I/O.
+    private var watch = BrokerWatch(now: monotonicNow())
     /// Set when settling a batch inside a rebalance callback found a message
     /// that could not be settled: the main loop leaves at its next turn.
     private var mustLeave = false
@@ -206,9 +206,9 @@ public final class NodeRuntime {
     private func commit(_ why: String) {
         guard let consumer else { return }
         // A synchronous commit waits for a coordinator: with no broker, or for
-        // partitions already lost, it would only wedge the poll loop (measured:
-        // a revocation during an outage held a node for over 90 s). What was
-        // handled since the last commit is delivered again: at-least-once.
+        // partitions already lost, it would only wedge the poll loop
+        // (BENCHMARKS.md, "Figures behind the code"). What was handled since
+        // the last commit is delivered again: at-least-once.
         if consumer.brokersDown || consumer.assignmentLost {
             logger.warning("not committing (\(why)): \(consumer.brokersDown ? "no broker reachable" : "the assignment was lost"); what was handled since the last commit may be delivered again")
             return
@@ -223,19 +223,10 @@ public final class NodeRuntime {
         (swarm_peek_signal_flags() & (1 << UInt64(SIGQUIT))) != 0
     }
 
-    /// How often a node with nothing assigned asks whether its topics exist.
-    static let topicCheckInterval = 5.0
-    /// How many times a node with nothing assigned joins again after its
-    /// missing topic came back (one per topic check).
-    static let rejoinsAfterTopicReturns = 6
-
     /// The main loop; returns true for an immediate stop (QUIT).
     private func consume() -> Bool {
         guard let consumer else { return false }
         var lastLag = monotonicNow()
-        var lastTopicCheck = monotonicNow()
-        var rejoinsLeft = 0
-        var staleGroupViewSince: Double?
         while true {
             let flags = swarm_take_signal_flags()
             if flags & (1 << UInt64(SIGQUIT)) != 0 { logger.info("QUIT: leaving now"); return true }
@@ -259,13 +250,13 @@ public final class NodeRuntime {
             // With batches in flight the poll does not wait: the handler's answers are due.
             var (batch, errors) = consumer.pollBatch(max: config.handler.batchSize, timeoutMs: inFlight.isEmpty ? 100 : 0)
             for e in errors { logger.warning("consumer: \(e)") }
-            let down = consumer.brokersDown || silentSince != nil
+            let down = consumer.brokersDown || watch.silentSince != nil
             let (refusal, missingTopic) = (consumer.refusal, consumer.missingTopic)
             reporter.update { c in
                 if !batch.isEmpty { c.lastMessageAt = monotonicNow() }
                 c.refusal = refusal
                 c.missingTopic = missingTopic
-                if down { if c.brokersDownSince == nil { c.brokersDownSince = self.silentSince ?? monotonicNow() } } else { c.brokersDownSince = nil }
+                if down { if c.brokersDownSince == nil { c.brokersDownSince = self.watch.silentSince ?? monotonicNow() } } else { c.brokersDownSince = nil }
             }
             if config.handler.ordering == .partition && !ordered.stops.isEmpty { batch = admitted(batch) }
             let now = monotonicNow()
@@ -276,60 +267,33 @@ public final class NodeRuntime {
                     reporter.update { $0.brokersDownSince = nil }
                     logger.notice("a broker answers again")
                 }
-                // A broker that stops answering with its connections open (frozen,
-                // or a half-open network) never makes librdkafka say every broker
-                // is down: the node only loses its assignment at session.timeout.ms.
-                // Between a revocation and the next assignment it asks each second
-                // (not while the group gives it nothing to do: one request a second
-                // per idle node is the broker's load for nothing), and a broker that
-                // does not answer counts as down (`disconnected` after disconnected_after).
+                // What librdkafka does not say by itself (`BrokerWatch`): a frozen
+                // broker, and a topic gone and back.
                 var revoked = false
                 reporter.update { revoked = $0.unassignedSince != nil }
-                if mode.phase == .active && revoked && consumer.assignedCount == 0 && !consumer.brokersDown {
-                    if consumer.probeBrokers(timeoutMs: 500) {
-                        if silentSince != nil { logger.notice("a broker answers again") }
-                        silentSince = nil
-                    } else if silentSince == nil {
-                        silentSince = now
-                        logger.warning("no broker answers a metadata request within 500 ms, though the connections are open")
-                    }
-                } else {
-                    silentSince = nil
+                let look = BrokerWatch.Look(active: mode.phase == .active, assigned: consumer.assignedCount,
+                                            brokersDown: consumer.brokersDown, revoked: revoked)
+                var actions: [BrokerWatch.Action] = []
+                if watch.shouldProbe(look), let said = watch.probed(answered: consumer.probeBrokers(timeoutMs: 500), now: now) {
+                    actions.append(said)
                 }
-                // Nothing assigned for a while: ask whether the topics exist. A broker
-                // started again empty, or a topic deleted, assigns nothing and says
-                // nothing; the answer names the problem (unknown-topic).
-                if mode.phase == .active && consumer.assignedCount == 0 && !consumer.brokersDown && now - lastTopicCheck >= Self.topicCheckInterval {
-                    lastTopicCheck = now
+                if watch.topicCheckDue(look, now: now) {
                     let before = consumer.missingTopic
                     _ = consumer.missingTopics(config.kafka.topics.filter { !$0.hasPrefix("^") }, timeoutMs: 500)
-                    if let missing = consumer.missingTopic, missing != before { logger.warning("\(missing): waiting for it (nothing to consume)") }
-                    if before != nil && consumer.missingTopic == nil {
-                        logger.notice("the subscribed topics exist again: joining with them")
-                        rejoinsLeft = Self.rejoinsAfterTopicReturns
-                    }
-                    // librdkafka's group logic does not hear of an answer it did not ask
-                    // for, and waits for its own metadata refresh (5 minutes) to see the
-                    // topic: subscribing again makes the group join with it. Once is not
-                    // always enough (a topic just created may not be ready when the
-                    // leader asks), so again at each check until something is assigned,
-                    // a few times at most: nothing is assigned, so nothing is revoked.
-                    if rejoinsLeft > 0 && consumer.missingTopic == nil {
-                        rejoinsLeft -= 1
-                        try? consumer.subscribe(config.kafka.topics)
-                        if rejoinsLeft == 0 { staleGroupViewSince = now }
-                    }
-                    // Seen on Tansu started again empty: joining again is not always enough,
-                    // and the group keeps assigning nothing from librdkafka's stale view of
-                    // the topic. A fresh consumer sees it: this node leaves (it holds
-                    // nothing, so nothing is redelivered) and swarmd starts it again, once.
-                    if let since = staleGroupViewSince, consumer.missingTopic == nil, now - since >= Self.topicCheckInterval {
-                        logger.error("the subscribed topics are back but the group still assigns nothing after \(Self.rejoinsAfterTopicReturns) joins: leaving, so that a fresh consumer joins")
+                    actions += watch.topicsChecked(missingBefore: before, missingAfter: consumer.missingTopic, now: now)
+                }
+                for action in actions {
+                    switch action {
+                    case .warn(let line): logger.warning("\(line)")
+                    case .notice(let line): logger.notice("\(line)")
+                    case .resubscribe: try? consumer.subscribe(config.kafka.topics)
+                    case .leave(let line):
+                        logger.error("\(line)")
                         unsettledExit = true
                         return false
                     }
                 }
-                if consumer.assignedCount > 0 { rejoinsLeft = 0; staleGroupViewSince = nil }
+                if consumer.assignedCount > 0 { watch.assigned() }
                 // Paused partitions are not fetched, so their cached watermarks go stale: ask the broker.
                 let paused = Set(mode.phase == .paused ? consumer.assignment : ordered.pausedPartitions)
                 let lags = consumer.lags(refreshing: paused)
