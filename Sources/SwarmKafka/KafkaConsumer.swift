@@ -125,8 +125,7 @@ public final class KafkaConsumer {
         // What this batch holds of partitions due for a rewind was fetched from the
         // position librdkafka kept: dropped below, fetched again after the seek. The
         // seek runs whether or not the poll returned anything: a partition whose kept
-        // position is its end fetches nothing (measured: two of six partitions never
-        // consumed when the rewind waited for a message).
+        // position is its end fetches nothing (BENCHMARKS.md, "Figures behind the code").
         let stale = rewindDue
         if !stale.isEmpty { rewind() }
         guard n > 0 else { return ([], errors) }

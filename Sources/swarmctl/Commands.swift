@@ -10,8 +10,9 @@ extension ScaleTarget: ExpressibleByArgument {
 
 /// Every command names itself (`commandName:`): left out, ArgumentParser
 /// derives each name with `String(describing:)` at every start, and the Swift
-/// runtime scans all 3,800 protocol conformances of the binary for each one.
-/// Naming them took `swarmctl status` from 6.5 to 5.5 ms (BENCHMARKS.md).
+/// runtime scans all of the binary's protocol conformances for each one, a
+/// millisecond of every `swarmctl` run (BENCHMARKS.md, "Figures behind the
+/// code").
 extension SwarmCtl {
     struct Status: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "status", abstract: "Show every node of the swarm.")

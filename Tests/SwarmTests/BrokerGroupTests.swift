@@ -58,7 +58,7 @@ final class BrokerGroupTests: XCTestCase {
                 XCTAssertTrue(poll([a, b], seconds: 60) { a.assignedCount == 0 }, "\(name): b's join started a rebalance")
             }
             a.unsubscribe()
-            let replaced = poll([a, b], seconds: 45) { b.assignedCount == 4 }
+            let replaced = poll([a, b], seconds: 30) { b.assignedCount == 4 }
             if name == "tansu" {
                 XCTAssertFalse(replaced, "Tansu now replaces a leader that leaves mid-rebalance: drop the chaos test's Tansu plan and this note")
                 XCTAssertEqual(b.assignedCount, 0, "tansu: the group stays wedged, nothing assigned to b")
@@ -100,7 +100,7 @@ final class BrokerGroupTests: XCTestCase {
             ghost.waitUntilExit()
             let c = try consumer(broker, instance: "c")
             try c.subscribe([topic])
-            let tookAll = poll([c], seconds: 45) { c.assignedCount == 4 }
+            let tookAll = poll([c], seconds: 30) { c.assignedCount == 4 }
             if name == "tansu" {
                 XCTAssertFalse(tookAll, "Tansu now expires dead static members: drop the chaos test's Tansu plan and this note")
             } else {

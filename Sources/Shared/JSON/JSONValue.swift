@@ -2,8 +2,8 @@
 ///
 /// swarm speaks JSON on its control socket and hands nodes their configuration
 /// as JSON. Foundation's coders did that at first, but they were the largest
-/// thing swarmd touched after start-up: the first `swarmctl status` alone made
-/// swarmd 0.5 MB bigger (BENCHMARKS.md, idle cost). These few hundred lines
+/// thing swarmd touched after start-up (BENCHMARKS.md, "Figures behind the
+/// code"). These few hundred lines
 /// cover what swarm needs: objects, arrays, strings, numbers, booleans, null,
 /// compact output with sorted keys, and strict input with a depth limit.
 public enum JSONValue: Equatable, Sendable {

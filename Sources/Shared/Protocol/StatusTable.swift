@@ -54,7 +54,7 @@ public enum StatusTable {
     /// The same answer read from status JSON as swarmd writes it, looking
     /// only at `wanted` and each node's `slot` and `health`: `swarmctl status
     /// --json` passes the JSON on as it came, and decoding all of it just
-    /// for its exit status took 11 of its 19 ms at 256 nodes (BENCHMARKS.md,
+    /// for its exit status was most of its time at 256 nodes (BENCHMARKS.md,
     /// "Large swarms"). Anything unexpected reads as not healthy.
     public static func allHealthy(json: JSONValue) -> Bool {
         guard case .number(let w)? = json["wanted"], let wanted = Int(w), case .array(let nodes)? = json["nodes"],

@@ -9,13 +9,11 @@ import Shared
 /// supervisor's own epoll loop like the control socket: metrics, probes,
 /// the status as JSON and a live page. Nothing on HTTP changes the swarm.
 ///
-/// Why not swift-nio or hummingbird (both mirrored here): measured on this
-/// machine (README, BENCHMARKS.md), a hummingbird 2 "hello" server is a 111 MB
-/// static binary that builds in about 5 minutes on 2 cores and idles at
-/// 24.5 MB RSS with 7 threads, against a 15 MB target for all of swarmd.
-/// These few hundred lines on the loop swarmd already has cost 0.3 MB, no
-/// thread and no wake-up while nobody asks, for the GET routes a scraper, a
-/// probe and a browser call.
+/// Why not swift-nio or hummingbird: a "hello" server on either is larger
+/// and idles bigger than swarmd's whole memory target, with threads of its
+/// own (the figures: BENCHMARKS.md, "HTTP listener"). These few hundred
+/// lines on the loop swarmd already has add no thread and no wake-up while
+/// nobody asks, for the GET routes a scraper, a probe and a browser call.
 ///
 /// HTTP/1.1 subset: GET and HEAD, one request per connection, answered with
 /// `Connection: close`. Bounded like the control socket: request head size,

@@ -118,8 +118,9 @@ enum ProcessTree {
     /// process's children from its main thread's `children` file (a handler
     /// is started by the node's main thread) and its RSS from `statm`, a few
     /// small reads per process instead of a pass over /proc and a page-table
-    /// walk each. Measured: a status of 12 nodes went from 0.4 to 2.7 ms
-    /// with the full pass, so the full pass is kept for the memory limit.
+    /// walk each. The full pass is several times slower per status
+    /// (BENCHMARKS.md, "Figures behind the code"), so it is kept for the
+    /// memory limit, which needs PSS.
     static func quickMemory(of roots: [Int32]) -> [Int32: NodeMemory] {
         var out: [Int32: NodeMemory] = [:]
         for root in roots {

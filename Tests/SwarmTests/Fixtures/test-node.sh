@@ -6,8 +6,10 @@
 #   exit       exits at once with status 3 (a crash loop)
 #   garbage    writes malformed reports between good ones
 #   stubborn   ignores TERM (only KILL or QUIT end it)
+#   slowstart  waits 1.5 s before its first report
 case "$TEST_NODE_MODE" in
   exit) exit 3 ;;
+  slowstart) sleep 1.5 ;;
 esac
 n=0
 state=running
