@@ -1,9 +1,11 @@
 import Logging
 import Shared
 
-/// swarmd's own changes of the group, behind the settle gate and the commit
-/// barrier. The protocol end to end, both processes: ARCHITECTURE.md, "A
-/// change of the group, end to end (the hold protocol)".
+/// swarmd's own changes of the group: what the coordinator knows and
+/// `GroupChanges` (the settle gate, the commit barrier) does not — which
+/// nodes run and hold, whether the group settled, whether a queued change
+/// still applies. The protocol end to end, both processes: ARCHITECTURE.md,
+/// "A change of the group, end to end (the hold protocol)".
 extension Swarm {
     /// Before swarmd itself changes the group (a node joins, leaves, drains or
     /// resumes), every other built-in node holds: it commits what it handled
@@ -17,12 +19,8 @@ extension Swarm {
     /// replacement), so not deferred by the settle gate.
     mutating func holdOthers(except changing: Set<Int>, now immediately: Bool = false) {
         guard settings.nodeCommand.isEmpty, !mode.isStopping, !config.kafka.usesConsumerProtocol else { return }
-        if gate != nil && !immediately {
-            // The previous change still settles: the holds go out with this one, later.
-            gate!.changing.formUnion(changing)
-            gate!.holdsAsked = true
-            return
-        }
+        // The previous change still settles: the holds go out with this one, later.
+        if !immediately && changes.deferHolds(except: changing) { return }
         for id in slots.keys.sorted() where !changing.contains(id) {
             guard let slot = slots[id], slot.state.phase == .running, let p = slot.process else { continue }
             effects.append(.tell(spawn: p.spawn, .hold))
@@ -30,8 +28,7 @@ extension Swarm {
             // progress ends (CommitBarrier says why).
             guard !config.kafka.cooperative else { continue }
             slots[id]?.state = slot.state.updatingProcess { $0.holdsSent += 1 }
-            if barrier == nil { barrier = CommitBarrier(now: now) }
-            barrier!.waiting.insert(p.spawn)
+            changes.awaitCommit(of: p.spawn, now: now)
         }
     }
 
@@ -53,14 +50,10 @@ extension Swarm {
     /// A change of the group: queued while the previous one settles
     /// (`SettleGate`), behind the barrier while one is open, now otherwise.
     mutating func change(_ step: GroupChange) {
-        if gate != nil {
-            if gate!.isEmpty { log(.changeWaits) }
-            gate!.queue(step)
-        } else if barrier != nil {
-            barrier!.hold(step)
-        } else {
-            emit(step)
-            changedThisEvent = true
+        switch changes.route(step) {
+        case .queued(let first): if first { log(.changeWaits) }
+        case .held: break
+        case .now: emit(step)
         }
     }
 
@@ -68,18 +61,20 @@ extension Swarm {
     /// they say where they stand with Kafka).
     mutating func openGate() {
         guard settings.nodeCommand.isEmpty, !mode.isStopping else { return }
-        gate = SettleGate(now: now)
-        guard !config.kafka.cooperative && !config.kafka.usesConsumerProtocol else { return }
-        for slot in slots.values {
-            guard let p = slot.process, slot.state.phase == .running, slot.want == .up, let r = p.lastReport else { continue }
-            gate!.assignmentsBefore[p.spawn] = r.rebalances
+        var gate = SettleGate(now: now)
+        if !config.kafka.cooperative && !config.kafka.usesConsumerProtocol {
+            for slot in slots.values {
+                guard let p = slot.process, slot.state.phase == .running, slot.want == .up, let r = p.lastReport else { continue }
+                gate.assignmentsBefore[p.spawn] = r.rebalances
+            }
         }
+        changes.open(gate)
     }
 
     /// Lets the queued changes out once the group settled (or at the limit):
     /// the holds first, then the changes, behind one barrier.
     mutating func advanceGate() {
-        guard let g = gate else { return }
+        guard let g = changes.gate else { return }
         // Nodes that run: a slot whose spawn waits in the queue has nothing to say yet.
         let reports = slots.values.filter { $0.id < wanted && $0.want == .up && $0.process != nil && $0.state.phase != .stopping }
             .map { slot -> (at: Double, settled: Bool, reassigned: Bool) in
@@ -89,7 +84,7 @@ extension Swarm {
             }
         let settled = g.settled(now: now, reports: reports)
         guard settled || isDue(.settleLimit) || mode.isStopping else { return }
-        gate = nil
+        changes.closeGate()
         guard !g.isEmpty, !mode.isStopping else { return }
         if !settled {
             log(.changesUnsettled(missing: missing()))
@@ -126,8 +121,8 @@ extension Swarm {
     /// still there (a slot scaled away meanwhile is not spawned, an exited
     /// process not told).
     mutating func advanceBarrier() {
-        guard let b = barrier, b.waiting.isEmpty || isDue(.barrier) || mode.isStopping else { return }
-        barrier = nil
+        guard let b = changes.barrier, b.waiting.isEmpty || isDue(.barrier) || mode.isStopping else { return }
+        changes.lowerBarrier()
         if !b.waiting.isEmpty && !mode.isStopping {
             log(.barrierLate(slots: b.waiting.compactMap { bySpawn[$0] }.sorted()))
         } else if !b.changes.isEmpty {
@@ -138,7 +133,7 @@ extension Swarm {
             emit(step)
             emitted = true
         }
-        if emitted { changedThisEvent = true }
+        if emitted { changes.markWentOut() }
     }
 
     mutating func drain(_ targets: [Int]) {

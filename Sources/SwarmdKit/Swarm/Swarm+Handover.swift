@@ -48,8 +48,8 @@ extension Swarm: Codable {
         upgrades = try c.decode(Int.self, forKey: .upgrades)
         // Absent from a swarm that never autoscaled, in builds before the autoscaler was always there.
         autoscaler = try c.decodeIfPresent(Autoscaler.self, forKey: .autoscaler) ?? Autoscaler()
-        barrier = try c.decodeIfPresent(CommitBarrier.self, forKey: .barrier)
-        gate = try c.decodeIfPresent(SettleGate.self, forKey: .gate)
+        changes = GroupChanges(gate: try c.decodeIfPresent(SettleGate.self, forKey: .gate),
+                               barrier: try c.decodeIfPresent(CommitBarrier.self, forKey: .barrier))
     }
 
     func encode(to encoder: Encoder) throws {
@@ -75,7 +75,7 @@ extension Swarm: Codable {
         try c.encode(now, forKey: .now)
         try c.encode(upgrades, forKey: .upgrades)
         try c.encode(autoscaler, forKey: .autoscaler)
-        try c.encodeIfPresent(barrier, forKey: .barrier)
-        try c.encodeIfPresent(gate, forKey: .gate)
+        try c.encodeIfPresent(changes.barrier, forKey: .barrier)
+        try c.encodeIfPresent(changes.gate, forKey: .gate)
     }
 }

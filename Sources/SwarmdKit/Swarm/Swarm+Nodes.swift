@@ -11,7 +11,7 @@ extension Swarm {
     /// group to settle; a replacement (crash, rolling step) does not.
     mutating func requestSpawn(_ id: Int, decided: Bool = true) {
         move(id, on: .spawnAsked, "spawn asked")
-        if decided { change(.spawn(slot: id)) } else if barrier != nil { barrier!.hold(.spawn(slot: id)) } else { emit(.spawn(slot: id)) }
+        if decided { change(.spawn(slot: id)) } else if changes.routeReplacement(.spawn(slot: id)) == .now { emit(.spawn(slot: id)) }
     }
 
     /// A process no slot waits for (the slot was asked to spawn twice, or
@@ -40,7 +40,7 @@ extension Swarm {
 
     mutating func exited(_ spawn: Int, _ exit: ExitCause) {
         guard let id = bySpawn.removeValue(forKey: spawn), var slot = slots[id], let p = slot.process, p.spawn == spawn else { return }
-        barrier?.waiting.remove(spawn)
+        changes.release(spawn)
         let order = slot.state.stopOrder
         var cause = exit.text
         if let order { cause += " after stop: \(order.reason.text)" }
@@ -96,8 +96,8 @@ extension Swarm {
         guard let slot = slots[id], let p = slot.process else { return }
         let previous = slot.state.stopOrder
         if previous != nil && signal != .quit { return }
-        barrier?.waiting.remove(p.spawn)
-        let delayed = membership ? max(0, (gate.map { $0.deadline + CommitBarrier.limit } ?? barrier?.deadline ?? now) - now) : 0
+        changes.release(p.spawn)
+        let delayed = membership ? max(0, changes.latestStart(now: now) - now) : 0
         let deadline = now + delayed + grace
         let order = StopOrder(reason: reason, killAt: min(previous?.killAt ?? deadline, deadline), killed: previous?.killed ?? false)
         move(id, on: .stop(order), reason.text)
@@ -139,7 +139,7 @@ extension Swarm {
             p.lastReportAt = now
         }
         slots[id]?.state = updated
-        if report.holds >= (slot.process?.holdsSent ?? 0) { barrier?.waiting.remove(spawn) }
+        if report.holds >= (slot.process?.holdsSent ?? 0) { changes.release(spawn) }
         let phase = slot.state.phase
         guard phase != .stopping else { return }
         if report.health == .unhealthy {
@@ -189,7 +189,7 @@ extension Swarm {
         case .running:
             // Told to pause: waiting for it to say drained. Told to hold: a group change
             // waits for its answer, which the sweep would read only a report interval later.
-            return mode.isPausing || (slot.process.map { barrier?.waiting.contains($0.spawn) ?? false } ?? false)
+            return mode.isPausing || (slot.process.map { changes.awaits($0.spawn) } ?? false)
         case .stopping, .backoff: return false
         }
     }

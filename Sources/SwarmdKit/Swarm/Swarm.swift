@@ -19,7 +19,7 @@ import Shared
 /// - `Swarm+Status`: the status view and readiness; `Swarm+Handover`: the
 ///   state an upgrade hands on.
 /// Fields are set only by these files: the sub-machines (`roll`,
-/// `autoscaler`, `barrier`, `gate`, each slot's `NodeState`) own their own.
+/// `autoscaler`, `changes`, each slot's `NodeState`) own their own.
 struct Swarm {
     var config: SwarmConfig
     /// swarmd's own pid, for the status.
@@ -42,13 +42,12 @@ struct Swarm {
     var upgrades = 0
     /// Lag-aware autoscaling (`[autoscale]`); it looks only while that is enabled.
     var autoscaler = Autoscaler()
+    /// swarmd's own changes of the group in flight: the settle gate and the commit barrier.
+    var changes = GroupChanges()
     /// The group changes waiting for the held nodes' commits, if any.
-    var barrier: CommitBarrier?
+    var barrier: CommitBarrier? { changes.barrier }
     /// Open while the last group change settles; later changes queue in it.
-    var gate: SettleGate?
-    /// A change went out during this event: the gate opens once the event is
-    /// handled, so the steps of one command (a scale by 2) go out together.
-    var changedThisEvent = false
+    var gate: SettleGate? { changes.gate }
 
     init(config: SwarmConfig, pid: Int32 = 0, now: Double) {
         self.config = config
@@ -87,10 +86,7 @@ struct Swarm {
         advanceStop()
         checkReady()
         autoscale()
-        if changedThisEvent {
-            changedThisEvent = false
-            openGate()
-        }
+        if changes.takeWentOut() { openGate() }
         return effects
     }
 
