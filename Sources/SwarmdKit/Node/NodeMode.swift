@@ -6,6 +6,19 @@ import Shared
 /// Commands, revocations, assignments and the clock go in; actions come out,
 /// and `NodeRuntime` carries them out against the consumer in order.
 /// `NodeModeTests` drive it with a fake clock.
+///
+///                 hold, or the broker refused a commit (eager)
+///     active ─────────────────────────────────────────────────▶ held
+///       ▲  ◀── the next assignment after a revocation, release, ──┘
+///       │      or holdLimit (10 s)
+///       │ resume          pause (a graceful stop)
+///       ├──────── paused ◀──────────────────── active, held
+///       │ resume          drain (leaves the subscription)
+///       └──────── drained ◀─────────────────── active, held, paused
+///
+/// Every command is answered in any phase: a hold counts (`holds=`) even
+/// when the node is paused or drained already, since it has nothing
+/// uncommitted; a command that repeats the phase does nothing.
 struct NodeMode {
     enum Phase: Equatable { case active, paused, drained, held }
 
