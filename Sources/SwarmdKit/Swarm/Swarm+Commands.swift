@@ -1,4 +1,3 @@
-import Logging
 import Shared
 
 /// What swarmctl and signals ask: status, scale, drain, resume, restart,

@@ -1,4 +1,3 @@
-import Logging
 import Shared
 
 /// The one timer table (`Deadline`): what the shell's timer is armed for,

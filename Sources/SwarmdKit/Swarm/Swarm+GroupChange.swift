@@ -1,4 +1,3 @@
-import Logging
 import Shared
 
 /// swarmd's own changes of the group: what the coordinator knows and

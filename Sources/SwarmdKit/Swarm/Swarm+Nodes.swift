@@ -1,4 +1,3 @@
-import Logging
 import Shared
 
 /// A node's life as the core sees it: spawned, reporting, measured, stopped,

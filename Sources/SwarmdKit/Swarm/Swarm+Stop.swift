@@ -1,4 +1,3 @@
-import Logging
 import Shared
 
 /// The multi-step flows that end or replace nodes in turn: the rolling

@@ -1,4 +1,3 @@
-import Logging
 import Shared
 
 /// swarmd's decisions, as one pure state machine: the swarm's state and one

@@ -1,4 +1,3 @@
-import Logging
 import Shared
 
 /// Everything that can happen to the swarm, as the shell turns fds into it.
