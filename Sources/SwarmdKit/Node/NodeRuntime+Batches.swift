@@ -48,7 +48,7 @@ extension NodeRuntime {
     }
 
     /// Waits for the oldest batch in flight's answers and settles it.
-    func settleOldest() -> Bool {
+    private func settleOldest() -> Bool {
         guard let pipelinedHandler, !inFlight.isEmpty else { return true }
         let (batch, started) = inFlight.removeFirst()
         let outcomes = pipelinedHandler.collect(shouldAbort: { self.quitPending() })
@@ -65,7 +65,7 @@ extension NodeRuntime {
     }
 
     /// What status shows as in flight: every message handed over and not settled.
-    func reportInFlight() {
+    private func reportInFlight() {
         let count = inFlight.reduce(0) { $0 + $1.batch.count }, since = inFlight.first?.started
         reporter.update { $0.inflight = count; $0.batchStartedAt = since }
     }
@@ -83,7 +83,7 @@ extension NodeRuntime {
     }
 
     /// Hands a batch to the handler and records how long it took (the batch-time histogram).
-    func timedHandle(_ batch: [KafkaMessage], shouldAbort: () -> Bool) -> [HandleOutcome] {
+    private func timedHandle(_ batch: [KafkaMessage], shouldAbort: () -> Bool) -> [HandleOutcome] {
         let started = monotonicNow()
         let outcomes = handler.handle(batch, shouldAbort: shouldAbort)
         let ms = (monotonicNow() - started) * 1000
@@ -103,7 +103,7 @@ extension NodeRuntime {
     /// partition there (see `OrderedRetries`). After the handler died in a
     /// batch, the suspects go to it one at a time. Returns false when a
     /// message could not be settled: the node must then leave.
-    func processInOrder(_ batch: [KafkaMessage]) -> Bool {
+    private func processInOrder(_ batch: [KafkaMessage]) -> Bool {
         let started = monotonicNow()
         reporter.update { $0.inflight = batch.count; $0.batchStartedAt = started }
         defer { reporter.update { $0.inflight = 0; $0.batchStartedAt = nil } }
@@ -127,13 +127,13 @@ extension NodeRuntime {
         return true
     }
 
-    func handleInOrder(_ batch: [KafkaMessage]) -> Bool {
+    private func handleInOrder(_ batch: [KafkaMessage]) -> Bool {
         settleInOrder(batch, answers: timedHandle(batch, shouldAbort: { self.quitPending() }))
     }
 
     /// Stores and counts what the handler's answers settle, in order mode
     /// (see `OrderedRetries`); false when a message could not be settled.
-    func settleInOrder(_ batch: [KafkaMessage], answers: [HandleOutcome]) -> Bool {
+    private func settleInOrder(_ batch: [KafkaMessage], answers: [HandleOutcome]) -> Bool {
         if ordered.isCalm && answers.count == batch.count && answers.allSatisfy({ $0 == .ok }) {
             // What `decide` would say, without its per-partition bookkeeping per message.
             finish(batch.map { ($0.topicPartition, $0.offset) }, ok: Int64(batch.count), failed: 0)
@@ -215,7 +215,7 @@ extension NodeRuntime {
     /// only then stores the offsets. Returns false when a message could not
     /// be settled: the node must then leave (after committing what was
     /// settled before it), so the group redelivers it from there.
-    func processOutOfLine(_ batch: [KafkaMessage]) -> Bool {
+    private func processOutOfLine(_ batch: [KafkaMessage]) -> Bool {
         let started = monotonicNow()
         reporter.update { $0.inflight = batch.count; $0.batchStartedAt = started }
         defer { reporter.update { $0.inflight = 0; $0.batchStartedAt = nil } }
@@ -224,7 +224,7 @@ extension NodeRuntime {
 
     /// Retries what failed, applies the failure policy, stores and counts
     /// (`ordering = "none"`); false when a message could not be settled.
-    func settleOutOfLine(_ batch: [KafkaMessage], outcomes: [HandleOutcome]) -> Bool {
+    private func settleOutOfLine(_ batch: [KafkaMessage], outcomes: [HandleOutcome]) -> Bool {
         var settled: [(partition: TopicPartition, offset: Int64)] = []
         var ok: Int64 = 0, failed: Int64 = 0
         var complete = true

@@ -32,7 +32,7 @@ public final class NodeRuntime {
     /// Active, paused, drained or held: the node's own state machine, pure (`NodeMode`).
     var mode = NodeMode()
     /// Set when the node leaves because a message could not be settled.
-    var unsettledExit = false
+    private var unsettledExit = false
     /// Told `leave`: this node goes away for good, so it leaves the group explicitly when it stops.
     var leaving = false
     /// Partitions stopped at a failed message (`ordering = "partition"`).
@@ -46,7 +46,7 @@ public final class NodeRuntime {
     var watch = BrokerWatch(now: monotonicNow())
     /// Set when settling a batch inside a rebalance callback found a message
     /// that could not be settled: the main loop leaves at its next turn.
-    var mustLeave = false
+    private var mustLeave = false
 
     /// How long after an assignment the node commits after every batch (see `finish`).
     static let unsettledWindow = 15.0
@@ -54,7 +54,7 @@ public final class NodeRuntime {
     var lastAssignmentAt: Double?
 
     /// Carries out what `NodeMode` decided, in order, against the consumer.
-    func perform(_ actions: [NodeMode.Action]) {
+    private func perform(_ actions: [NodeMode.Action]) {
         guard let consumer else { return }
         for action in actions {
             switch action {
@@ -317,7 +317,7 @@ public final class NodeRuntime {
 
     /// A message could not be settled: nothing after it may be stored, so the
     /// node leaves and the group delivers it again from the last commit.
-    func leaveUnsettled() -> Bool {
+    private func leaveUnsettled() -> Bool {
         logger.error("a message could not be settled; leaving so that the group delivers it again")
         inFlight = []
         unsettledExit = true

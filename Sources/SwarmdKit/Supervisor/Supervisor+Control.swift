@@ -42,7 +42,7 @@ extension Supervisor {
     }
 
     /// The Prometheus exposition, for `/metrics` and `swarmctl metrics`.
-    func metricsText() -> String {
+    private func metricsText() -> String {
         Metrics.exposition(swarm: swarm, status: freshStatus(), publishing: cluster.map { ($0.published, $0.dropped) })
     }
 

@@ -81,7 +81,7 @@ extension Supervisor {
     /// Each node costs swarmd three fds (pidfd, report pipe, control pipe), so
     /// the usual soft limit of 1024 would stop a swarm at about 300 nodes:
     /// raise it to the hard limit, as servers such as nginx do.
-    func raiseFileLimit() {
+    private func raiseFileLimit() {
         var limit = rlimit()
         guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
         let wanted = min(limit.rlim_max, 1 << 20)

@@ -21,7 +21,7 @@ extension Supervisor {
     }
 
     /// Signals are commands too, through the same core as the socket.
-    func handleSignal(_ sig: Int32, from sender: Int32) {
+    private func handleSignal(_ sig: Int32, from sender: Int32) {
         let meta: Logger.Metadata = ["signal": "\(signalName(sig))", "from_pid": "\(sender)"]
         let origin = CommandOrigin.signal(signalName(sig))
         switch sig {
@@ -56,7 +56,7 @@ extension Supervisor {
     }
 
     /// SIGUSR1: the whole status in the log, one line per node.
-    func logStatusReport() {
+    private func logStatusReport() {
         sweepReports()
         let s = swarm.status(now: monotonicNow())
         let memory = ProcessTree.memory(of: s.nodes.compactMap(\.pid))  // USR1 is rare: the full pass, PSS included

@@ -82,7 +82,7 @@ public final class Supervisor {
     var cgroups: NodeCgroups?
     var nodes: [Int: NodeFds] = [:]
     var nextSpawnId = 1
-    var nextWatchdog: Double?
+    private var nextWatchdog: Double?
     var nextSweep: Double?
     /// Where the reply to the command being handled goes.
     var replyTo: ((ControlResponse) -> Void)?
@@ -135,7 +135,7 @@ public final class Supervisor {
     }
 
     /// The path of the running binary, read before a package upgrade replaces the file.
-    static func ownExecutable() -> String {
+    private static func ownExecutable() -> String {
         var buffer = [CChar](repeating: 0, count: 4096)
         let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
         return n > 0 ? String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : CommandLine.arguments[0]

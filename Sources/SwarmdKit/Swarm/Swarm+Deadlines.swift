@@ -35,7 +35,7 @@ extension Swarm {
 
     /// The table's swarm-wide part (the steps that own these read only this
     /// part: no walk over every slot after every event).
-    func swarmWideDeadlines() -> [(Deadline, Double)] {
+    private func swarmWideDeadlines() -> [(Deadline, Double)] {
         var table: [(Deadline, Double)] = []
         if case .pausing(let until, _) = mode { table.append((.pause, until)) }
         if let b = barrier { table.append((.barrier, b.deadline)) }

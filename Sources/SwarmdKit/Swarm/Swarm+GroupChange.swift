@@ -95,7 +95,7 @@ extension Swarm {
     }
 
     /// A queued step whose target is gone (a slot scaled away meanwhile, an exited process) is dropped.
-    func stillApplies(_ step: GroupChange) -> Bool {
+    private func stillApplies(_ step: GroupChange) -> Bool {
         switch step {
         case .spawn(let id):
             return !mode.isStopping && slots[id]?.state == .backoff(respawnAt: nil)

@@ -61,7 +61,7 @@ extension Swarm {
             autoscale: autoscaleStatus(now: now), nodes: nodes)
     }
 
-    func autoscaleStatus(now: Double) -> AutoscaleStatus? {
+    private func autoscaleStatus(now: Double) -> AutoscaleStatus? {
         guard config.autoscale.enabled else { return nil }
         let a = autoscaler
         let s = config.autoscale

@@ -53,7 +53,7 @@ extension Swarm {
         }
     }
 
-    mutating func terminateAll(stopBy: Double) {
+    private mutating func terminateAll(stopBy: Double) {
         mode = .stopping
         let grace = max(0.1, stopBy - now)
         for id in slots.keys.sorted() { stop(id, reason: .shutdown, signal: .term, grace: grace) }
