@@ -246,6 +246,41 @@ final class OperationsTests: XCTestCase {
         XCTAssertNotNil(swarmd.waitForExit())
     }
 
+    /// swarmd adopts what any node double-forks, but kills only what a node
+    /// that is gone left behind: a running node's own is not touched when
+    /// another node dies (`Orphans`).
+    func testARunningNodesOrphanIsLeftAloneWhileADeadNodesIsKilled() throws {
+        let dir = makeTempDir()
+        // Each node double-forks a long sleep and writes its pid to orphan.<node pid>.
+        let node = dir.appendingPathComponent("orphaning-node.sh").path
+        try "#!/bin/bash\n( sleep 300 & echo $! > \(dir.path)/orphan.$$ )\nexec /bin/bash \(testNode)\n"
+            .write(toFile: node, atomically: true, encoding: .utf8)
+        chmod(node, 0o755)
+        let swarmd = try SwarmdUnderTest(config: testNodeConfig(nodes: 2)
+            .replacingOccurrences(of: "node_command = [\"/bin/bash\", \"\(testNode)\"]", with: "node_command = [\"\(node)\"]"))
+        func orphan(of nodePid: Int32) -> Int32? {
+            (try? String(contentsOfFile: "\(dir.path)/orphan.\(nodePid)", encoding: .utf8))
+                .flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        }
+        var pids: [Int32] = []
+        eventually("2 running nodes, each with its orphan adopted by swarmd") {
+            pids = swarmd.status()?.nodes.filter { $0.state == .running }.compactMap(\.pid) ?? []
+            return pids.count == 2 && pids.allSatisfy { orphan(of: $0).map { childPids(of: swarmd.pid).contains($0) } ?? false }
+        }
+        let (dying, running) = (pids[0], pids[1])
+        let (dyingOrphan, runningOrphan) = (orphan(of: dying)!, orphan(of: running)!)
+        kill(dying, SIGKILL)
+        eventually("the dead node's orphan killed", timeout: 15) { !alive(dyingOrphan) }
+        eventually("its replacement running", timeout: 15) {
+            swarmd.status()?.nodes.filter { $0.state == .running && $0.pid != dying }.count == 2
+        }
+        XCTAssertTrue(alive(runningOrphan), "the running node's orphan is left alone")
+        XCTAssertTrue(childPids(of: swarmd.pid).contains(runningOrphan))
+        swarmd.signal(SIGTERM)
+        XCTAssertNotNil(swarmd.waitForExit())
+        eventually("nothing a node left behind outlives swarmd", timeout: 10) { !alive(runningOrphan) }
+    }
+
     // MARK: PID 1
 
     /// swarmd as a container's init (no tini): in a PID namespace of its own

@@ -35,15 +35,21 @@ enum ProcessTree {
     /// The ppid and name of every process, from /proc/PID/stat.
     static func table() -> [Int32: (ppid: Int32, name: String)] {
         var out: [Int32: (ppid: Int32, name: String)] = [:]
-        for pid in ids(in: "/proc") ?? [] {
-            guard let stat = try? readTextFile("/proc/\(pid)/stat"),
-                  let open = stat.firstIndex(of: "("), let close = stat.lastIndex(of: ")") else { continue }
-            // "pid (comm) state ppid …": comm may hold spaces and parentheses, so split after the last ')'.
-            let rest = stat[stat.index(after: close)...].split(separator: " ")
-            guard rest.count > 1, let ppid = Int32(rest[1]) else { continue }
-            out[pid] = (ppid, String(stat[stat.index(after: open)..<close]))
-        }
+        for pid in ids(in: "/proc") ?? [] { out[pid] = readStat(pid) }
         return out
+    }
+
+    /// A process's parent, from /proc/PID/stat; nil once it is gone.
+    static func parent(of pid: Int32) -> Int32? { readStat(pid)?.ppid }
+
+    /// The ppid and name in /proc/PID/stat, "pid (comm) state ppid …": comm
+    /// may hold spaces and parentheses, so the fields are split after the last ')'.
+    private static func readStat(_ pid: Int32) -> (ppid: Int32, name: String)? {
+        guard let stat = try? readTextFile("/proc/\(pid)/stat"),
+              let open = stat.firstIndex(of: "("), let close = stat.lastIndex(of: ")") else { return nil }
+        let rest = stat[stat.index(after: close)...].split(separator: " ")
+        guard rest.count > 1, let ppid = Int32(rest[1]) else { return nil }
+        return (ppid, String(stat[stat.index(after: open)..<close]))
     }
 
     /// The direct children of `pid`, from /proc/PID/task/TID/children (one

@@ -65,12 +65,10 @@ extension Supervisor {
         feed(.exited(spawn: spawn, cause: cause))
     }
 
-    /// swarmd's children that are not nodes: what a dead node left behind
-    /// (its handler, whatever that started), reparented to swarmd as their
-    /// subreaper, and anything a container runtime makes swarmd, as PID 1,
-    /// inherit. The dead are reaped; the living are killed, since the node
-    /// that owned them is gone and nothing they do can be committed. A node
-    /// is never touched here: it is reaped through its pidfd only.
+    /// swarmd's children that are not nodes, on every SIGCHLD (a node's own
+    /// exit sends one): the dead are reaped; the living are judged by
+    /// `Orphans.verdict` (a dead node's are killed, a running node's are
+    /// left). A node is never touched here: it is reaped through its pidfd.
     func reapStrangers() {
         let me = getpid()
         let nodePids = Set(nodes.values.map(\.pid))
@@ -78,11 +76,14 @@ extension Supervisor {
         for pid in children where !nodePids.contains(pid) {
             var status: Int32 = 0
             if waitpid(pid, &status, WNOHANG) == pid { continue }  // a zombie, reaped
-            // A handler leads its own process group: what it started goes with it.
-            let group = getpgid(pid) == pid
-            logger.warning("killing a process left behind by a node that is gone\(group ? ", with its process group" : "")",
+            let pgid = getpgid(pid)
+            let group: Int32? = pgid > 0 ? pgid : nil
+            let leaderParent = group.flatMap { $0 == pid ? me : ProcessTree.parent(of: $0) }
+            guard case .kill(let wholeGroup) = Orphans.verdict(pid: pid, group: group, groupLeaderParent: leaderParent, nodes: nodePids)
+            else { continue }
+            logger.warning("killing a process left behind by a node that is gone\(wholeGroup ? ", with its process group" : "")",
                            metadata: ["pid": "\(pid)", "name": "\(ProcessTree.name(of: pid))"])
-            kill(group ? -pid : pid, SIGKILL)
+            kill(wholeGroup ? -pid : pid, SIGKILL)
         }
     }
 

@@ -180,6 +180,9 @@ public final class Supervisor {
             logger.info("systemd watchdog enabled", metadata: ["ping_every_s": "\(interval)"])
         }
         while !swarm.finished { turn() }
+        // The last node's CHLD may come after the core finished: what it left
+        // behind must not outlive swarmd either.
+        if nodes.isEmpty { reapStrangers() }
         cluster?.stop(tombstone: true)
         groupLag?.stop()
         control?.shutdown()
