@@ -240,7 +240,7 @@ public final class KafkaConsumer {
 
     /// Asks for the cluster's metadata (no topics): true, and `brokersDown`
     /// cleared, when a broker answered within `timeoutMs`. Blocks the caller
-    /// that long at most; call it only while `brokersDown`.
+    /// that long at most: call it when `BrokerWatch` says a probe is due.
     @discardableResult
     public func probeBrokers(timeoutMs: Int32) -> Bool {
         var md: UnsafePointer<rd_kafka_metadata>?

@@ -11,27 +11,43 @@ final class BrokerWatchTests: XCTestCase {
 
     func testOnlyANodeWhosePartitionsWereRevokedProbesAndItsSilenceIsSaidOnceEachWay() {
         var w = BrokerWatch(now: 0)
-        XCTAssertFalse(w.shouldProbe(idle), "a node the group gives nothing asks nothing")
+        XCTAssertNil(w.probeDue(idle), "a node the group gives nothing asks nothing")
         var revoked = idle
         revoked.revoked = true
-        XCTAssertTrue(w.shouldProbe(revoked))
-        XCTAssertEqual(w.probed(answered: true, now: 1), nil, "an answer while nothing was wrong is not news")
-        XCTAssertEqual(w.probed(answered: false, now: 2),
+        XCTAssertEqual(w.probeDue(revoked), .silence)
+        XCTAssertEqual(BrokerWatch.Probe.silence.timeoutMs, 500)
+        XCTAssertEqual(w.probed(.silence, answered: true, now: 1), nil, "an answer while nothing was wrong is not news")
+        XCTAssertEqual(w.probed(.silence, answered: false, now: 2),
                        .warn("no broker answers a metadata request within 500 ms, though the connections are open"))
         XCTAssertEqual(w.silentSince, 2)
-        XCTAssertEqual(w.probed(answered: false, now: 3), nil, "said once")
+        XCTAssertEqual(w.probed(.silence, answered: false, now: 3), nil, "said once")
         XCTAssertEqual(w.silentSince, 2, "the silence dates from its start")
-        XCTAssertEqual(w.probed(answered: true, now: 4), .notice("a broker answers again"))
+        XCTAssertEqual(w.probed(.silence, answered: true, now: 4), .notice("a broker answers again"))
         XCTAssertNil(w.silentSince)
-        _ = w.probed(answered: false, now: 5)
+        _ = w.probed(.silence, answered: false, now: 5)
         var assigned = revoked
         assigned.assigned = 3
-        XCTAssertFalse(w.shouldProbe(assigned))
+        XCTAssertNil(w.probeDue(assigned))
         XCTAssertNil(w.silentSince, "assigned again: the silence is over")
-        for look in [BrokerWatch.Look(active: false, assigned: 0, brokersDown: false, revoked: true),
-                     BrokerWatch.Look(active: true, assigned: 0, brokersDown: true, revoked: true)] {
-            XCTAssertFalse(w.shouldProbe(look), "paused, drained or held, or librdkafka already says down: \(look)")
+        XCTAssertNil(w.probeDue(BrokerWatch.Look(active: false, assigned: 0, brokersDown: false, revoked: true)),
+                     "paused, drained or held: not asked")
+    }
+
+    func testWhileLibrdkafkaSaysEveryBrokerIsDownTheNodeAsksWhetherOneIsBack() {
+        var w = BrokerWatch(now: 0)
+        var revoked = idle
+        revoked.revoked = true
+        _ = w.probeDue(revoked)
+        _ = w.probed(.silence, answered: false, now: 1)
+        for active in [true, false] {
+            let down = BrokerWatch.Look(active: active, assigned: 0, brokersDown: true, revoked: true)
+            XCTAssertEqual(w.probeDue(down), .outage, "asked in every mode: librdkafka never says a broker is back")
+            XCTAssertNil(w.silentSince, "librdkafka's own word on the outage takes over from the silence")
         }
+        XCTAssertEqual(BrokerWatch.Probe.outage.timeoutMs, 200)
+        XCTAssertNil(w.probed(.outage, answered: false, now: 2), "the outage is librdkafka's to say, not a new silence")
+        XCTAssertNil(w.silentSince)
+        XCTAssertEqual(w.probed(.outage, answered: true, now: 3), .notice("a broker answers again"))
     }
 
     func testTopicsAreCheckedEveryIntervalOnlyWhileNothingIsAssigned() {

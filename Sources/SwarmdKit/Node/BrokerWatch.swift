@@ -6,15 +6,19 @@ import Shared
 /// consumer. `NodeRuntime` asks the broker when told to and hands the answer
 /// back; `BrokerWatchTests` drive it with a fake clock.
 ///
-/// Two things librdkafka does not say by itself:
+/// Three things librdkafka does not say by itself:
+/// - **A broker back.** librdkafka says when every broker is down
+///   (`ALL_BROKERS_DOWN`), not when one answers again: while it says down,
+///   the node asks each second (200 ms at most), and the first answer ends
+///   the outage it reports.
 /// - **A frozen broker.** One that stops answering with its connections open
 ///   (SIGSTOP, a half-open network) never makes librdkafka say every broker
 ///   is down; the node only loses its assignment at `session.timeout.ms`.
 ///   Between a revocation and the next assignment the node asks each second
 ///   (not while the group gives it nothing to do: one request a second per
 ///   idle node is load on the broker for nothing), and a broker that does
-///   not answer counts as down (`silentSince`; `disconnected` after
-///   `disconnected_after`).
+///   not answer within 500 ms counts as down (`silentSince`;
+///   `disconnected` after `disconnected_after`).
 /// - **A topic that is gone, then back.** A broker started again empty, or a
 ///   deleted topic, assigns nothing and says nothing: every
 ///   `topicCheckInterval` with nothing assigned, the node asks whether its
@@ -53,24 +57,38 @@ struct BrokerWatch: Equatable {
         var revoked: Bool
     }
 
-    /// True when the node should probe the brokers now (a frozen broker
-    /// looks like a revocation followed by silence); false clears the silence.
-    mutating func shouldProbe(_ look: Look) -> Bool {
-        let ask = look.active && look.revoked && look.assigned == 0 && !look.brokersDown
-        if !ask { silentSince = nil }
-        return ask
+    /// A question the node asks its brokers (cluster metadata, no topics).
+    enum Probe: Equatable {
+        /// librdkafka says every broker is down: is one back?
+        case outage
+        /// The partitions were revoked and nothing came since: is the broker frozen?
+        case silence
+
+        /// How long the node waits for the answer; the loop waits with it.
+        var timeoutMs: Int32 { self == .outage ? 200 : 500 }
     }
 
-    /// The probe's answer: a line for the log when the brokers' silence
-    /// begins or ends.
-    mutating func probed(answered: Bool, now: Double) -> Action? {
+    /// The probe due at this look, if any; a look that needs none ends a silence.
+    mutating func probeDue(_ look: Look) -> Probe? {
+        if look.brokersDown {
+            silentSince = nil  // librdkafka's own word on the outage takes over
+            return .outage
+        }
+        if look.active && look.revoked && look.assigned == 0 { return .silence }
+        silentSince = nil
+        return nil
+    }
+
+    /// A probe's answer: a line for the log when an outage or a silence ends,
+    /// or when a silence begins.
+    mutating func probed(_ probe: Probe, answered: Bool, now: Double) -> Action? {
         if answered {
             defer { silentSince = nil }
-            return silentSince != nil ? .notice("a broker answers again") : nil
+            return probe == .outage || silentSince != nil ? .notice("a broker answers again") : nil
         }
-        guard silentSince == nil else { return nil }
+        guard probe == .silence, silentSince == nil else { return nil }
         silentSince = now
-        return .warn("no broker answers a metadata request within 500 ms, though the connections are open")
+        return .warn("no broker answers a metadata request within \(probe.timeoutMs) ms, though the connections are open")
     }
 
     /// True when the node should ask whether its topics exist.

@@ -262,19 +262,15 @@ public final class NodeRuntime {
             let now = monotonicNow()
             reporter.update { $0.lastPollAt = now }
             if now - lastLag >= 1 {
-                // librdkafka says when every broker is down, not when one is back: ask.
-                if consumer.brokersDown && consumer.probeBrokers(timeoutMs: 200) {
-                    reporter.update { $0.brokersDownSince = nil }
-                    logger.notice("a broker answers again")
-                }
-                // What librdkafka does not say by itself (`BrokerWatch`): a frozen
-                // broker, and a topic gone and back.
+                // What librdkafka does not say by itself (`BrokerWatch`): a broker
+                // back, a frozen broker, and a topic gone and back.
                 var revoked = false
                 reporter.update { revoked = $0.unassignedSince != nil }
                 let look = BrokerWatch.Look(active: mode.phase == .active, assigned: consumer.assignedCount,
                                             brokersDown: consumer.brokersDown, revoked: revoked)
                 var actions: [BrokerWatch.Action] = []
-                if watch.shouldProbe(look), let said = watch.probed(answered: consumer.probeBrokers(timeoutMs: 500), now: now) {
+                if let probe = watch.probeDue(look),
+                   let said = watch.probed(probe, answered: consumer.probeBrokers(timeoutMs: probe.timeoutMs), now: now) {
                     actions.append(said)
                 }
                 if watch.topicCheckDue(look, now: now) {
