@@ -630,6 +630,28 @@ final class SwarmCoreTests: XCTestCase {
         XCTAssertEqual(h.spawns, [4], "settled once the nodes that run said so, not waiting for the queued one itself")
     }
 
+    /// Found by the chaos on Tansu: `swarmctl resume` with no slot told every
+    /// node, the consuming ones too; nothing rebalanced, and the settle gate
+    /// held the next change for its whole limit, then said the group had not settled.
+    func testAResumeOfNodesThatConsumeAndADrainOfADrainedOneChangeNothing() {
+        var h = Harness(nodes: 2)
+        h.started()
+        XCTAssertEqual(h.command(.resume(slots: nil))?.message, "nothing to resume: no node asked is drained")
+        XCTAssertEqual(h.told, [], "no hold, no resume")
+        XCTAssertNil(h.swarm.gate, "no settling to wait for")
+        XCTAssertEqual(h.command(.drain(slots: [1]))?.message, "draining 1 node(s)")
+        h.now += SettleGate.limit
+        h.report(0)
+        h.report(1, .drained)
+        XCTAssertNil(h.swarm.gate, "the drain's settling is over")
+        XCTAssertEqual(h.phase(1), .drained)
+        XCTAssertEqual(h.command(.drain(slots: [1]))?.message, "nothing to drain: every node asked is drained already")
+        XCTAssertEqual(h.told, [])
+        XCTAssertNil(h.swarm.gate)
+        XCTAssertEqual(h.command(.resume(slots: nil))?.message, "resuming 1 node(s)", "only the drained one")
+        XCTAssertEqual(h.told, [.hold, .resume])
+    }
+
     func testADrainAndAResumeOfTheSameNodeThatMeetInTheQueueCancelOut() {
         var h = Harness(nodes: 2)
         h.started()
@@ -707,13 +729,13 @@ final class SwarmCoreTests: XCTestCase {
         var h = Harness(nodes: 3)
         h.started()
         h.answerHolds = false
-        _ = h.command(.resume(slots: [2]))
+        _ = h.command(.drain(slots: [2]))
         XCTAssertEqual(h.told, [.hold, .hold])
         h.exit(0, .signaled("KILL", coreDumped: false))
         XCTAssertEqual(h.spawns, [], "a crashed node's replacement is a change too: it waits behind the barrier")
         h.holdsAnswered[h.spawn(1)!] = 1
         h.report(1)
-        XCTAssertEqual(h.told, [.resume], "slot 0 is gone, slot 1 answered")
+        XCTAssertEqual(h.told, [.drain], "slot 0 is gone, slot 1 answered")
         XCTAssertEqual(h.spawns, [0], "and slot 0's replacement goes with it")
     }
 

@@ -53,11 +53,11 @@ extension Swarm {
             let message: String
             switch command {
             case .drain:
-                drain(targets)
-                message = "draining \(targets.count) node(s)"
+                let n = drain(targets)
+                message = n > 0 ? "draining \(n) node(s)" : "nothing to drain: every node asked is drained already"
             case .resume:
-                resume(targets)
-                message = "resuming \(targets.count) node(s)"
+                let n = resume(targets)
+                message = n > 0 ? "resuming \(n) node(s)" : "nothing to resume: no node asked is drained"
             default:
                 for id in targets { roll.enqueue(id, reason: .restart) }
                 message = "restarting \(targets.count) node(s), one at a time"

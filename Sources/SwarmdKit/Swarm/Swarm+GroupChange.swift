@@ -135,9 +135,14 @@ extension Swarm {
         if emitted { changes.markWentOut() }
     }
 
-    mutating func drain(_ targets: [Int]) {
-        holdOthers(except: Set(targets))
-        for id in targets {
+    /// Drains the slots asked for that are not drained already, and returns
+    /// how many that is. A slot drained (or draining) already changes nothing
+    /// in the group: no hold, no tell, no settling to wait for.
+    mutating func drain(_ targets: [Int]) -> Int {
+        let changing = targets.filter { slots[$0].map { $0.want != .drained } ?? false }
+        guard !changing.isEmpty else { return 0 }
+        holdOthers(except: Set(changing))
+        for id in changing {
             guard let slot = slots[id] else { continue }
             slots[id]?.want = .drained
             if slot.state.phase == .running || slot.state.phase == .starting {
@@ -145,11 +150,22 @@ extension Swarm {
             }
             if let p = slot.process { change(.tell(spawn: p.spawn, .drain)) }
         }
+        return changing.count
     }
 
-    mutating func resume(_ targets: [Int]) {
-        holdOthers(except: Set(targets))
-        for id in targets {
+    /// Resumes the slots asked for that are drained (or draining, or asked to
+    /// drain), and returns how many that is. A node that consumes already is
+    /// not told: a resume to it would change nothing in the group, yet the
+    /// settle gate would wait its whole limit for a rebalance that never
+    /// comes, holding back the next change (seen in the chaos on Tansu).
+    mutating func resume(_ targets: [Int]) -> Int {
+        let changing = targets.filter { id in
+            guard let slot = slots[id] else { return false }
+            return slot.want == .drained || slot.state.phase == .draining || slot.state.phase == .drained
+        }
+        guard !changing.isEmpty else { return 0 }
+        holdOthers(except: Set(changing))
+        for id in changing {
             guard let slot = slots[id] else { continue }
             if slot.want == .drained { slots[id]?.want = .up }
             if slot.state.phase == .draining {
@@ -157,5 +173,6 @@ extension Swarm {
             }
             if let p = slot.process { change(.tell(spawn: p.spawn, .resume)) }
         }
+        return changing.count
     }
 }
