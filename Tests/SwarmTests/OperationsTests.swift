@@ -256,8 +256,7 @@ final class OperationsTests: XCTestCase {
         try "#!/bin/bash\n( sleep 300 & echo $! > \(dir.path)/orphan.$$ )\nexec /bin/bash \(testNode)\n"
             .write(toFile: node, atomically: true, encoding: .utf8)
         chmod(node, 0o755)
-        let swarmd = try SwarmdUnderTest(config: testNodeConfig(nodes: 2)
-            .replacingOccurrences(of: "node_command = [\"/bin/bash\", \"\(testNode)\"]", with: "node_command = [\"\(node)\"]"))
+        let swarmd = try SwarmdUnderTest(config: testNodeConfig(nodes: 2, command: [node]))
         func orphan(of nodePid: Int32) -> Int32? {
             (try? String(contentsOfFile: "\(dir.path)/orphan.\(nodePid)", encoding: .utf8))
                 .flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
@@ -298,8 +297,7 @@ final class OperationsTests: XCTestCase {
         let node = dir.appendingPathComponent("orphaning-node.sh").path
         try "#!/bin/bash\n( sleep 1.5 & )\nexec /bin/bash \(testNode)\n".write(toFile: node, atomically: true, encoding: .utf8)
         chmod(node, 0o755)
-        try testNodeConfig(nodes: 2).replacingOccurrences(of: "node_command = [\"/bin/bash\", \"\(testNode)\"]", with: "node_command = [\"\(node)\"]")
-            .write(toFile: path, atomically: true, encoding: .utf8)
+        try testNodeConfig(nodes: 2, command: [node]).write(toFile: path, atomically: true, encoding: .utf8)
         let log = dir.appendingPathComponent("log").path
         _ = FileManager.default.createFile(atPath: log, contents: nil)
         let unshare = Process()

@@ -211,13 +211,13 @@ func alive(_ pid: Int32) -> Bool { processExists(pid) }
 
 /// The supervision tests' node: the shell script in Fixtures, with a mode.
 /// `extra` settings replace the defaults of the same name.
-func testNodeConfig(nodes: Int, extra: String = "") -> String {
+func testNodeConfig(nodes: Int, extra: String = "", command: [String] = ["/bin/bash", testNode]) -> String {
     let defaults = ["report_interval = 0.2", "report_timeout = 2", "kill_timeout = 2", "restart_backoff_max = 2"]
     let kept = defaults.filter { line in !extra.contains(line.split(separator: " ")[0] + " =") }
     return """
     [supervisor]
     nodes = \(nodes)
-    node_command = ["/bin/bash", "\(testNode)"]
+    node_command = [\(command.map { "\"\($0)\"" }.joined(separator: ", "))]
     \(kept.joined(separator: "\n"))
     \(extra)
     """
